@@ -1,0 +1,153 @@
+import { createWriteStream } from 'node:fs';
+import { mkdir, open, readdir, rename, rm, stat, truncate } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { parseDigest } from '../../../oci/digest.ts';
+import { type BlobStore, type ByteRange, NotFoundError, OffsetMismatchError, SizeLimitError } from '../ports.ts';
+
+/**
+ * Filesystem blob store.
+ *
+ * ```
+ * <root>/blobs/<alg>/<first two hex>/<hex>     committed, immutable, content-addressed
+ * <root>/uploads/<id>                          partial data of an upload session
+ * ```
+ * Commit = fsync the upload file, rename it into place (atomic on one filesystem), fsync the
+ * directory. A crash therefore leaves either no blob or a whole one, never a partial blob.
+ */
+export class FsBlobStore implements BlobStore {
+  readonly #blobs: string;
+  readonly #uploads: string;
+
+  constructor(root: string) {
+    this.#blobs = join(root, 'blobs');
+    this.#uploads = join(root, 'uploads');
+  }
+
+  async init(): Promise<void> {
+    await mkdir(this.#blobs, { recursive: true });
+    await mkdir(this.#uploads, { recursive: true });
+  }
+
+  #blobPath(digest: string): string {
+    // parseDigest guarantees [a-z0-9]+ algorithm and hex: no separators, no traversal.
+    const { algorithm, hex } = parseDigest(digest);
+    return join(this.#blobs, algorithm, hex.slice(0, 2), hex);
+  }
+
+  #uploadPath(id: string): string {
+    if (!/^[A-Za-z0-9_-]{1,64}$/.test(id)) throw new NotFoundError('invalid upload id');
+    return join(this.#uploads, id);
+  }
+
+  async stat(digest: string): Promise<{ size: number } | undefined> {
+    try {
+      const info = await stat(this.#blobPath(digest));
+      return { size: info.size };
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }
+  }
+
+  async read(digest: string, range?: ByteRange): Promise<Readable> {
+    return openStream(this.#blobPath(digest), range);
+  }
+
+  async delete(digest: string): Promise<void> {
+    await rm(this.#blobPath(digest), { force: true });
+  }
+
+  async createUpload(id: string): Promise<void> {
+    const handle = await open(this.#uploadPath(id), 'wx');
+    await handle.close();
+  }
+
+  async appendUpload(id: string, offset: number, source: Readable, maxBytes = Number.MAX_SAFE_INTEGER): Promise<number> {
+    const path = this.#uploadPath(id);
+    const current = await this.uploadSize(id);
+    if (current === undefined) throw new NotFoundError(`upload ${id} unknown`);
+    if (current !== offset) throw new OffsetMismatchError(current);
+    let written = offset;
+    const limiter = new Transform({
+      transform(chunk: Buffer, _encoding, callback) {
+        written += chunk.length;
+        if (written > maxBytes) callback(new SizeLimitError(`upload exceeds ${maxBytes} bytes`));
+        else callback(null, chunk);
+      },
+    });
+    try {
+      await pipeline(source, limiter, createWriteStream(path, { flags: 'r+', start: offset }));
+    } catch (error) {
+      // A failed or aborted chunk leaves the upload exactly as it was before.
+      await truncate(path, offset).catch(() => undefined);
+      throw error;
+    }
+    return written;
+  }
+
+  async uploadSize(id: string): Promise<number | undefined> {
+    try {
+      return (await stat(this.#uploadPath(id))).size;
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }
+  }
+
+  async readUpload(id: string): Promise<Readable> {
+    return openStream(this.#uploadPath(id));
+  }
+
+  async commitUpload(id: string, digest: string): Promise<void> {
+    const source = this.#uploadPath(id);
+    const target = this.#blobPath(digest);
+    const handle = await open(source, 'r+');
+    try {
+      await handle.datasync();
+    } finally {
+      await handle.close();
+    }
+    const dir = join(target, '..');
+    await mkdir(dir, { recursive: true });
+    await rename(source, target);
+    const dirHandle = await open(dir, 'r');
+    try {
+      await dirHandle.sync();
+    } finally {
+      await dirHandle.close();
+    }
+  }
+
+  async deleteUpload(id: string): Promise<void> {
+    await rm(this.#uploadPath(id), { force: true });
+  }
+
+  async listUploads(olderThan: Date): Promise<string[]> {
+    const ids: string[] = [];
+    for (const name of await readdir(this.#uploads)) {
+      const info = await stat(join(this.#uploads, name)).catch(() => undefined);
+      if (info && info.mtime < olderThan) ids.push(name);
+    }
+    return ids;
+  }
+}
+
+function isNotFound(error: unknown): boolean {
+  return (error as NodeJS.ErrnoException)?.code === 'ENOENT';
+}
+
+async function openStream(path: string, range?: ByteRange): Promise<Readable> {
+  // Open first so a missing file is a rejected promise, not a stream error after headers were sent.
+  let handle;
+  try {
+    handle = await open(path, 'r');
+  } catch (error) {
+    if (isNotFound(error)) throw new NotFoundError(path);
+    throw error;
+  }
+  return handle.createReadStream(range ? { start: range.start, end: range.end } : {});
+}
+

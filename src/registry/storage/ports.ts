@@ -1,0 +1,205 @@
+/**
+ * Storage ports. The protocol core talks only to these interfaces; backends (filesystem,
+ * SQLite, PostgreSQL, later S3 and Redis) implement them and prove it with the contract suites
+ * in `contract/`.
+ *
+ * Layout of responsibilities:
+ * - {@link BlobStore}: bytes only, content-addressed, global (knows nothing of repositories).
+ *   Upload sessions keep their partial data here so another process can continue them.
+ * - {@link MetadataStore}: everything else (repositories, per-repository blob links, manifests,
+ *   tags, referrers, upload sessions, reference counts for garbage collection). Each method is
+ *   one transaction.
+ */
+import type { Readable } from 'node:stream';
+
+export interface ByteRange {
+  /** First byte, inclusive. */
+  start: number;
+  /** Last byte, inclusive. */
+  end: number;
+}
+
+export interface BlobStore {
+  /** Size of a committed blob, or undefined when absent. */
+  stat(digest: string): Promise<{ size: number } | undefined>;
+  /** Streams a committed blob (or a byte range of it). Rejects with NotFoundError when absent. */
+  read(digest: string, range?: ByteRange): Promise<Readable>;
+  /** Deletes a committed blob. Idempotent. */
+  delete(digest: string): Promise<void>;
+
+  /** Creates empty partial data for upload `id`. */
+  createUpload(id: string): Promise<void>;
+  /**
+   * Appends `source` to upload `id`, which must currently hold exactly `offset` bytes
+   * (else OffsetMismatchError, nothing written). Stops with SizeLimitError past `maxBytes`.
+   * On failure the partial data is truncated back to `offset`, so a failed chunk leaves nothing.
+   * Returns the new size.
+   */
+  appendUpload(id: string, offset: number, source: Readable, maxBytes?: number): Promise<number>;
+  /** Current size of upload `id`, or undefined when unknown. */
+  uploadSize(id: string): Promise<number | undefined>;
+  /** Streams the partial data of upload `id` (used to re-hash after a restart). */
+  readUpload(id: string): Promise<Readable>;
+  /**
+   * Makes upload `id` durable as blob `digest` (fsync + atomic rename on a filesystem). When the
+   * blob already exists the partial data is discarded. The caller has verified the digest.
+   */
+  commitUpload(id: string, digest: string): Promise<void>;
+  /** Discards upload `id`. Idempotent. */
+  deleteUpload(id: string): Promise<void>;
+  /** Upload ids whose partial data was last written before `olderThan` (for cleanup). */
+  listUploads(olderThan: Date): Promise<string[]>;
+}
+
+export class NotFoundError extends Error {
+  override name = 'NotFoundError';
+}
+export class OffsetMismatchError extends Error {
+  override name = 'OffsetMismatchError';
+  readonly actual: number;
+  constructor(actual: number) {
+    super(`upload holds ${actual} bytes`);
+    this.actual = actual;
+  }
+}
+export class SizeLimitError extends Error {
+  override name = 'SizeLimitError';
+}
+
+export interface UploadSession {
+  id: string;
+  repository: string;
+  /** Bytes received so far, as recorded after the last successful chunk. */
+  size: number;
+  startedAt: Date;
+  updatedAt: Date;
+}
+
+export interface ManifestRecord {
+  repository: string;
+  digest: string;
+  mediaType: string;
+  artifactType: string | undefined;
+  size: number;
+  /** The exact bytes pushed. */
+  content: Buffer;
+  subject: string | undefined;
+  annotations: Record<string, string> | undefined;
+  createdAt: Date;
+}
+
+export interface ManifestWrite {
+  repository: string;
+  digest: string;
+  mediaType: string;
+  artifactType: string | undefined;
+  content: Buffer;
+  subject: string | undefined;
+  annotations: Record<string, string> | undefined;
+  /** Blobs (config, layers) the manifest references; each must be linked to the repository. */
+  blobs: string[];
+  /** Child manifests (index entries); each must exist in the repository. */
+  children: string[];
+  /** Tag to point at the manifest, if pushed by tag. */
+  tag: string | undefined;
+}
+
+export type ManifestWriteResult =
+  | { ok: true; created: boolean; previousTagTarget: string | undefined }
+  | { ok: false; missingBlobs: string[]; missingChildren: string[] };
+
+export interface ReferrerRecord {
+  digest: string;
+  mediaType: string;
+  artifactType: string | undefined;
+  size: number;
+  annotations: Record<string, string> | undefined;
+}
+
+export interface Page<T> {
+  items: T[];
+  /** True when more items follow the last one. */
+  more: boolean;
+}
+
+export interface GcCandidate {
+  digest: string;
+  size: number;
+}
+
+export interface UntaggedManifest {
+  repository: string;
+  digest: string;
+}
+
+export interface MetadataStore {
+  /** Applies pending migrations. Safe to call from several processes at once. */
+  migrate(): Promise<void>;
+  close(): Promise<void>;
+
+  // --- repositories
+  repositoryExists(repository: string): Promise<boolean>;
+  /** Repository names after `last` in lexical (byte) order. */
+  listRepositories(limit: number, last?: string): Promise<Page<string>>;
+
+  // --- blobs
+  /**
+   * Records a blob about to be committed (or re-pushed), protecting it from garbage collection
+   * for `graceMs`. Returns false while the collector is deleting that blob (retry shortly).
+   * Call before the bytes are moved into place, so the collector cannot race the commit.
+   */
+  recordBlob(digest: string, size: number, graceMs: number): Promise<boolean>;
+  /** Makes a recorded blob visible in `repository` (creating the repository). Idempotent. */
+  linkBlob(repository: string, digest: string): Promise<void>;
+  /** The size of `digest` if it is linked to `repository`. */
+  linkedBlob(repository: string, digest: string): Promise<{ size: number } | undefined>;
+  /** Links an existing live blob into another repository (cross-repository mount). False when `from` does not hold it. */
+  mountBlob(repository: string, digest: string, from: string | undefined, graceMs: number): Promise<boolean>;
+  /** Pushes back the collection of an unreferenced blob (a client just saw it and may reference it). */
+  protectBlob(digest: string, graceMs: number): Promise<void>;
+  /**
+   * Removes the link of `digest` from `repository`. 'referenced' when a manifest of the
+   * repository still references it (nothing changes), 'unknown' when not linked.
+   */
+  unlinkBlob(repository: string, digest: string): Promise<'deleted' | 'referenced' | 'unknown'>;
+
+  // --- manifests and tags
+  /** Stores a manifest and moves its tag in one transaction, after checking every reference. */
+  putManifest(write: ManifestWrite): Promise<ManifestWriteResult>;
+  getManifest(repository: string, digest: string): Promise<ManifestRecord | undefined>;
+  resolveTag(repository: string, tag: string): Promise<string | undefined>;
+  listTags(repository: string, limit: number, last?: string): Promise<Page<string>>;
+  /** Tags pointing at a digest (used in events when a manifest is deleted). */
+  tagsOf(repository: string, digest: string): Promise<string[]>;
+  /** Deletes a tag; the manifest stays. False when unknown. */
+  deleteTag(repository: string, tag: string): Promise<boolean>;
+  /**
+   * Deletes a manifest and its tags, releasing its references. 'referenced' when an index of the
+   * repository still lists it (nothing changes); 'unknown' when absent.
+   */
+  deleteManifest(repository: string, digest: string): Promise<{ outcome: 'deleted'; tags: string[] } | { outcome: 'referenced' | 'unknown' }>;
+  listReferrers(repository: string, subject: string, artifactType?: string): Promise<ReferrerRecord[]>;
+
+  // --- upload sessions
+  createUpload(session: UploadSession): Promise<void>;
+  getUpload(id: string): Promise<UploadSession | undefined>;
+  /** Records progress only if the session still holds `expectedSize` (optimistic concurrency). */
+  advanceUpload(id: string, expectedSize: number, newSize: number): Promise<boolean>;
+  deleteUpload(id: string): Promise<void>;
+  expiredUploads(olderThan: Date, limit: number): Promise<UploadSession[]>;
+
+  // --- garbage collection (cost proportional to what changed, never a walk)
+  /** Unreferenced blobs whose protection ran out, oldest first. */
+  gcCandidates(now: Date, limit: number): Promise<GcCandidate[]>;
+  /**
+   * Atomically re-checks a candidate (still unreferenced, protection expired) and marks it as
+   * being deleted, so concurrent manifest pushes no longer see it. False if it was rescued.
+   */
+  beginBlobDeletion(digest: string, now: Date): Promise<boolean>;
+  /** Removes the blob's rows after its bytes were deleted. */
+  finishBlobDeletion(digest: string): Promise<void>;
+  /** Untagged manifests older than `olderThan` that no index lists. */
+  untaggedManifests(olderThan: Date, limit: number): Promise<UntaggedManifest[]>;
+  /** Blobs marked for deletion by a collector that died; finish or roll back on restart. */
+  blobsBeingDeleted(limit: number): Promise<string[]>;
+}

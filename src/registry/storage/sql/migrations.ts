@@ -1,0 +1,84 @@
+/**
+ * Versioned schema migrations, applied in order and recorded in `schema_migrations`.
+ * Never edit a released migration; add a new one.
+ *
+ * Reference counts make garbage collection incremental: `blobs.refcount` counts manifest rows
+ * referencing the blob (across repositories), maintained in the same transaction as the manifest
+ * write or delete. A blob is collectable once refcount = 0 and `protected_until` has passed; the
+ * partial index `blobs_collectable` makes finding them O(candidates).
+ */
+export interface Migration {
+  version: number;
+  description: string;
+  statements: string[];
+}
+
+export function migrations(dialect: 'sqlite' | 'postgres'): Migration[] {
+  const id = dialect === 'sqlite' ? 'INTEGER PRIMARY KEY AUTOINCREMENT' : 'BIGSERIAL PRIMARY KEY';
+  const bytes = dialect === 'sqlite' ? 'BLOB' : 'BYTEA';
+  // Listing order must be byte order (the spec's "lexical"), whatever the database locale.
+  const name = dialect === 'sqlite' ? 'TEXT' : 'TEXT COLLATE "C"';
+  return [
+    {
+      version: 1,
+      description: 'repositories, blobs, manifests, tags, uploads',
+      statements: [
+        `CREATE TABLE repositories (id ${id}, name ${name} NOT NULL UNIQUE, created_at BIGINT NOT NULL)`,
+        `CREATE TABLE blobs (
+           digest TEXT PRIMARY KEY,
+           size BIGINT NOT NULL,
+           refcount BIGINT NOT NULL DEFAULT 0,
+           state TEXT NOT NULL DEFAULT 'live',
+           protected_until BIGINT NOT NULL,
+           created_at BIGINT NOT NULL)`,
+        `CREATE INDEX blobs_collectable ON blobs (protected_until) WHERE refcount = 0`,
+        `CREATE INDEX blobs_deleting ON blobs (state) WHERE state <> 'live'`,
+        `CREATE TABLE blob_links (
+           repository_id BIGINT NOT NULL REFERENCES repositories(id),
+           digest TEXT NOT NULL REFERENCES blobs(digest),
+           created_at BIGINT NOT NULL,
+           PRIMARY KEY (repository_id, digest))`,
+        `CREATE INDEX blob_links_digest ON blob_links (digest)`,
+        `CREATE TABLE manifests (
+           repository_id BIGINT NOT NULL REFERENCES repositories(id),
+           digest TEXT NOT NULL,
+           media_type TEXT NOT NULL,
+           artifact_type TEXT,
+           size BIGINT NOT NULL,
+           content ${bytes} NOT NULL,
+           subject TEXT,
+           annotations TEXT,
+           parent_count BIGINT NOT NULL DEFAULT 0,
+           created_at BIGINT NOT NULL,
+           PRIMARY KEY (repository_id, digest))`,
+        `CREATE INDEX manifests_subject ON manifests (repository_id, subject) WHERE subject IS NOT NULL`,
+        `CREATE INDEX manifests_created ON manifests (created_at)`,
+        `CREATE TABLE manifest_blobs (
+           repository_id BIGINT NOT NULL,
+           manifest_digest TEXT NOT NULL,
+           blob_digest TEXT NOT NULL,
+           PRIMARY KEY (repository_id, manifest_digest, blob_digest))`,
+        `CREATE INDEX manifest_blobs_blob ON manifest_blobs (repository_id, blob_digest)`,
+        `CREATE TABLE manifest_children (
+           repository_id BIGINT NOT NULL,
+           parent_digest TEXT NOT NULL,
+           child_digest TEXT NOT NULL,
+           PRIMARY KEY (repository_id, parent_digest, child_digest))`,
+        `CREATE TABLE tags (
+           repository_id BIGINT NOT NULL REFERENCES repositories(id),
+           name ${name} NOT NULL,
+           digest TEXT NOT NULL,
+           updated_at BIGINT NOT NULL,
+           PRIMARY KEY (repository_id, name))`,
+        `CREATE INDEX tags_digest ON tags (repository_id, digest)`,
+        `CREATE TABLE uploads (
+           id TEXT PRIMARY KEY,
+           repository TEXT NOT NULL,
+           size BIGINT NOT NULL,
+           started_at BIGINT NOT NULL,
+           updated_at BIGINT NOT NULL)`,
+        `CREATE INDEX uploads_updated ON uploads (updated_at)`,
+      ],
+    },
+  ];
+}

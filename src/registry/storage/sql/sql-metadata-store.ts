@@ -1,0 +1,390 @@
+import type {
+  GcCandidate,
+  ManifestRecord,
+  ManifestWrite,
+  ManifestWriteResult,
+  MetadataStore,
+  Page,
+  ReferrerRecord,
+  UntaggedManifest,
+  UploadSession,
+} from '../ports.ts';
+import type { SqlDriver, SqlExecutor } from './driver.ts';
+import { migrations } from './migrations.ts';
+
+/**
+ * The metadata store, written once in portable SQL and run on SQLite (embedded) or
+ * PostgreSQL (scale-out) through a {@link SqlDriver}. Every public method is one transaction.
+ * Concurrency relies on conditional single-statement updates (`... WHERE state = 'live'`,
+ * `ON CONFLICT`) so that both engines serialise racing writers on the rows themselves.
+ */
+export class SqlMetadataStore implements MetadataStore {
+  readonly #db: SqlDriver;
+  readonly #now: () => number;
+
+  constructor(driver: SqlDriver, options: { now?: () => number } = {}) {
+    this.#db = driver;
+    this.#now = options.now ?? Date.now;
+  }
+
+  async migrate(): Promise<void> {
+    await this.#db.migrationTransaction(async (tx) => {
+      await tx.run('CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL, applied_at BIGINT NOT NULL)');
+      const applied = new Set((await tx.all<{ version: unknown }>('SELECT version FROM schema_migrations')).map((r) => Number(r.version)));
+      for (const migration of migrations(this.#db.dialect)) {
+        if (applied.has(migration.version)) continue;
+        for (const statement of migration.statements) await tx.run(statement);
+        await tx.run('INSERT INTO schema_migrations (version, description, applied_at) VALUES ($1, $2, $3)', [migration.version, migration.description, this.#now()]);
+      }
+    });
+  }
+
+  close(): Promise<void> {
+    return this.#db.close();
+  }
+
+  // --- repositories
+
+  async #repositoryId(tx: SqlExecutor, name: string): Promise<number | undefined> {
+    const rows = await tx.all<{ id: unknown }>('SELECT id FROM repositories WHERE name = $1', [name]);
+    return rows[0] ? Number(rows[0].id) : undefined;
+  }
+
+  async #ensureRepository(tx: SqlExecutor, name: string): Promise<number> {
+    await tx.run('INSERT INTO repositories (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING', [name, this.#now()]);
+    return (await this.#repositoryId(tx, name))!;
+  }
+
+  async repositoryExists(repository: string): Promise<boolean> {
+    return (await this.#repositoryId(this.#db, repository)) !== undefined;
+  }
+
+  async listRepositories(limit: number, last?: string): Promise<Page<string>> {
+    const rows = await this.#db.all<{ name: string }>('SELECT name FROM repositories WHERE name > $1 ORDER BY name LIMIT $2', [last ?? '', limit + 1]);
+    return page(rows.map((r) => r.name), limit);
+  }
+
+  // --- blobs
+
+  async recordBlob(digest: string, size: number, graceMs: number): Promise<boolean> {
+    const now = this.#now();
+    const changed = await this.#db.run(
+      `INSERT INTO blobs (digest, size, refcount, state, protected_until, created_at) VALUES ($1, $2, 0, 'live', $3, $4)
+       ON CONFLICT (digest) DO UPDATE SET protected_until = CASE WHEN blobs.protected_until > excluded.protected_until THEN blobs.protected_until ELSE excluded.protected_until END
+       WHERE blobs.state = 'live'`,
+      [digest, size, now + graceMs, now],
+    );
+    return changed > 0;
+  }
+
+  async linkBlob(repository: string, digest: string): Promise<void> {
+    await this.#db.transaction(async (tx) => {
+      const repositoryId = await this.#ensureRepository(tx, repository);
+      await tx.run('INSERT INTO blob_links (repository_id, digest, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [repositoryId, digest, this.#now()]);
+    });
+  }
+
+  async linkedBlob(repository: string, digest: string): Promise<{ size: number } | undefined> {
+    const rows = await this.#db.all<{ size: unknown }>(
+      `SELECT b.size FROM blob_links l JOIN repositories r ON r.id = l.repository_id JOIN blobs b ON b.digest = l.digest
+       WHERE r.name = $1 AND l.digest = $2 AND b.state = 'live'`,
+      [repository, digest],
+    );
+    return rows[0] ? { size: Number(rows[0].size) } : undefined;
+  }
+
+  async mountBlob(repository: string, digest: string, from: string | undefined, graceMs: number): Promise<boolean> {
+    return this.#db.transaction(async (tx) => {
+      const source = from ?? repository;
+      const now = this.#now();
+      // Protect first: the conditional update also proves the blob is live and not being collected.
+      const protectedRows = await tx.run(
+        `UPDATE blobs SET protected_until = CASE WHEN protected_until > $2 THEN protected_until ELSE $2 END
+         WHERE digest = $1 AND state = 'live'
+           AND EXISTS (SELECT 1 FROM blob_links l JOIN repositories r ON r.id = l.repository_id WHERE r.name = $3 AND l.digest = $1)`,
+        [digest, now + graceMs, source],
+      );
+      if (protectedRows === 0) return false;
+      const repositoryId = await this.#ensureRepository(tx, repository);
+      await tx.run('INSERT INTO blob_links (repository_id, digest, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [repositoryId, digest, now]);
+      return true;
+    });
+  }
+
+  async protectBlob(digest: string, graceMs: number): Promise<void> {
+    const until = this.#now() + graceMs;
+    await this.#db.run(`UPDATE blobs SET protected_until = $2 WHERE digest = $1 AND refcount = 0 AND state = 'live' AND protected_until < $2`, [digest, until]);
+  }
+
+  async unlinkBlob(repository: string, digest: string): Promise<'deleted' | 'referenced' | 'unknown'> {
+    return this.#db.transaction(async (tx) => {
+      const repositoryId = await this.#repositoryId(tx, repository);
+      if (repositoryId === undefined) return 'unknown';
+      const referenced = await tx.all('SELECT 1 AS one FROM manifest_blobs WHERE repository_id = $1 AND blob_digest = $2 LIMIT 1', [repositoryId, digest]);
+      if (referenced.length > 0) return 'referenced';
+      const removed = await tx.run('DELETE FROM blob_links WHERE repository_id = $1 AND digest = $2', [repositoryId, digest]);
+      if (removed === 0) return 'unknown';
+      // No repository sees it any more: let the collector have it now if nothing references it.
+      await tx.run(
+        `UPDATE blobs SET protected_until = $2 WHERE digest = $1 AND refcount = 0 AND NOT EXISTS (SELECT 1 FROM blob_links WHERE digest = $1)`,
+        [digest, this.#now()],
+      );
+      return 'deleted';
+    });
+  }
+
+  // --- manifests and tags
+
+  async putManifest(write: ManifestWrite): Promise<ManifestWriteResult> {
+    const blobs = [...new Set(write.blobs)];
+    const children = [...new Set(write.children)];
+    return this.#db.transaction(async (tx) => {
+      const repositoryId = await this.#ensureRepository(tx, write.repository);
+      const now = this.#now();
+      const existing = await tx.all('SELECT 1 AS one FROM manifests WHERE repository_id = $1 AND digest = $2', [repositoryId, write.digest]);
+      let created = false;
+      if (existing.length === 0) {
+        const missingBlobs = await this.#missing(tx, `SELECT l.digest AS digest FROM blob_links l JOIN blobs b ON b.digest = l.digest WHERE l.repository_id = $1 AND b.state = 'live' AND l.digest IN`, repositoryId, blobs);
+        const missingChildren = await this.#missing(tx, 'SELECT digest FROM manifests WHERE repository_id = $1 AND digest IN', repositoryId, children);
+        if (missingBlobs.length > 0 || missingChildren.length > 0) return { ok: false, missingBlobs, missingChildren };
+        await tx.run(
+          `INSERT INTO manifests (repository_id, digest, media_type, artifact_type, size, content, subject, annotations, parent_count, created_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9)`,
+          [repositoryId, write.digest, write.mediaType, write.artifactType ?? null, write.content.length, write.content, write.subject ?? null, write.annotations ? JSON.stringify(write.annotations) : null, now],
+        );
+        created = true;
+        for (const blob of blobs) {
+          await tx.run('INSERT INTO manifest_blobs (repository_id, manifest_digest, blob_digest) VALUES ($1, $2, $3)', [repositoryId, write.digest, blob]);
+          // Conditional on 'live': if the collector marked it meanwhile, fail rather than resurrect it.
+          const counted = await tx.run(`UPDATE blobs SET refcount = refcount + 1 WHERE digest = $1 AND state = 'live'`, [blob]);
+          if (counted === 0) throw new ConcurrentDeletionError(blob);
+        }
+        for (const child of children) {
+          await tx.run('INSERT INTO manifest_children (repository_id, parent_digest, child_digest) VALUES ($1, $2, $3)', [repositoryId, write.digest, child]);
+          const counted = await tx.run('UPDATE manifests SET parent_count = parent_count + 1 WHERE repository_id = $1 AND digest = $2', [repositoryId, child]);
+          if (counted === 0) throw new ConcurrentDeletionError(child);
+        }
+      }
+      let previousTagTarget: string | undefined;
+      if (write.tag !== undefined) {
+        const previous = await tx.all<{ digest: string }>('SELECT digest FROM tags WHERE repository_id = $1 AND name = $2', [repositoryId, write.tag]);
+        previousTagTarget = previous[0]?.digest;
+        await tx.run(
+          `INSERT INTO tags (repository_id, name, digest, updated_at) VALUES ($1, $2, $3, $4)
+           ON CONFLICT (repository_id, name) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`,
+          [repositoryId, write.tag, write.digest, now],
+        );
+      }
+      return { ok: true, created, previousTagTarget };
+    });
+  }
+
+  async #missing(tx: SqlExecutor, selectPrefix: string, repositoryId: number, digests: string[]): Promise<string[]> {
+    if (digests.length === 0) return [];
+    const found = new Set<string>();
+    for (let i = 0; i < digests.length; i += 500) {
+      const batch = digests.slice(i, i + 500);
+      const placeholders = batch.map((_, j) => `$${j + 2}`).join(', ');
+      for (const row of await tx.all<{ digest: string }>(`${selectPrefix} (${placeholders})`, [repositoryId, ...batch])) found.add(row.digest);
+    }
+    return digests.filter((d) => !found.has(d));
+  }
+
+  async getManifest(repository: string, digest: string): Promise<ManifestRecord | undefined> {
+    const rows = await this.#db.all(
+      `SELECT m.digest, m.media_type, m.artifact_type, m.size, m.content, m.subject, m.annotations, m.created_at
+       FROM manifests m JOIN repositories r ON r.id = m.repository_id WHERE r.name = $1 AND m.digest = $2`,
+      [repository, digest],
+    );
+    const row = rows[0];
+    if (!row) return undefined;
+    return {
+      repository,
+      digest: row.digest as string,
+      mediaType: row.media_type as string,
+      artifactType: (row.artifact_type as string | null) ?? undefined,
+      size: Number(row.size),
+      content: Buffer.isBuffer(row.content) ? row.content : Buffer.from(row.content as Uint8Array),
+      subject: (row.subject as string | null) ?? undefined,
+      annotations: row.annotations ? (JSON.parse(row.annotations as string) as Record<string, string>) : undefined,
+      createdAt: new Date(Number(row.created_at)),
+    };
+  }
+
+  async resolveTag(repository: string, tag: string): Promise<string | undefined> {
+    const rows = await this.#db.all<{ digest: string }>(
+      'SELECT t.digest FROM tags t JOIN repositories r ON r.id = t.repository_id WHERE r.name = $1 AND t.name = $2',
+      [repository, tag],
+    );
+    return rows[0]?.digest;
+  }
+
+  async listTags(repository: string, limit: number, last?: string): Promise<Page<string>> {
+    const rows = await this.#db.all<{ name: string }>(
+      'SELECT t.name FROM tags t JOIN repositories r ON r.id = t.repository_id WHERE r.name = $1 AND t.name > $2 ORDER BY t.name LIMIT $3',
+      [repository, last ?? '', limit + 1],
+    );
+    return page(rows.map((r) => r.name), limit);
+  }
+
+  async tagsOf(repository: string, digest: string): Promise<string[]> {
+    const rows = await this.#db.all<{ name: string }>(
+      'SELECT t.name FROM tags t JOIN repositories r ON r.id = t.repository_id WHERE r.name = $1 AND t.digest = $2 ORDER BY t.name',
+      [repository, digest],
+    );
+    return rows.map((r) => r.name);
+  }
+
+  async deleteTag(repository: string, tag: string): Promise<boolean> {
+    const changed = await this.#db.run('DELETE FROM tags WHERE repository_id = (SELECT id FROM repositories WHERE name = $1) AND name = $2', [repository, tag]);
+    return changed > 0;
+  }
+
+  async deleteManifest(repository: string, digest: string): Promise<{ outcome: 'deleted'; tags: string[] } | { outcome: 'referenced' | 'unknown' }> {
+    return this.#db.transaction(async (tx) => {
+      const repositoryId = await this.#repositoryId(tx, repository);
+      if (repositoryId === undefined) return { outcome: 'unknown' as const };
+      const deleted = await tx.run('DELETE FROM manifests WHERE repository_id = $1 AND digest = $2 AND parent_count = 0', [repositoryId, digest]);
+      if (deleted === 0) {
+        const exists = await tx.all('SELECT 1 AS one FROM manifests WHERE repository_id = $1 AND digest = $2', [repositoryId, digest]);
+        return { outcome: exists.length > 0 ? ('referenced' as const) : ('unknown' as const) };
+      }
+      const now = this.#now();
+      const tags = (await tx.all<{ name: string }>('SELECT name FROM tags WHERE repository_id = $1 AND digest = $2 ORDER BY name', [repositoryId, digest])).map((r) => r.name);
+      await tx.run('DELETE FROM tags WHERE repository_id = $1 AND digest = $2', [repositoryId, digest]);
+      const blobs = await tx.all<{ blob_digest: string }>('SELECT blob_digest FROM manifest_blobs WHERE repository_id = $1 AND manifest_digest = $2', [repositoryId, digest]);
+      await tx.run('DELETE FROM manifest_blobs WHERE repository_id = $1 AND manifest_digest = $2', [repositoryId, digest]);
+      for (const { blob_digest } of blobs) {
+        // The last reference gone: collectable from now on (the partial index picks it up).
+        await tx.run(
+          `UPDATE blobs SET refcount = refcount - 1, protected_until = CASE WHEN refcount = 1 AND protected_until > $2 THEN $2 ELSE protected_until END WHERE digest = $1`,
+          [blob_digest, now],
+        );
+      }
+      const children = await tx.all<{ child_digest: string }>('SELECT child_digest FROM manifest_children WHERE repository_id = $1 AND parent_digest = $2', [repositoryId, digest]);
+      await tx.run('DELETE FROM manifest_children WHERE repository_id = $1 AND parent_digest = $2', [repositoryId, digest]);
+      for (const { child_digest } of children) {
+        await tx.run('UPDATE manifests SET parent_count = parent_count - 1 WHERE repository_id = $1 AND digest = $2', [repositoryId, child_digest]);
+      }
+      return { outcome: 'deleted' as const, tags };
+    });
+  }
+
+  async listReferrers(repository: string, subject: string, artifactType?: string): Promise<ReferrerRecord[]> {
+    const params: unknown[] = [repository, subject];
+    let filter = '';
+    if (artifactType !== undefined) {
+      params.push(artifactType);
+      filter = ' AND m.artifact_type = $3';
+    }
+    const rows = await this.#db.all(
+      `SELECT m.digest, m.media_type, m.artifact_type, m.size, m.annotations FROM manifests m JOIN repositories r ON r.id = m.repository_id
+       WHERE r.name = $1 AND m.subject = $2${filter} ORDER BY m.created_at, m.digest`,
+      params,
+    );
+    return rows.map((row) => ({
+      digest: row.digest as string,
+      mediaType: row.media_type as string,
+      artifactType: (row.artifact_type as string | null) ?? undefined,
+      size: Number(row.size),
+      annotations: row.annotations ? (JSON.parse(row.annotations as string) as Record<string, string>) : undefined,
+    }));
+  }
+
+  // --- upload sessions
+
+  async createUpload(session: UploadSession): Promise<void> {
+    await this.#db.run('INSERT INTO uploads (id, repository, size, started_at, updated_at) VALUES ($1, $2, $3, $4, $5)', [
+      session.id,
+      session.repository,
+      session.size,
+      session.startedAt.getTime(),
+      session.updatedAt.getTime(),
+    ]);
+  }
+
+  async getUpload(id: string): Promise<UploadSession | undefined> {
+    const rows = await this.#db.all('SELECT id, repository, size, started_at, updated_at FROM uploads WHERE id = $1', [id]);
+    return rows[0] ? toUpload(rows[0]) : undefined;
+  }
+
+  async advanceUpload(id: string, expectedSize: number, newSize: number): Promise<boolean> {
+    const changed = await this.#db.run('UPDATE uploads SET size = $3, updated_at = $4 WHERE id = $1 AND size = $2', [id, expectedSize, newSize, this.#now()]);
+    return changed > 0;
+  }
+
+  async deleteUpload(id: string): Promise<void> {
+    await this.#db.run('DELETE FROM uploads WHERE id = $1', [id]);
+  }
+
+  async expiredUploads(olderThan: Date, limit: number): Promise<UploadSession[]> {
+    const rows = await this.#db.all('SELECT id, repository, size, started_at, updated_at FROM uploads WHERE updated_at < $1 ORDER BY updated_at LIMIT $2', [olderThan.getTime(), limit]);
+    return rows.map(toUpload);
+  }
+
+  // --- garbage collection
+
+  async gcCandidates(now: Date, limit: number): Promise<GcCandidate[]> {
+    const rows = await this.#db.all(
+      `SELECT digest, size FROM blobs WHERE refcount = 0 AND protected_until <= $1 AND state = 'live' ORDER BY protected_until LIMIT $2`,
+      [now.getTime(), limit],
+    );
+    return rows.map((r) => ({ digest: r.digest as string, size: Number(r.size) }));
+  }
+
+  async beginBlobDeletion(digest: string, now: Date): Promise<boolean> {
+    const changed = await this.#db.run(
+      `UPDATE blobs SET state = 'deleting' WHERE digest = $1 AND refcount = 0 AND protected_until <= $2 AND state = 'live'`,
+      [digest, now.getTime()],
+    );
+    return changed > 0;
+  }
+
+  async finishBlobDeletion(digest: string): Promise<void> {
+    await this.#db.transaction(async (tx) => {
+      await tx.run(`DELETE FROM blob_links WHERE digest = $1 AND EXISTS (SELECT 1 FROM blobs WHERE digest = $1 AND state = 'deleting')`, [digest]);
+      await tx.run(`DELETE FROM blobs WHERE digest = $1 AND state = 'deleting'`, [digest]);
+    });
+  }
+
+  async untaggedManifests(olderThan: Date, limit: number): Promise<UntaggedManifest[]> {
+    const rows = await this.#db.all<{ name: string; digest: string }>(
+      `SELECT r.name, m.digest FROM manifests m JOIN repositories r ON r.id = m.repository_id
+       WHERE m.created_at < $1 AND m.parent_count = 0
+         AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.repository_id = m.repository_id AND t.digest = m.digest)
+         AND (m.subject IS NULL OR NOT EXISTS (SELECT 1 FROM manifests s WHERE s.repository_id = m.repository_id AND s.digest = m.subject))
+       ORDER BY m.created_at LIMIT $2`,
+      [olderThan.getTime(), limit],
+    );
+    return rows.map((r) => ({ repository: r.name, digest: r.digest }));
+  }
+
+  async blobsBeingDeleted(limit: number): Promise<string[]> {
+    const rows = await this.#db.all<{ digest: string }>(`SELECT digest FROM blobs WHERE state = 'deleting' LIMIT $1`, [limit]);
+    return rows.map((r) => r.digest);
+  }
+}
+
+/** A blob or child manifest vanished between the check and the reference (the transaction rolls back). */
+export class ConcurrentDeletionError extends Error {
+  override name = 'ConcurrentDeletionError';
+  readonly digest: string;
+  constructor(digest: string) {
+    super(`${digest} was deleted concurrently`);
+    this.digest = digest;
+  }
+}
+
+function page(items: string[], limit: number): Page<string> {
+  return { items: items.slice(0, limit), more: items.length > limit };
+}
+
+function toUpload(row: Record<string, unknown>): UploadSession {
+  return {
+    id: row.id as string,
+    repository: row.repository as string,
+    size: Number(row.size),
+    startedAt: new Date(Number(row.started_at)),
+    updatedAt: new Date(Number(row.updated_at)),
+  };
+}

@@ -1,0 +1,85 @@
+import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
+import type { Row, SqlDriver, SqlExecutor } from '../sql/driver.ts';
+
+/**
+ * SQLite through Node's built-in `node:sqlite` (no native addon to build), in WAL mode.
+ * `DatabaseSync` has one connection, so transactions are serialised with a promise queue:
+ * while one is open, no other statement may interleave on the connection.
+ */
+export class SqliteDriver implements SqlDriver {
+  readonly dialect = 'sqlite' as const;
+  readonly #db: DatabaseSync;
+  readonly #statements = new Map<string, ReturnType<DatabaseSync['prepare']>>();
+  #queue: Promise<unknown> = Promise.resolve();
+
+  constructor(path: string) {
+    this.#db = new DatabaseSync(path, { timeout: 5000 });
+    this.#db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;');
+  }
+
+  #prepare(sql: string) {
+    let statement = this.#statements.get(sql);
+    if (!statement) {
+      statement = this.#db.prepare(sql.replace(/\$(\d+)/g, '?$1'));
+      this.#statements.set(sql, statement);
+    }
+    return statement;
+  }
+
+  #allNow<T extends Row>(sql: string, params: unknown[] = []): T[] {
+    return this.#prepare(sql).all(...(params.map(toSqlite) as SQLInputValue[])) as T[];
+  }
+
+  #runNow(sql: string, params: unknown[] = []): number {
+    return Number(this.#prepare(sql).run(...(params.map(toSqlite) as SQLInputValue[])).changes);
+  }
+
+  readonly #direct: SqlExecutor = {
+    all: async (sql, params) => this.#allNow(sql, params),
+    run: async (sql, params) => this.#runNow(sql, params),
+  };
+
+  #exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.#queue.then(fn, fn);
+    this.#queue = next.catch(() => undefined);
+    return next;
+  }
+
+  all<T extends Row = Row>(sql: string, params?: unknown[]): Promise<T[]> {
+    return this.#exclusive(async () => this.#allNow<T>(sql, params));
+  }
+
+  run(sql: string, params?: unknown[]): Promise<number> {
+    return this.#exclusive(async () => this.#runNow(sql, params));
+  }
+
+  transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+    return this.#exclusive(async () => {
+      this.#db.exec('BEGIN IMMEDIATE');
+      try {
+        const result = await fn(this.#direct);
+        this.#db.exec('COMMIT');
+        return result;
+      } catch (error) {
+        this.#db.exec('ROLLBACK');
+        throw error;
+      }
+    });
+  }
+
+  migrationTransaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+    // BEGIN IMMEDIATE takes SQLite's write lock, which is the migration lock.
+    return this.transaction(fn);
+  }
+
+  async close(): Promise<void> {
+    await this.#queue;
+    this.#db.close();
+  }
+}
+
+function toSqlite(value: unknown): unknown {
+  if (value === undefined) return null;
+  if (typeof value === 'boolean') return value ? 1 : 0;
+  return value;
+}
