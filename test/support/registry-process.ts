@@ -1,0 +1,54 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const bin = fileURLToPath(new URL('../../bin/portcullis.js', import.meta.url));
+
+export interface RunningRegistry {
+  /** e.g. `127.0.0.1:41234` (what clients put in image references). */
+  host: string;
+  /** e.g. `http://127.0.0.1:41234`. */
+  url: string;
+  dataDir: string;
+  process: ChildProcess;
+  /** Output printed so far (stdout + stderr). */
+  output: () => string;
+  stop: (signal?: NodeJS.Signals) => Promise<void>;
+}
+
+/**
+ * Starts `portcullis serve` as a child process on a free loopback port and resolves once it
+ * prints its listening line. `env` adds PORTCULLIS_* overrides; `args` adds CLI flags.
+ */
+export async function startRegistry(options: { dataDir?: string; env?: Record<string, string>; args?: string[]; configFile?: string } = {}): Promise<RunningRegistry> {
+  const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'portcullis-test-')));
+  const args = [bin, 'serve', '--listen', '127.0.0.1:0', '--data-dir', dataDir, ...(options.configFile ? ['--config', options.configFile] : []), ...(options.args ?? [])];
+  const child = spawn(process.execPath, args, { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  const host = await new Promise<string>((resolve, reject) => {
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      const match = /listening on http:\/\/([0-9.]+:\d+)/.exec(output);
+      if (match) resolve(match[1]!);
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`registry exited with ${code} before listening:\n${output}`)));
+    setTimeout(() => reject(new Error(`registry did not start within 20 s:\n${output}`)), 20_000).unref();
+  });
+  return {
+    host,
+    url: `http://${host}`,
+    dataDir,
+    process: child,
+    output: () => output,
+    stop: (signal = 'SIGTERM') =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill(signal);
+      }),
+  };
+}
