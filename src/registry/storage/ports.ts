@@ -151,8 +151,8 @@ export interface MetadataStore {
   recordBlob(digest: string, size: number, graceMs: number): Promise<boolean>;
   /** Makes a recorded blob visible in `repository` (creating the repository). Idempotent. */
   linkBlob(repository: string, digest: string): Promise<void>;
-  /** The size of `digest` if it is linked to `repository`. */
-  linkedBlob(repository: string, digest: string): Promise<{ size: number } | undefined>;
+  /** The size of `digest` if it is linked to `repository`, and whether any manifest references it. */
+  linkedBlob(repository: string, digest: string): Promise<{ size: number; referenced: boolean } | undefined>;
   /** Links an existing live blob into another repository (cross-repository mount). False when `from` does not hold it. */
   mountBlob(repository: string, digest: string, from: string | undefined, graceMs: number): Promise<boolean>;
   /** Pushes back the collection of an unreferenced blob (a client just saw it and may reference it). */

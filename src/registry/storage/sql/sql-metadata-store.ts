@@ -84,13 +84,13 @@ export class SqlMetadataStore implements MetadataStore {
     });
   }
 
-  async linkedBlob(repository: string, digest: string): Promise<{ size: number } | undefined> {
-    const rows = await this.#db.all<{ size: unknown }>(
-      `SELECT b.size FROM blob_links l JOIN repositories r ON r.id = l.repository_id JOIN blobs b ON b.digest = l.digest
+  async linkedBlob(repository: string, digest: string): Promise<{ size: number; referenced: boolean } | undefined> {
+    const rows = await this.#db.all<{ size: unknown; refcount: unknown }>(
+      `SELECT b.size, b.refcount FROM blob_links l JOIN repositories r ON r.id = l.repository_id JOIN blobs b ON b.digest = l.digest
        WHERE r.name = $1 AND l.digest = $2 AND b.state = 'live'`,
       [repository, digest],
     );
-    return rows[0] ? { size: Number(rows[0].size) } : undefined;
+    return rows[0] ? { size: Number(rows[0].size), referenced: Number(rows[0].refcount) > 0 } : undefined;
   }
 
   async mountBlob(repository: string, digest: string, from: string | undefined, graceMs: number): Promise<boolean> {

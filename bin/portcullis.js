@@ -1,0 +1,10 @@
+#!/usr/bin/env node
+// Portcullis needs Node.js 24+ (node:sqlite, type stripping); `npx portcullis` in a checkout
+// runs the node@24 devDependency.
+const [major] = process.versions.node.split('.').map(Number);
+if (major < 24) {
+  console.error(`portcullis needs Node.js 24 or newer (this is ${process.version}); run it with npx portcullis or npm start`);
+  process.exit(1);
+}
+const { main } = await import('../src/cli/main.ts');
+process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,124 @@
+import { parseArgs } from 'node:util';
+import { buildRegistry, openStores } from '../registry/app/build-app.ts';
+import { ConfigError, environmentVariables, loadConfig } from '../registry/config/load.ts';
+import type { Config } from '../registry/config/schema.ts';
+import { GarbageCollector } from '../registry/gc/collector.ts';
+import { UploadService } from '../registry/distribution/uploads.ts';
+import { EventBus } from '../registry/events/bus.ts';
+
+const usage = `portcullis - a secure OCI container registry
+
+Usage:
+  portcullis serve [--config FILE] [--listen HOST:PORT] [--data-dir DIR]
+      Start the registry (default: 127.0.0.1:5000, filesystem + SQLite under ./data).
+  portcullis gc [--dry-run] [--config FILE] [--data-dir DIR]
+      Collect unreferenced blobs (and untagged manifests if configured) while the registry runs.
+  portcullis config check [--config FILE]
+      Validate the configuration and print it, then exit.
+  portcullis --help
+
+Configuration: a YAML file (--config), then PORTCULLIS_* environment variables, then flags.
+Environment variables: ${environmentVariables().join(', ')}`;
+
+const commonOptions = {
+  config: { type: 'string' },
+  'data-dir': { type: 'string' },
+  listen: { type: 'string' },
+  'dry-run': { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+/** Runs the CLI; returns the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: commonOptions, allowPositionals: true, strict: true });
+  } catch (error) {
+    console.error(`${(error as Error).message}\n\n${usage}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  const command = positionals[0];
+  if (values.help || command === undefined || command === 'help') {
+    console.log(usage);
+    return command === undefined && !values.help ? 2 : 0;
+  }
+  let config: Config;
+  try {
+    const overrides: Array<{ path: string[]; value: unknown }> = [];
+    if (values.listen) overrides.push({ path: ['server', 'listen'], value: values.listen });
+    if (values['data-dir']) overrides.push({ path: ['storage', 'dataDir'], value: values['data-dir'] });
+    config = await loadConfig({ file: values.config, overrides });
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(error.message);
+      return 2;
+    }
+    throw error;
+  }
+  switch (command) {
+    case 'serve':
+      return serve(config);
+    case 'gc':
+      return collect(config, values['dry-run'] ?? false);
+    case 'config':
+      if (positionals[1] !== 'check') break;
+      console.log(JSON.stringify(config, null, 2));
+      return 0;
+  }
+  console.error(`unknown command ${JSON.stringify(positionals.join(' '))}\n\n${usage}`);
+  return 2;
+}
+
+function splitListen(listen: string): { host: string; port: number } {
+  const index = listen.lastIndexOf(':');
+  return { host: listen.slice(0, index).replace(/^\[|\]$/g, ''), port: Number(listen.slice(index + 1)) };
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
+}
+
+async function serve(config: Config): Promise<number> {
+  const registry = await buildRegistry(config);
+  const { host, port } = splitListen(config.server.listen);
+  await registry.app.listen({ host, port });
+  const address = registry.app.server.address();
+  const actualPort = typeof address === 'object' && address ? address.port : port;
+  const shown = host.includes(':') ? `[${host}]` : host;
+  console.log(`portcullis: listening on http://${shown}:${actualPort}`);
+  console.log(`portcullis: data in ${config.storage.dataDir} (${config.storage.metadata.kind} metadata, ${config.storage.blobs.kind} blobs)`);
+  if (isLoopback(host)) {
+    console.log('portcullis: no authentication yet, so it listens on loopback only. Log in: nothing needed; e.g.');
+    console.log(`  skopeo copy --dest-tls-verify=false oci:DIR docker://${shown}:${actualPort}/project/app:tag`);
+    console.log(`  podman push --tls-verify=false IMAGE ${shown}:${actualPort}/project/app:tag`);
+  } else {
+    console.warn(`portcullis: WARNING: listening on ${host} WITHOUT authentication: anyone who can reach it can push and delete`);
+  }
+  await new Promise<void>((resolve) => {
+    const stop = () => resolve();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  await registry.close();
+  return 0;
+}
+
+async function collect(config: Config, dryRun: boolean): Promise<number> {
+  const stores = await openStores(config);
+  try {
+    const events = new EventBus();
+    const uploads = new UploadService({ blobs: stores.blobs, meta: stores.meta, events }, { blobMaxBytes: config.limits.blobMaxBytes, blobGraceMs: config.gc.blobGraceSeconds * 1000 });
+    const collector = new GarbageCollector(
+      { blobs: stores.blobs, meta: stores.meta, uploads, events },
+      { untaggedManifestsAfterMs: config.gc.untaggedManifestsAfterSeconds * 1000, uploadExpiryMs: config.uploads.expireAfterSeconds * 1000 },
+    );
+    const report = await collector.collect({ dryRun });
+    const verb = dryRun ? 'would delete' : 'deleted';
+    console.log(`gc: ${verb} ${report.blobsDeleted} blobs (${report.bytesFreed} bytes) and ${report.manifestsDeleted} untagged manifests; ${report.uploadsExpired} abandoned uploads removed; ${report.durationMs} ms`);
+    console.log(JSON.stringify(report));
+    return 0;
+  } finally {
+    await stores.close();
+  }
+}

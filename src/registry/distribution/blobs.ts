@@ -1,0 +1,68 @@
+import type { Readable } from 'node:stream';
+import { parseDigest } from '../../oci/digest.ts';
+import { RegistryError } from '../../oci/errors.ts';
+import type { EventBus, RequestOrigin } from '../events/bus.ts';
+import { type BlobStore, type ByteRange, type MetadataStore, NotFoundError } from '../storage/ports.ts';
+import { parseRequestRange } from './content-range.ts';
+
+export type BlobResponse =
+  | { kind: 'full'; digest: string; size: number; stream: Readable | undefined }
+  | { kind: 'partial'; digest: string; size: number; range: ByteRange; stream: Readable | undefined }
+  | { kind: 'unsatisfiable'; digest: string; size: number };
+
+/**
+ * Blob reads and deletes, scoped to a repository: a digest is readable only through a
+ * repository it was pushed or mounted into.
+ */
+export class BlobService {
+  readonly #blobs: BlobStore;
+  readonly #meta: MetadataStore;
+  readonly #events: EventBus;
+  readonly #options: { deleteEnabled: boolean; blobGraceMs: number };
+
+  constructor(deps: { blobs: BlobStore; meta: MetadataStore; events: EventBus }, options: { deleteEnabled: boolean; blobGraceMs: number }) {
+    this.#blobs = deps.blobs;
+    this.#meta = deps.meta;
+    this.#events = deps.events;
+    this.#options = options;
+  }
+
+  /** GET (withBody) or HEAD of a blob, honouring a single byte `Range`. */
+  async fetch(repository: string, digestParam: string, rangeHeader: string | undefined, withBody: boolean, origin: RequestOrigin): Promise<BlobResponse> {
+    const { digest } = parseDigest(digestParam);
+    const linked = await this.#meta.linkedBlob(repository, digest);
+    if (!linked) throw new RegistryError('BLOB_UNKNOWN', `blob ${digest} is not in repository ${repository}`, { detail: { digest } });
+    // A client checking an unreferenced blob is likely about to reference it: keep it from the collector.
+    if (!linked.referenced) await this.#meta.protectBlob(digest, this.#options.blobGraceMs);
+    const range = parseRequestRange(rangeHeader, linked.size);
+    if (range === 'unsatisfiable') return { kind: 'unsatisfiable', digest, size: linked.size };
+    let stream: Readable | undefined;
+    if (withBody) {
+      try {
+        stream = await this.#blobs.read(digest, range);
+      } catch (error) {
+        if (error instanceof NotFoundError) throw new RegistryError('BLOB_UNKNOWN', `blob ${digest} is missing from storage`, { cause: error });
+        throw error;
+      }
+      this.#events.publish({ type: 'blob.pulled', at: new Date(), origin, repository, digest, size: linked.size, range: range !== undefined });
+    }
+    return range ? { kind: 'partial', digest, size: linked.size, range, stream } : { kind: 'full', digest, size: linked.size, stream };
+  }
+
+  async delete(repository: string, digestParam: string, origin: RequestOrigin): Promise<void> {
+    if (!this.#options.deleteEnabled) throw new RegistryError('UNSUPPORTED', 'deletion is disabled on this registry');
+    const { digest } = parseDigest(digestParam);
+    const outcome = await this.#meta.unlinkBlob(repository, digest);
+    if (outcome === 'unknown') throw new RegistryError('BLOB_UNKNOWN', `blob ${digest} is not in repository ${repository}`, { detail: { digest } });
+    if (outcome === 'referenced') throw new RegistryError('REFERENCED', `blob ${digest} is referenced by a manifest in ${repository}; delete the manifest first`);
+    this.#events.publish({ type: 'blob.deleted', at: new Date(), origin, repository, digest });
+  }
+
+  /** Cross-repository mount; false when `from` does not hold the blob (the caller falls back to an upload). */
+  async mount(repository: string, digestParam: string, from: string | undefined, origin: RequestOrigin): Promise<{ digest: string } | undefined> {
+    const { digest } = parseDigest(digestParam);
+    if (!(await this.#meta.mountBlob(repository, digest, from, this.#options.blobGraceMs))) return undefined;
+    this.#events.publish({ type: 'blob.mounted', at: new Date(), origin, repository, digest, from });
+    return { digest };
+  }
+}

@@ -1,0 +1,253 @@
+import { randomBytes, type Hash } from 'node:crypto';
+import { type Readable, Transform, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { type DigestAlgorithm, createDigester, parseDigest } from '../../oci/digest.ts';
+import { RegistryError } from '../../oci/errors.ts';
+import type { EventBus, RequestOrigin } from '../events/bus.ts';
+import { type BlobStore, type ByteRange, type MetadataStore, NotFoundError, OffsetMismatchError, SizeLimitError, type UploadSession } from '../storage/ports.ts';
+import { uploadProgressRange } from './content-range.ts';
+
+export interface UploadOptions {
+  /** Largest blob accepted; 0 = unlimited. */
+  blobMaxBytes: number;
+  /** GC protection given to a freshly committed blob so the manifest push that follows can reference it. */
+  blobGraceMs: number;
+}
+
+interface RunningHash {
+  hash: Hash;
+  algorithm: DigestAlgorithm;
+  /** Bytes absorbed; valid only while it equals the stored upload size. */
+  offset: number;
+}
+
+/**
+ * Blob upload sessions: start, chunk, status, commit, cancel, mount. Session state lives in the
+ * metadata store and partial bytes in the blob store, so a session survives a restart. The digest
+ * is computed while the bytes stream through; after a restart (or on another replica) it is
+ * recomputed from the stored partial data at commit.
+ */
+export class UploadService {
+  readonly #blobs: BlobStore;
+  readonly #meta: MetadataStore;
+  readonly #events: EventBus;
+  readonly #options: UploadOptions;
+  /** In-process digest state per session (an optimisation, never the source of truth). */
+  readonly #hashes = new Map<string, RunningHash>();
+  /** Sessions with a chunk in flight in this process: a second concurrent chunk is refused. */
+  readonly #busy = new Set<string>();
+
+  constructor(deps: { blobs: BlobStore; meta: MetadataStore; events: EventBus }, options: UploadOptions) {
+    this.#blobs = deps.blobs;
+    this.#meta = deps.meta;
+    this.#events = deps.events;
+    this.#options = options;
+  }
+
+  /** Starts a session. */
+  async start(repository: string): Promise<UploadSession> {
+    const now = new Date();
+    const session: UploadSession = { id: randomBytes(16).toString('hex'), repository, size: 0, startedAt: now, updatedAt: now };
+    await this.#blobs.createUpload(session.id);
+    try {
+      await this.#meta.createUpload(session);
+    } catch (error) {
+      await this.#blobs.deleteUpload(session.id);
+      throw error;
+    }
+    this.#hashes.set(session.id, { hash: createDigester('sha256'), algorithm: 'sha256', offset: 0 });
+    return session;
+  }
+
+  /** Looks up a session of `repository`. @throws BLOB_UPLOAD_UNKNOWN */
+  async get(repository: string, id: string): Promise<UploadSession> {
+    const session = /^[a-f0-9]{32}$/.test(id) ? await this.#meta.getUpload(id) : undefined;
+    // A session is bound to its repository: its id is useless under another name.
+    if (!session || session.repository !== repository) throw new RegistryError('BLOB_UPLOAD_UNKNOWN', `upload ${id.slice(0, 64)} is unknown, expired or cancelled`);
+    return session;
+  }
+
+  /**
+   * Appends a chunk. `range`, when given, must start at the current size (else 416 with the
+   * current progress); `declaredLength` (Content-Length) must then match the range. A failed
+   * chunk (client gone, size mismatch) leaves the session exactly as it was.
+   */
+  async appendChunk(session: UploadSession, body: Readable, range: ByteRange | undefined, declaredLength: number | undefined): Promise<UploadSession> {
+    const progress = { Range: uploadProgressRange(session.size) };
+    if (range && range.start !== session.size) {
+      throw new RegistryError('RANGE_INVALID', `chunk starts at ${range.start} but the upload holds ${session.size} bytes`, { headers: progress });
+    }
+    let expected = declaredLength;
+    if (range) {
+      const length = range.end - range.start + 1;
+      if (declaredLength !== undefined && declaredLength !== length) {
+        throw new RegistryError('RANGE_INVALID', `Content-Range covers ${length} bytes but Content-Length is ${declaredLength}`, { headers: progress });
+      }
+      expected = length;
+    }
+    if (this.#busy.has(session.id)) throw new RegistryError('RANGE_INVALID', 'another chunk of this upload is in progress', { headers: progress });
+    this.#busy.add(session.id);
+    try {
+      const newSize = await this.#write(session, body, expected);
+      if (!(await this.#meta.advanceUpload(session.id, session.size, newSize))) {
+        throw new RegistryError('BLOB_UPLOAD_INVALID', 'the upload was changed concurrently; restart it');
+      }
+      return { ...session, size: newSize, updatedAt: new Date() };
+    } finally {
+      this.#busy.delete(session.id);
+    }
+  }
+
+  async #write(session: UploadSession, body: Readable, expectedLength: number | undefined): Promise<number> {
+    const running = this.#hashes.get(session.id);
+    const usable = running && running.offset === session.size ? running : undefined;
+    const snapshot = usable?.hash.copy();
+    const max = this.#options.blobMaxBytes || Number.MAX_SAFE_INTEGER;
+    const counter = new ChunkCounter(expectedLength, usable?.hash);
+    try {
+      const source = body.pipe(counter);
+      body.once('error', (error) => counter.destroy(error));
+      // A client that disconnects mid-chunk must fail the write, not end it early as if complete.
+      body.once('close', () => {
+        if (!body.readableEnded) counter.destroy(new ChunkLengthError('client disconnected during the chunk'));
+      });
+      const newSize = await this.#blobs.appendUpload(session.id, session.size, source, max);
+      if (usable) usable.offset = newSize;
+      return newSize;
+    } catch (error) {
+      if (usable && snapshot) usable.hash = snapshot;
+      if (error instanceof OffsetMismatchError) {
+        throw new RegistryError('RANGE_INVALID', `upload holds ${error.actual} bytes`, { headers: { Range: uploadProgressRange(error.actual) } });
+      }
+      if (error instanceof SizeLimitError) throw new RegistryError('SIZE_INVALID', `blob exceeds the limit of ${max} bytes`);
+      if (error instanceof ChunkLengthError) throw new RegistryError('SIZE_INVALID', error.message);
+      if (error instanceof NotFoundError) throw new RegistryError('BLOB_UPLOAD_UNKNOWN', 'upload data is gone');
+      throw error;
+    }
+  }
+
+  /**
+   * Finishes a session as blob `digest`, after an optional final chunk. On a digest mismatch the
+   * session and its data are discarded and DIGEST_INVALID is thrown: nothing is kept.
+   */
+  async commit(session: UploadSession, digestParam: string | undefined, finalChunk: Readable | undefined, finalLength: number | undefined, origin: RequestOrigin): Promise<{ digest: string; size: number }> {
+    if (!digestParam) throw new RegistryError('DIGEST_INVALID', 'the digest query parameter is required to complete an upload');
+    const { digest, algorithm } = parseDigest(digestParam);
+    let current = session;
+    if (finalChunk) current = await this.appendChunk(session, finalChunk, undefined, finalLength);
+    const actual = await this.#digestOf(current, algorithm);
+    if (actual !== digest) {
+      await this.discard(current.id);
+      throw new RegistryError('DIGEST_INVALID', `uploaded content has digest ${actual}, not ${digest}`, { detail: { expected: digest, actual } });
+    }
+    await this.#commitAs(current, digest);
+    this.#events.publish({ type: 'blob.uploaded', at: new Date(), origin, repository: current.repository, digest, size: current.size });
+    return { digest, size: current.size };
+  }
+
+  /** Single-request upload (`POST ?digest=` or `PUT` on a fresh session): streams, hashes, commits. */
+  async monolithic(repository: string, digestParam: string, body: Readable, declaredLength: number | undefined, origin: RequestOrigin): Promise<{ digest: string; size: number }> {
+    const { algorithm } = parseDigest(digestParam);
+    const session = await this.start(repository);
+    if (algorithm !== 'sha256') this.#hashes.set(session.id, { hash: createDigester(algorithm), algorithm, offset: 0 });
+    try {
+      const written = await this.appendChunk(session, body, undefined, declaredLength);
+      return await this.commit(written, digestParam, undefined, undefined, origin);
+    } catch (error) {
+      await this.discard(session.id);
+      throw error;
+    }
+  }
+
+  async #digestOf(session: UploadSession, algorithm: DigestAlgorithm): Promise<string> {
+    const running = this.#hashes.get(session.id);
+    if (running && running.algorithm === algorithm && running.offset === session.size) {
+      return `${algorithm}:${running.hash.digest('hex')}`;
+    }
+    // After a restart or on another replica: recompute from the stored bytes.
+    const hash = createDigester(algorithm);
+    await pipeline(await this.#blobs.readUpload(session.id), async function* (source: AsyncIterable<Buffer>) {
+      for await (const chunk of source) hash.update(chunk);
+    });
+    return `${algorithm}:${hash.digest('hex')}`;
+  }
+
+  async #commitAs(session: UploadSession, digest: string): Promise<void> {
+    // Protect the digest from the collector before the bytes land; while the collector is
+    // deleting that very blob, wait for it to finish and then record it anew.
+    for (let attempt = 0; !(await this.#meta.recordBlob(digest, session.size, this.#options.blobGraceMs)); attempt++) {
+      if (attempt > 200) throw new RegistryError('UNAVAILABLE', 'blob is being garbage-collected; retry');
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    await this.#blobs.commitUpload(session.id, digest);
+    await this.#meta.linkBlob(session.repository, digest);
+    await this.#meta.deleteUpload(session.id);
+    this.#hashes.delete(session.id);
+  }
+
+  /** Cancels a session (DELETE). */
+  async cancel(session: UploadSession, origin: RequestOrigin): Promise<void> {
+    await this.discard(session.id);
+    this.#events.publish({ type: 'upload.cancelled', at: new Date(), origin, repository: session.repository, uploadId: session.id });
+  }
+
+  /** Removes a session's row and bytes. Idempotent. */
+  async discard(id: string): Promise<void> {
+    this.#hashes.delete(id);
+    await this.#meta.deleteUpload(id);
+    await this.#blobs.deleteUpload(id);
+  }
+
+  /** Removes sessions idle since before `olderThan`, and partial data whose session row is gone. */
+  async expire(olderThan: Date): Promise<number> {
+    let removed = 0;
+    for (;;) {
+      const batch = await this.#meta.expiredUploads(olderThan, 500);
+      for (const session of batch) {
+        await this.discard(session.id);
+        this.#events.publish({ type: 'upload.expired', at: new Date(), origin: undefined, repository: session.repository, uploadId: session.id });
+      }
+      removed += batch.length;
+      if (batch.length < 500) break;
+    }
+    for (const id of await this.#blobs.listUploads(olderThan)) {
+      if (!(await this.#meta.getUpload(id))) {
+        await this.#blobs.deleteUpload(id);
+        removed++;
+      }
+    }
+    return removed;
+  }
+}
+
+class ChunkLengthError extends Error {
+  override name = 'ChunkLengthError';
+}
+
+/** Passes a chunk through, feeding the running digest and enforcing the declared length. */
+class ChunkCounter extends Transform {
+  readonly #expected: number | undefined;
+  readonly #hash: Hash | undefined;
+  #seen = 0;
+
+  constructor(expected: number | undefined, hash: Hash | undefined) {
+    super();
+    this.#expected = expected;
+    this.#hash = hash;
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.#seen += chunk.length;
+    if (this.#expected !== undefined && this.#seen > this.#expected) {
+      callback(new ChunkLengthError(`chunk is longer than the declared ${this.#expected} bytes`));
+      return;
+    }
+    this.#hash?.update(chunk);
+    callback(null, chunk);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    if (this.#expected !== undefined && this.#seen !== this.#expected) callback(new ChunkLengthError(`chunk has ${this.#seen} bytes but ${this.#expected} were declared`));
+    else callback();
+  }
+}

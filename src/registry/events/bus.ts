@@ -1,0 +1,88 @@
+/**
+ * The typed event bus. The protocol core publishes one event per committed state change and
+ * per pull; observers (audit, scanner, webhooks, metrics) subscribe. Handlers run after the
+ * publishing request has moved on (next macrotask), and a failing handler is logged, never
+ * propagated: observers cannot slow down or break the request path. What must not be lost is
+ * the observer's business (a durable outbox), not the bus's.
+ */
+
+/** Where a change came from. */
+export interface RequestOrigin {
+  clientAddress: string;
+  userAgent: string | undefined;
+  requestId: string;
+  /** Who acted; `anonymous` until access control lands. */
+  actor: { kind: 'anonymous' | 'user' | 'robot' | 'system'; name?: string };
+}
+
+interface EventBase {
+  at: Date;
+  /** Absent for the registry's own actions (garbage collection, expiry). */
+  origin: RequestOrigin | undefined;
+}
+
+export type RegistryEvent =
+  | (EventBase & { type: 'blob.uploaded'; repository: string; digest: string; size: number })
+  | (EventBase & { type: 'blob.mounted'; repository: string; digest: string; from: string | undefined })
+  | (EventBase & { type: 'blob.pulled'; repository: string; digest: string; size: number; range: boolean })
+  | (EventBase & { type: 'blob.deleted'; repository: string; digest: string })
+  | (EventBase & { type: 'blob.collected'; digest: string; size: number })
+  | (EventBase & { type: 'upload.cancelled' | 'upload.expired'; repository: string; uploadId: string })
+  | (EventBase & {
+      type: 'manifest.pushed';
+      repository: string;
+      digest: string;
+      mediaType: string;
+      artifactType: string | undefined;
+      subject: string | undefined;
+      size: number;
+      /** True when these bytes were new to the repository (false on a re-push). */
+      created: boolean;
+      tag: string | undefined;
+      /** The digest the tag pointed at before, when the push moved it. */
+      previousTagTarget: string | undefined;
+    })
+  | (EventBase & { type: 'manifest.pulled'; repository: string; digest: string; mediaType: string; tag: string | undefined })
+  | (EventBase & { type: 'manifest.deleted'; repository: string; digest: string; tags: string[] })
+  | (EventBase & { type: 'tag.deleted'; repository: string; tag: string; digest: string | undefined });
+
+export type RegistryEventType = RegistryEvent['type'];
+export type EventOf<T extends RegistryEventType> = Extract<RegistryEvent, { type: T }>;
+type Handler<E> = (event: E) => void | Promise<void>;
+
+export class EventBus {
+  readonly #handlers = new Map<string, Set<Handler<RegistryEvent>>>();
+  readonly #onHandlerError: (error: unknown, event: RegistryEvent) => void;
+
+  constructor(options: { onHandlerError?: (error: unknown, event: RegistryEvent) => void } = {}) {
+    this.#onHandlerError = options.onHandlerError ?? (() => undefined);
+  }
+
+  /** Subscribes to one event type, or `*` for all. Returns the unsubscribe function. */
+  subscribe<T extends RegistryEventType>(type: T, handler: Handler<EventOf<T>>): () => void;
+  subscribe(type: '*', handler: Handler<RegistryEvent>): () => void;
+  subscribe(type: string, handler: Handler<never>): () => void {
+    let set = this.#handlers.get(type);
+    if (!set) this.#handlers.set(type, (set = new Set()));
+    set.add(handler as Handler<RegistryEvent>);
+    return () => set.delete(handler as Handler<RegistryEvent>);
+  }
+
+  /** Publishes after commit. Never throws; never waits for handlers. */
+  publish(event: RegistryEvent): void {
+    const specific = this.#handlers.get(event.type);
+    const all = this.#handlers.get('*');
+    if (!specific?.size && !all?.size) return;
+    const handlers = [...(specific ?? []), ...(all ?? [])];
+    setImmediate(() => {
+      for (const handler of handlers) {
+        try {
+          const result = handler(event);
+          if (result && typeof result.then === 'function') result.then(undefined, (error) => this.#onHandlerError(error, event));
+        } catch (error) {
+          this.#onHandlerError(error, event);
+        }
+      }
+    });
+  }
+}
