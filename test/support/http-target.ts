@@ -237,18 +237,51 @@ export class Client {
       headers['Content-Length'] = body?.length ?? 0;
     }
     return new Promise((resolve, reject) => {
+      let settled = false;
+      let responded = false;
+      const settle = (fn: () => void) => {
+        if (!settled) {
+          settled = true;
+          fn();
+        }
+      };
       const req = http.request(
         { host: this.origin.hostname, port: this.origin.port, method, path, headers, agent: this.agent, timeout: options.timeoutMs ?? 15_000 },
         (res) => {
+          responded = true;
           const chunks: Buffer[] = [];
           res.on('data', (chunk: Buffer) => chunks.push(chunk));
-          res.on('end', () => resolve(new Response(method, path, res.statusCode ?? 0, res.headers, Buffer.concat(chunks))));
-          res.on('error', reject);
+          res.on('end', () => settle(() => resolve(new Response(method, path, res.statusCode ?? 0, res.headers, Buffer.concat(chunks)))));
+          res.on('error', (error) => settle(() => reject(error)));
         },
       );
       req.on('timeout', () => req.destroy(new Error(`${method} ${path} timed out`)));
-      req.on('error', reject);
-      req.end(body);
+      req.on('error', (error) => {
+        // A server may answer early (413, 4xx) and close while the body is still being sent
+        // (EPIPE/ECONNRESET on our side): the answer it sent still counts, so wait for it.
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === 'EPIPE' || code === 'ECONNRESET') setTimeout(() => settle(() => reject(new Error(`${method} ${path}: ${code} and no response${responded ? ' body' : ''} received`, { cause: error }))), 500);
+        else settle(() => reject(error));
+      });
+      if (body === undefined || body.length <= 64 * 1024) {
+        req.end(body);
+        return;
+      }
+      // Large bodies go in pieces, and stop as soon as the server has answered.
+      req.on('response', () => req.end());
+      let offset = 0;
+      const pump = () => {
+        while (offset < body.length && !responded && !req.destroyed) {
+          const piece = body.subarray(offset, offset + 64 * 1024);
+          offset += piece.length;
+          if (!req.write(piece)) {
+            req.once('drain', pump);
+            return;
+          }
+        }
+        if (offset >= body.length && !responded) req.end();
+      };
+      pump();
     });
   }
 
