@@ -20,6 +20,8 @@ import { type BlobStore, type ByteRange, NotFoundError, OffsetMismatchError, Siz
 export class FsBlobStore implements BlobStore {
   readonly #blobs: string;
   readonly #uploads: string;
+  /** Per-upload queue: chunks of one upload are written one after the other (in this process). */
+  readonly #uploadLocks = new Map<string, Promise<unknown>>();
 
   constructor(root: string) {
     this.#blobs = join(root, 'blobs');
@@ -38,8 +40,21 @@ export class FsBlobStore implements BlobStore {
   }
 
   #uploadPath(id: string): string {
-    if (!/^[A-Za-z0-9_-]{1,64}$/.test(id)) throw new NotFoundError('invalid upload id');
+    if (!isUploadId(id)) throw new NotFoundError('invalid upload id');
     return join(this.#uploads, id);
+  }
+
+  /** Runs `fn` once every earlier operation on upload `id` has settled. */
+  async #withUpload<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const previous = this.#uploadLocks.get(id) ?? Promise.resolve();
+    const current = previous.then(fn, fn);
+    const settled = current.catch(() => undefined);
+    this.#uploadLocks.set(id, settled);
+    try {
+      return await current;
+    } finally {
+      if (this.#uploadLocks.get(id) === settled) this.#uploadLocks.delete(id);
+    }
   }
 
   async stat(digest: string): Promise<{ size: number } | undefined> {
@@ -67,28 +82,36 @@ export class FsBlobStore implements BlobStore {
 
   async appendUpload(id: string, offset: number, source: Readable, maxBytes = Number.MAX_SAFE_INTEGER): Promise<number> {
     const path = this.#uploadPath(id);
-    const current = await this.uploadSize(id);
-    if (current === undefined) throw new NotFoundError(`upload ${id} unknown`);
-    if (current !== offset) throw new OffsetMismatchError(current);
-    let written = offset;
-    const limiter = new Transform({
-      transform(chunk: Buffer, _encoding, callback) {
-        written += chunk.length;
-        if (written > maxBytes) callback(new SizeLimitError(`upload exceeds ${maxBytes} bytes`));
-        else callback(null, chunk);
-      },
+    // Serialised per upload: two chunks racing for the same offset must not both be written
+    // (the loser gets OffsetMismatchError). Other processes sharing the directory are not covered.
+    return this.#withUpload(id, async () => {
+      const current = await this.uploadSize(id);
+      if (current === undefined) throw new NotFoundError(`upload ${id} unknown`);
+      if (current !== offset) throw new OffsetMismatchError(current);
+      let written = offset;
+      const limiter = new Transform({
+        transform(chunk: Buffer, _encoding, callback) {
+          written += chunk.length;
+          if (written > maxBytes) callback(new SizeLimitError(`upload exceeds ${maxBytes} bytes`));
+          else callback(null, chunk);
+        },
+      });
+      const sink = createWriteStream(path, { flags: 'r+', start: offset });
+      try {
+        await pipeline(source, limiter, sink);
+      } catch (error) {
+        // A failed or aborted chunk leaves the upload exactly as it was before. Wait until the
+        // file is closed so that no write still in flight lands after the truncation.
+        if (!sink.closed) await new Promise<void>((resolve) => sink.once('close', () => resolve()));
+        await truncate(path, offset).catch(() => undefined);
+        throw error;
+      }
+      return written;
     });
-    try {
-      await pipeline(source, limiter, createWriteStream(path, { flags: 'r+', start: offset }));
-    } catch (error) {
-      // A failed or aborted chunk leaves the upload exactly as it was before.
-      await truncate(path, offset).catch(() => undefined);
-      throw error;
-    }
-    return written;
   }
 
   async uploadSize(id: string): Promise<number | undefined> {
+    if (!isUploadId(id)) return undefined;
     try {
       return (await stat(this.#uploadPath(id))).size;
     } catch (error) {
@@ -104,24 +127,34 @@ export class FsBlobStore implements BlobStore {
   async commitUpload(id: string, digest: string): Promise<void> {
     const source = this.#uploadPath(id);
     const target = this.#blobPath(digest);
-    const handle = await open(source, 'r+');
-    try {
-      await handle.datasync();
-    } finally {
-      await handle.close();
-    }
-    const dir = join(target, '..');
-    await mkdir(dir, { recursive: true });
-    await rename(source, target);
-    const dirHandle = await open(dir, 'r');
-    try {
-      await dirHandle.sync();
-    } finally {
-      await dirHandle.close();
-    }
+    // After any chunk still being written: renaming a file mid-write would publish a torn blob.
+    await this.#withUpload(id, async () => {
+      let handle;
+      try {
+        handle = await open(source, 'r+');
+      } catch (error) {
+        if (isNotFound(error)) throw new NotFoundError(`upload ${id} unknown`);
+        throw error;
+      }
+      try {
+        await handle.datasync();
+      } finally {
+        await handle.close();
+      }
+      const dir = join(target, '..');
+      await mkdir(dir, { recursive: true });
+      await rename(source, target);
+      const dirHandle = await open(dir, 'r');
+      try {
+        await dirHandle.sync();
+      } finally {
+        await dirHandle.close();
+      }
+    });
   }
 
   async deleteUpload(id: string): Promise<void> {
+    if (!isUploadId(id)) return; // no such upload can exist
     await rm(this.#uploadPath(id), { force: true });
   }
 
@@ -133,6 +166,10 @@ export class FsBlobStore implements BlobStore {
     }
     return ids;
   }
+}
+
+function isUploadId(id: string): boolean {
+  return /^[A-Za-z0-9_-]{1,64}$/.test(id);
 }
 
 function isNotFound(error: unknown): boolean {

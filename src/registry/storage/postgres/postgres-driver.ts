@@ -1,6 +1,9 @@
 import pg from 'pg';
 import type { Row, SqlDriver, SqlExecutor } from '../sql/driver.ts';
 
+/** Attempts of a transaction that keeps failing with a deadlock or serialisation failure. */
+const MAX_ATTEMPTS = 5;
+
 /** PostgreSQL through `pg`'s connection pool; the scale-out metadata backend. */
 export class PostgresDriver implements SqlDriver {
   readonly dialect = 'postgres' as const;
@@ -21,6 +24,20 @@ export class PostgresDriver implements SqlDriver {
   }
 
   async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>, lockKey?: number): Promise<T> {
+    // A deadlock or serialisation failure aborts the whole transaction and nothing of it stays:
+    // run it again (the store's transactions are plain functions of what they read).
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.#transactionOnce(fn, lockKey);
+      } catch (error) {
+        const code = (error as { code?: unknown })?.code;
+        if ((code !== '40P01' && code !== '40001') || attempt >= MAX_ATTEMPTS) throw error;
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * 10 * attempt));
+      }
+    }
+  }
+
+  async #transactionOnce<T>(fn: (tx: SqlExecutor) => Promise<T>, lockKey: number | undefined): Promise<T> {
     const client = await this.#pool.connect();
     const tx: SqlExecutor = {
       all: async <R extends Row>(sql: string, params: unknown[] = []) => (await client.query(sql, params)).rows as R[],

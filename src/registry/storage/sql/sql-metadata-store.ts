@@ -51,6 +51,9 @@ export class SqlMetadataStore implements MetadataStore {
   }
 
   async #ensureRepository(tx: SqlExecutor, name: string): Promise<number> {
+    // Look first: an INSERT that conflicts still burns a PostgreSQL sequence value on every push.
+    const existing = await this.#repositoryId(tx, name);
+    if (existing !== undefined) return existing;
     await tx.run('INSERT INTO repositories (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING', [name, this.#now()]);
     return (await this.#repositoryId(tx, name))!;
   }
@@ -124,11 +127,8 @@ export class SqlMetadataStore implements MetadataStore {
       if (referenced.length > 0) return 'referenced';
       const removed = await tx.run('DELETE FROM blob_links WHERE repository_id = $1 AND digest = $2', [repositoryId, digest]);
       if (removed === 0) return 'unknown';
-      // No repository sees it any more: let the collector have it now if nothing references it.
-      await tx.run(
-        `UPDATE blobs SET protected_until = $2 WHERE digest = $1 AND refcount = 0 AND NOT EXISTS (SELECT 1 FROM blob_links WHERE digest = $1)`,
-        [digest, this.#now()],
-      );
+      // The protection is left alone: cutting it short here would hand the collector a blob that
+      // another repository's upload has just recorded and is about to commit and link.
       return 'deleted';
     });
   }
@@ -138,45 +138,64 @@ export class SqlMetadataStore implements MetadataStore {
   async putManifest(write: ManifestWrite): Promise<ManifestWriteResult> {
     const blobs = [...new Set(write.blobs)];
     const children = [...new Set(write.children)];
-    return this.#db.transaction(async (tx) => {
-      const repositoryId = await this.#ensureRepository(tx, write.repository);
-      const now = this.#now();
-      const existing = await tx.all('SELECT 1 AS one FROM manifests WHERE repository_id = $1 AND digest = $2', [repositoryId, write.digest]);
-      let created = false;
-      if (existing.length === 0) {
-        const missingBlobs = await this.#missing(tx, `SELECT l.digest AS digest FROM blob_links l JOIN blobs b ON b.digest = l.digest WHERE l.repository_id = $1 AND b.state = 'live' AND l.digest IN`, repositoryId, blobs);
-        const missingChildren = await this.#missing(tx, 'SELECT digest FROM manifests WHERE repository_id = $1 AND digest IN', repositoryId, children);
-        if (missingBlobs.length > 0 || missingChildren.length > 0) return { ok: false, missingBlobs, missingChildren };
-        await tx.run(
-          `INSERT INTO manifests (repository_id, digest, media_type, artifact_type, size, content, subject, annotations, parent_count, created_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9)`,
-          [repositoryId, write.digest, write.mediaType, write.artifactType ?? null, write.content.length, write.content, write.subject ?? null, write.annotations ? JSON.stringify(write.annotations) : null, now],
-        );
-        created = true;
-        for (const blob of blobs) {
-          await tx.run('INSERT INTO manifest_blobs (repository_id, manifest_digest, blob_digest) VALUES ($1, $2, $3)', [repositoryId, write.digest, blob]);
-          // Conditional on 'live': if the collector marked it meanwhile, fail rather than resurrect it.
-          const counted = await tx.run(`UPDATE blobs SET refcount = refcount + 1 WHERE digest = $1 AND state = 'live'`, [blob]);
-          if (counted === 0) throw new ConcurrentDeletionError(blob);
+    // Rows are locked in one global order (children, then blobs, each sorted, then the tag) so that
+    // concurrent pushes and deletes sharing blobs cannot deadlock on PostgreSQL.
+    const sortedBlobs = [...blobs].sort();
+    const sortedChildren = [...children].sort();
+    try {
+      return await this.#db.transaction(async (tx): Promise<ManifestWriteResult> => {
+        const repositoryId = await this.#ensureRepository(tx, write.repository);
+        const now = this.#now();
+        const existing = await tx.all('SELECT 1 AS one FROM manifests WHERE repository_id = $1 AND digest = $2', [repositoryId, write.digest]);
+        let created = false;
+        if (existing.length === 0) {
+          const missingBlobs = await this.#missing(tx, `SELECT l.digest AS digest FROM blob_links l JOIN blobs b ON b.digest = l.digest WHERE l.repository_id = $1 AND b.state = 'live' AND l.digest IN`, repositoryId, blobs);
+          const missingChildren = await this.#missing(tx, 'SELECT digest FROM manifests WHERE repository_id = $1 AND digest IN', repositoryId, children);
+          // Roll back: not even the repository may be created by a refused push.
+          if (missingBlobs.length > 0 || missingChildren.length > 0) throw new Refused({ ok: false, missingBlobs, missingChildren });
+          // A concurrent push of the same manifest may have inserted it since the check: the
+          // conflict waits for that transaction, and its references are already counted.
+          const inserted = await tx.run(
+            `INSERT INTO manifests (repository_id, digest, media_type, artifact_type, size, content, subject, annotations, parent_count, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9) ON CONFLICT (repository_id, digest) DO NOTHING`,
+            [repositoryId, write.digest, write.mediaType, write.artifactType ?? null, write.content.length, write.content, write.subject ?? null, write.annotations ? JSON.stringify(write.annotations) : null, now],
+          );
+          if (inserted > 0) {
+            created = true;
+            for (const child of sortedChildren) {
+              await tx.run('INSERT INTO manifest_children (repository_id, parent_digest, child_digest) VALUES ($1, $2, $3)', [repositoryId, write.digest, child]);
+              const counted = await tx.run('UPDATE manifests SET parent_count = parent_count + 1 WHERE repository_id = $1 AND digest = $2', [repositoryId, child]);
+              if (counted === 0) throw new ConcurrentDeletionError(child);
+            }
+            for (const blob of sortedBlobs) {
+              await tx.run('INSERT INTO manifest_blobs (repository_id, manifest_digest, blob_digest) VALUES ($1, $2, $3)', [repositoryId, write.digest, blob]);
+              // Conditional on 'live': if the collector marked it meanwhile, fail rather than resurrect it.
+              const counted = await tx.run(`UPDATE blobs SET refcount = refcount + 1 WHERE digest = $1 AND state = 'live'`, [blob]);
+              if (counted === 0) throw new ConcurrentDeletionError(blob);
+            }
+          }
         }
-        for (const child of children) {
-          await tx.run('INSERT INTO manifest_children (repository_id, parent_digest, child_digest) VALUES ($1, $2, $3)', [repositoryId, write.digest, child]);
-          const counted = await tx.run('UPDATE manifests SET parent_count = parent_count + 1 WHERE repository_id = $1 AND digest = $2', [repositoryId, child]);
-          if (counted === 0) throw new ConcurrentDeletionError(child);
-        }
-      }
-      let previousTagTarget: string | undefined;
-      if (write.tag !== undefined) {
-        const previous = await tx.all<{ digest: string }>('SELECT digest FROM tags WHERE repository_id = $1 AND name = $2', [repositoryId, write.tag]);
-        previousTagTarget = previous[0]?.digest;
-        await tx.run(
-          `INSERT INTO tags (repository_id, name, digest, updated_at) VALUES ($1, $2, $3, $4)
-           ON CONFLICT (repository_id, name) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`,
-          [repositoryId, write.tag, write.digest, now],
-        );
-      }
-      return { ok: true, created, previousTagTarget };
-    });
+        let previousTagTarget: string | undefined;
+        if (write.tag !== undefined) previousTagTarget = await this.#moveTag(tx, repositoryId, write.tag, write.digest, now);
+        return { ok: true, created, previousTagTarget };
+      });
+    } catch (error) {
+      if (error instanceof Refused) return error.result;
+      throw error;
+    }
+  }
+
+  /** Points `tag` at `digest`, returning what it pointed at before (exact even under concurrency). */
+  async #moveTag(tx: SqlExecutor, repositoryId: number, tag: string, digest: string, now: number): Promise<string | undefined> {
+    const lock = this.#db.dialect === 'postgres' ? ' FOR UPDATE' : '';
+    for (;;) {
+      const inserted = await tx.run('INSERT INTO tags (repository_id, name, digest, updated_at) VALUES ($1, $2, $3, $4) ON CONFLICT (repository_id, name) DO NOTHING', [repositoryId, tag, digest, now]);
+      if (inserted > 0) return undefined;
+      const previous = await tx.all<{ digest: string }>(`SELECT digest FROM tags WHERE repository_id = $1 AND name = $2${lock}`, [repositoryId, tag]);
+      if (!previous[0]) continue; // deleted concurrently: insert again
+      await tx.run('UPDATE tags SET digest = $3, updated_at = $4 WHERE repository_id = $1 AND name = $2', [repositoryId, tag, digest, now]);
+      return previous[0].digest;
+    }
   }
 
   async #missing(tx: SqlExecutor, selectPrefix: string, repositoryId: number, digests: string[]): Promise<string[]> {
@@ -249,23 +268,22 @@ export class SqlMetadataStore implements MetadataStore {
         const exists = await tx.all('SELECT 1 AS one FROM manifests WHERE repository_id = $1 AND digest = $2', [repositoryId, digest]);
         return { outcome: exists.length > 0 ? ('referenced' as const) : ('unknown' as const) };
       }
-      const now = this.#now();
-      const tags = (await tx.all<{ name: string }>('SELECT name FROM tags WHERE repository_id = $1 AND digest = $2 ORDER BY name', [repositoryId, digest])).map((r) => r.name);
-      await tx.run('DELETE FROM tags WHERE repository_id = $1 AND digest = $2', [repositoryId, digest]);
-      const blobs = await tx.all<{ blob_digest: string }>('SELECT blob_digest FROM manifest_blobs WHERE repository_id = $1 AND manifest_digest = $2', [repositoryId, digest]);
-      await tx.run('DELETE FROM manifest_blobs WHERE repository_id = $1 AND manifest_digest = $2', [repositoryId, digest]);
-      for (const { blob_digest } of blobs) {
-        // The last reference gone: collectable from now on (the partial index picks it up).
-        await tx.run(
-          `UPDATE blobs SET refcount = refcount - 1, protected_until = CASE WHEN refcount = 1 AND protected_until > $2 THEN $2 ELSE protected_until END WHERE digest = $1`,
-          [blob_digest, now],
-        );
-      }
-      const children = await tx.all<{ child_digest: string }>('SELECT child_digest FROM manifest_children WHERE repository_id = $1 AND parent_digest = $2', [repositoryId, digest]);
+      // Same lock order as putManifest: children, then blobs (each sorted), then tags.
+      const children = await tx.all<{ child_digest: string }>('SELECT child_digest FROM manifest_children WHERE repository_id = $1 AND parent_digest = $2 ORDER BY child_digest', [repositoryId, digest]);
       await tx.run('DELETE FROM manifest_children WHERE repository_id = $1 AND parent_digest = $2', [repositoryId, digest]);
       for (const { child_digest } of children) {
         await tx.run('UPDATE manifests SET parent_count = parent_count - 1 WHERE repository_id = $1 AND digest = $2', [repositoryId, child_digest]);
       }
+      const blobs = await tx.all<{ blob_digest: string }>('SELECT blob_digest FROM manifest_blobs WHERE repository_id = $1 AND manifest_digest = $2 ORDER BY blob_digest', [repositoryId, digest]);
+      await tx.run('DELETE FROM manifest_blobs WHERE repository_id = $1 AND manifest_digest = $2', [repositoryId, digest]);
+      for (const { blob_digest } of blobs) {
+        // At zero references the partial index picks it up once its protection has run out. The
+        // protection is not cut short: a recordBlob/protectBlob still running (an upload of the
+        // same content, a client that just checked the blob) must keep it.
+        await tx.run('UPDATE blobs SET refcount = refcount - 1 WHERE digest = $1', [blob_digest]);
+      }
+      const tags = (await tx.all<{ name: string }>('SELECT name FROM tags WHERE repository_id = $1 AND digest = $2 ORDER BY name', [repositoryId, digest])).map((r) => r.name);
+      await tx.run('DELETE FROM tags WHERE repository_id = $1 AND digest = $2', [repositoryId, digest]);
       return { outcome: 'deleted' as const, tags };
     });
   }
@@ -372,6 +390,15 @@ export class ConcurrentDeletionError extends Error {
   constructor(digest: string) {
     super(`${digest} was deleted concurrently`);
     this.digest = digest;
+  }
+}
+
+/** Carries a refusal out of a transaction so that it rolls back. */
+class Refused extends Error {
+  readonly result: ManifestWriteResult;
+  constructor(result: ManifestWriteResult) {
+    super('manifest refused');
+    this.result = result;
   }
 }
 

@@ -1,10 +1,19 @@
 import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
 import type { Row, SqlDriver, SqlExecutor } from '../sql/driver.ts';
 
+/** How long to keep retrying while another connection holds SQLite's write lock. */
+const BUSY_DEADLINE_MS = 10_000;
+
 /**
  * SQLite through Node's built-in `node:sqlite` (no native addon to build), in WAL mode.
  * `DatabaseSync` has one connection, so transactions are serialised with a promise queue:
  * while one is open, no other statement may interleave on the connection.
+ *
+ * Lock waits are asynchronous: SQLite's own busy timeout sleeps synchronously, which would block
+ * the event loop and so starve another connection of this same process (a second store, a CLI
+ * command run in-process) that holds the lock and is waiting for its next turn. The busy timeout
+ * is therefore 0 once the connection is set up, and `BEGIN IMMEDIATE` and autocommit statements
+ * retry SQLITE_BUSY with a timer instead.
  */
 export class SqliteDriver implements SqlDriver {
   readonly dialect = 'sqlite' as const;
@@ -15,6 +24,7 @@ export class SqliteDriver implements SqlDriver {
   constructor(path: string) {
     this.#db = new DatabaseSync(path, { timeout: 5000 });
     this.#db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;');
+    this.#db.exec('PRAGMA busy_timeout = 0');
   }
 
   #prepare(sql: string) {
@@ -46,22 +56,23 @@ export class SqliteDriver implements SqlDriver {
   }
 
   all<T extends Row = Row>(sql: string, params?: unknown[]): Promise<T[]> {
-    return this.#exclusive(async () => this.#allNow<T>(sql, params));
+    return this.#exclusive(() => retryWhileBusy(() => this.#allNow<T>(sql, params)));
   }
 
   run(sql: string, params?: unknown[]): Promise<number> {
-    return this.#exclusive(async () => this.#runNow(sql, params));
+    return this.#exclusive(() => retryWhileBusy(() => this.#runNow(sql, params)));
   }
 
   transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
     return this.#exclusive(async () => {
-      this.#db.exec('BEGIN IMMEDIATE');
+      await retryWhileBusy(() => this.#db.exec('BEGIN IMMEDIATE'));
       try {
         const result = await fn(this.#direct);
         this.#db.exec('COMMIT');
         return result;
       } catch (error) {
-        this.#db.exec('ROLLBACK');
+        // SQLite may already have rolled back by itself (e.g. after SQLITE_FULL).
+        if (this.#db.isTransaction) this.#db.exec('ROLLBACK');
         throw error;
       }
     });
@@ -75,6 +86,24 @@ export class SqliteDriver implements SqlDriver {
   async close(): Promise<void> {
     await this.#queue;
     this.#db.close();
+  }
+}
+
+function isBusy(error: unknown): boolean {
+  const code = (error as { errcode?: unknown })?.errcode;
+  // SQLITE_BUSY (5) and SQLITE_LOCKED (6), including their extended codes.
+  return typeof code === 'number' && ((code & 0xff) === 5 || (code & 0xff) === 6);
+}
+
+async function retryWhileBusy<T>(fn: () => T): Promise<T> {
+  const deadline = Date.now() + BUSY_DEADLINE_MS;
+  for (let delay = 1; ; delay = Math.min(delay * 2, 50)) {
+    try {
+      return fn();
+    } catch (error) {
+      if (!isBusy(error) || Date.now() >= deadline) throw error;
+    }
+    await new Promise((resolve) => setTimeout(resolve, delay));
   }
 }
 
