@@ -20,15 +20,26 @@ export const errorCatalogue = {
   UNSUPPORTED: { status: 405, message: 'the operation is unsupported', description: 'The operation is disabled or not supported by this registry.' },
   TOOMANYREQUESTS: { status: 429, message: 'too many requests', description: 'The client exceeded a rate limit.' },
   RANGE_INVALID: { status: 416, message: 'invalid content range', description: 'A chunk was out of order or the requested byte range cannot be satisfied.' },
-  REFERENCED: { status: 409, message: 'still referenced', description: 'A manifest still references the blob, or an index still lists the manifest; delete the referrer first.' },
+  REFERENCED: { status: 409, wireCode: 'DENIED', message: 'still referenced', description: 'A manifest still references the blob, or an index still lists the manifest; delete the referrer first.' },
+  PAGINATION_INVALID: { status: 400, wireCode: 'UNSUPPORTED', message: 'invalid pagination parameter', description: 'The `n` query parameter is not a non-negative integer.' },
   NOT_FOUND: { status: 404, message: 'no such endpoint', description: 'The path is not an endpoint of the distribution API.' },
   METHOD_NOT_ALLOWED: { status: 405, message: 'method not allowed', description: 'The endpoint does not support this HTTP method.' },
-  MANIFEST_TOO_LARGE: { status: 413, message: 'manifest too large', description: 'The manifest exceeds the configured size limit (4 MiB by default).' },
+  MANIFEST_TOO_LARGE: { status: 413, wireCode: 'SIZE_INVALID', message: 'manifest too large', description: 'The manifest exceeds the configured size limit (4 MiB by default).' },
   UNAVAILABLE: { status: 503, message: 'service unavailable', description: 'A backend is temporarily unavailable; retry later.' },
   INTERNAL: { status: 500, message: 'internal server error', description: 'An unexpected failure; details are in the server log, never in the response.' },
-} as const satisfies Record<string, { status: number; message: string; description: string }>;
+} as const satisfies Record<string, { status: number; message: string; description: string; wireCode?: string }>;
 
 export type ErrorCode = keyof typeof errorCatalogue;
+
+/**
+ * The code a client sees. Conditions the spec has no code for but clients must still parse
+ * (a conflict, an oversized manifest) travel as the closest spec code, because the spec says the
+ * code "MUST be one of" its list; the HTTP status keeps them distinct.
+ */
+export function wireCodeOf(code: ErrorCode): string {
+  const entry = errorCatalogue[code];
+  return 'wireCode' in entry ? entry.wireCode : code;
+}
 
 /** An error with an OCI code. `detail` is sent to the client; `cause` only to the log. */
 export class RegistryError extends Error {
@@ -49,7 +60,7 @@ export class RegistryError extends Error {
 
   /** The spec's JSON envelope. */
   toJSON(): { errors: Array<{ code: string; message: string; detail?: unknown }> } {
-    const entry: { code: string; message: string; detail?: unknown } = { code: this.code, message: this.message };
+    const entry: { code: string; message: string; detail?: unknown } = { code: wireCodeOf(this.code), message: this.message };
     if (this.detail !== undefined) entry.detail = this.detail;
     return { errors: [entry] };
   }

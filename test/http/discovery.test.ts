@@ -172,6 +172,17 @@ describe('Content Discovery › Listing Tags (end-8a, end-8b)', () => {
   }, async () => {
     expectError(await client.get('/v2/UPPER/case/tags/list'), 400, 'NAME_INVALID');
   });
+
+  test('Portcullis: a non-numeric or negative n on tags/list and _catalog answers 400 with a spec error code', {
+    todo: deviation('distribution', 'distribution answers its own PAGINATION_NUMBER_INVALID code'),
+  }, async () => {
+    const repo = uniqueRepo('bad-n');
+    await pushImage(client, repo, { tag: 'one', seed: 'bad-n' });
+    for (const n of ['abc', '-1', '1.5', '0x10']) {
+      expectError(await client.get(`/v2/${repo}/tags/list?n=${encodeURIComponent(n)}`), 400, 'UNSUPPORTED');
+      expectError(await client.get(`/v2/_catalog?n=${encodeURIComponent(n)}`), 400, 'UNSUPPORTED');
+    }
+  });
 });
 
 describe('Content Discovery › catalog (/v2/_catalog, apdx-1)', () => {

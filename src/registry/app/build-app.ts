@@ -59,6 +59,13 @@ export interface Registry {
   close(): Promise<void>;
 }
 
+function originForm(url: string): string {
+  if (url.startsWith('/')) return url;
+  const match = /^https?:\/\/[^/?#]*(.*)$/i.exec(url);
+  if (!match) return url;
+  return match[1] === '' ? '/' : match[1]!.startsWith('/') ? match[1]! : `/${match[1]}`;
+}
+
 /** Composition root: configuration in, a ready (not yet listening) server out. */
 export async function buildRegistry(config: Config, options: { stores?: Stores; gates?: Gates } = {}): Promise<Registry> {
   const stores = options.stores ?? (await openStores(config));
@@ -72,6 +79,9 @@ export async function buildRegistry(config: Config, options: { stores?: Stores; 
     // Distribution URLs are case-sensitive and may be long (nested names + digests).
     routerOptions: { maxParamLength: 1024, caseSensitive: true, ignoreTrailingSlash: false },
     return503OnClosing: true,
+    // RFC 9112 §3.2.2: a server MUST accept the absolute-form; clients following an absolute
+    // Location may send it verbatim. Routing only ever sees the origin-form.
+    rewriteUrl: (request) => originForm(request.url ?? '/'),
   });
   const events = new EventBus({ onHandlerError: (error, event) => app.log.error({ err: error, event: event.type }, 'event handler failed') });
   const gates = options.gates ?? noGates();

@@ -64,7 +64,8 @@ function hasBody(request: FastifyRequest): boolean {
 }
 
 function sendJson(reply: FastifyReply, status: number, body: unknown, contentType = 'application/json'): FastifyReply {
-  return reply.code(status).header('Content-Type', contentType).send(JSON.stringify(body));
+  // A Buffer, so that fastify sends the media type exactly as given (no added charset parameter).
+  return reply.code(status).header('Content-Type', contentType).send(Buffer.from(JSON.stringify(body)));
 }
 
 function sendList(reply: FastifyReply, key: 'tags' | 'repositories', page: ListPage, name?: string): FastifyReply {

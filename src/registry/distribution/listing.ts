@@ -26,7 +26,7 @@ export class ListingService {
 
   #pageSize(n: string | undefined): number {
     if (n === undefined || n === '') return this.#options.defaultPageSize;
-    if (!/^\d+$/.test(n)) throw new RegistryError('UNSUPPORTED', `n must be a non-negative integer, not ${JSON.stringify(n.slice(0, 50))}`);
+    if (!/^\d+$/.test(n)) throw new RegistryError('PAGINATION_INVALID', `n must be a non-negative integer, not ${JSON.stringify(n.slice(0, 50))}`);
     return Math.min(Number(n), this.#options.maxPageSize);
   }
 

@@ -39,7 +39,7 @@ export class ManifestService {
   async readBody(body: Readable, declaredLength: number | undefined): Promise<Buffer> {
     const limit = this.#options.maxBytes;
     if (declaredLength !== undefined && declaredLength > limit) {
-      body.resume();
+      await discardBounded(body, oversizeDrainBytes);
       throw new RegistryError('MANIFEST_TOO_LARGE', `manifest is ${declaredLength} bytes; the limit is ${limit}`);
     }
     const chunks: Buffer[] = [];
@@ -47,7 +47,7 @@ export class ManifestService {
     for await (const chunk of body as AsyncIterable<Buffer>) {
       total += chunk.length;
       if (total > limit) {
-        body.destroy();
+        await discardBounded(body, oversizeDrainBytes);
         throw new RegistryError('MANIFEST_TOO_LARGE', `manifest exceeds the limit of ${limit} bytes`);
       }
       chunks.push(chunk);
@@ -87,7 +87,7 @@ export class ManifestService {
       if (result.missingBlobs.length > 0) {
         throw new RegistryError('MANIFEST_BLOB_UNKNOWN', `blob ${result.missingBlobs[0]} is not in repository ${repository}`, { detail: { missing: result.missingBlobs } });
       }
-      throw new RegistryError('MANIFEST_UNKNOWN', `child manifest ${result.missingChildren[0]} is not in repository ${repository}`, { detail: { missing: result.missingChildren } });
+      throw new RegistryError('MANIFEST_BLOB_UNKNOWN', `child manifest ${result.missingChildren[0]} is not in repository ${repository}`, { detail: { missing: result.missingChildren } });
     }
     this.#events.publish({
       type: 'manifest.pushed',
@@ -166,3 +166,20 @@ function acceptable(accept: string | undefined, mediaType: string): boolean {
 
 export type { ParsedManifest };
 export { isDigest };
+
+/**
+ * How much of an oversized body is read and thrown away before answering. Closing a socket with
+ * unread bytes makes the kernel send a reset, which discards the 413 the client has not yet read;
+ * draining a bounded amount lets ordinary clients see the error, and the cap keeps a hostile
+ * client from holding the connection for long.
+ */
+const oversizeDrainBytes = 32 * 1024 * 1024;
+
+/** Reads and discards up to `maxBytes` more of `body`; the error handler closes what is left. */
+async function discardBounded(body: Readable, maxBytes: number): Promise<void> {
+  let seen = 0;
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    seen += chunk.length;
+    if (seen > maxBytes) return;
+  }
+}

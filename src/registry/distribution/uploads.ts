@@ -1,4 +1,4 @@
-import { randomBytes, type Hash } from 'node:crypto';
+import { randomUUID, type Hash } from 'node:crypto';
 import { type Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { type DigestAlgorithm, createDigester, parseDigest } from '../../oci/digest.ts';
@@ -47,7 +47,7 @@ export class UploadService {
   /** Starts a session. */
   async start(repository: string): Promise<UploadSession> {
     const now = new Date();
-    const session: UploadSession = { id: randomBytes(16).toString('hex'), repository, size: 0, startedAt: now, updatedAt: now };
+    const session: UploadSession = { id: randomUUID(), repository, size: 0, startedAt: now, updatedAt: now };
     await this.#blobs.createUpload(session.id);
     try {
       await this.#meta.createUpload(session);
@@ -61,7 +61,7 @@ export class UploadService {
 
   /** Looks up a session of `repository`. @throws BLOB_UPLOAD_UNKNOWN */
   async get(repository: string, id: string): Promise<UploadSession> {
-    const session = /^[a-f0-9]{32}$/.test(id) ? await this.#meta.getUpload(id) : undefined;
+    const session = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(id) ? await this.#meta.getUpload(id) : undefined;
     // A session is bound to its repository: its id is useless under another name.
     if (!session || session.repository !== repository) throw new RegistryError('BLOB_UPLOAD_UNKNOWN', `upload ${id.slice(0, 64)} is unknown, expired or cancelled`);
     return session;
