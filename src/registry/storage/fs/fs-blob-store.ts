@@ -176,6 +176,8 @@ function isNotFound(error: unknown): boolean {
   return (error as NodeJS.ErrnoException)?.code === 'ENOENT';
 }
 
+const readChunkBytes = 1024 * 1024;
+
 async function openStream(path: string, range?: ByteRange): Promise<Readable> {
   // Open first so a missing file is a rejected promise, not a stream error after headers were sent.
   let handle;
@@ -185,6 +187,8 @@ async function openStream(path: string, range?: ByteRange): Promise<Readable> {
     if (isNotFound(error)) throw new NotFoundError(path);
     throw error;
   }
-  return handle.createReadStream(range ? { start: range.start, end: range.end } : {});
+  // 1 MiB reads: with the 64 KiB default, per-chunk overhead (syscall, stream and socket
+  // bookkeeping) halves single-stream pull throughput.
+  return handle.createReadStream({ highWaterMark: readChunkBytes, ...(range ? { start: range.start, end: range.end } : {}) });
 }
 
