@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { buildRegistry, openStores } from '../registry/app/build-app.ts';
-import { ConfigError, environmentVariables, loadConfig } from '../registry/config/load.ts';
+import { ConfigError, environmentVariables, loadConfig, redactedConfig } from '../registry/config/load.ts';
 import type { Config } from '../registry/config/schema.ts';
 import { GarbageCollector } from '../registry/gc/collector.ts';
 import { UploadService } from '../registry/distribution/uploads.ts';
@@ -45,9 +45,9 @@ export async function main(argv: string[]): Promise<number> {
   }
   let config: Config;
   try {
-    const overrides: Array<{ path: string[]; value: unknown }> = [];
-    if (values.listen) overrides.push({ path: ['server', 'listen'], value: values.listen });
-    if (values['data-dir']) overrides.push({ path: ['storage', 'dataDir'], value: values['data-dir'] });
+    const overrides: Array<{ path: string[]; value: unknown; flag: string }> = [];
+    if (values.listen) overrides.push({ path: ['server', 'listen'], value: values.listen, flag: '--listen' });
+    if (values['data-dir']) overrides.push({ path: ['storage', 'dataDir'], value: values['data-dir'], flag: '--data-dir' });
     config = await loadConfig({ file: values.config, overrides });
   } catch (error) {
     if (error instanceof ConfigError) {
@@ -63,7 +63,7 @@ export async function main(argv: string[]): Promise<number> {
       return collect(config, values['dry-run'] ?? false);
     case 'config':
       if (positionals[1] !== 'check') break;
-      console.log(JSON.stringify(config, null, 2));
+      console.log(JSON.stringify(redactedConfig(config), null, 2));
       return 0;
   }
   console.error(`unknown command ${JSON.stringify(positionals.join(' '))}\n\n${usage}`);

@@ -107,6 +107,10 @@ export function parseManifest(bytes: Uint8Array, contentType: string | undefined
   }
 
   const isIndex = mediaType === MediaType.ociIndex || mediaType === MediaType.dockerManifestList;
+  // CVE-2021-41190: a document with both shapes reads as an image to one client and an index to another.
+  if (isIndex ? fields.config !== undefined || fields.layers !== undefined : fields.manifests !== undefined) {
+    throw invalid(`ambiguous manifest: a ${mediaType} must not have ${isIndex ? 'config or layers' : 'manifests'}`);
+  }
   const result = (isIndex ? indexSchema : imageManifestSchema).safeParse(document);
   if (!result.success) {
     const issue = result.error.issues[0];
@@ -133,6 +137,10 @@ export function parseManifest(bytes: Uint8Array, contentType: string | undefined
     };
   }
   const data = result.data;
+  // Image spec, artifactType: "This MUST be set when config.mediaType is set to the empty value."
+  if (mediaType === MediaType.ociManifest && data.config.mediaType === MediaType.ociEmpty && data.artifactType === undefined) {
+    throw invalid(`artifactType is required when config.mediaType is ${MediaType.ociEmpty}`);
+  }
   return {
     mediaType,
     artifactType: data.artifactType ?? (mediaType === MediaType.ociManifest ? data.config.mediaType : undefined),

@@ -1,6 +1,10 @@
 import { RegistryError } from './errors.ts';
 
-/** Maximum repository name length (distribution spec, "name" grammar note). */
+/**
+ * Maximum repository name length, slashes included. The spec's implementers note is about
+ * clients limiting `host[:port]/name` to 255 characters; a registry cannot know every host
+ * name clients use for it, so, like distribution, it limits the name alone.
+ */
 export const maxNameLength = 255;
 
 // Distribution spec: [a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*

@@ -10,7 +10,10 @@ export const configSchema = z.strictObject({
   server: z
     .strictObject({
       /** host:port to listen on. Loopback by default: until access control lands there is no authentication. */
-      listen: z.string().regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected HOST:PORT').default('127.0.0.1:5000'),
+      listen: z
+        .string()
+        .refine((value) => /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(value) && Number(value.slice(value.lastIndexOf(':') + 1)) <= 65535, 'expected HOST:PORT (port 0 to 65535)')
+        .default('127.0.0.1:5000'),
       /** Trust X-Forwarded-* from a reverse proxy (client address, scheme). */
       trustProxy: z.boolean().default(false),
       /** Seconds an idle keep-alive connection stays open. */
@@ -52,7 +55,8 @@ export const configSchema = z.strictObject({
       listDefaultPageSize: z.number().int().positive().default(1000),
       listMaxPageSize: z.number().int().positive().default(10000),
     })
-    .prefault({}),
+    .prefault({})
+    .refine((l) => l.listDefaultPageSize <= l.listMaxPageSize, { message: 'must not exceed listMaxPageSize', path: ['listDefaultPageSize'] }),
   uploads: z
     .strictObject({
       /** An upload session with no activity for this long is abandoned and removed. */

@@ -55,7 +55,8 @@ export class EventBus {
   readonly #onHandlerError: (error: unknown, event: RegistryEvent) => void;
 
   constructor(options: { onHandlerError?: (error: unknown, event: RegistryEvent) => void } = {}) {
-    this.#onHandlerError = options.onHandlerError ?? (() => undefined);
+    // Never silent: without a logger, a failing observer is reported on stderr.
+    this.#onHandlerError = options.onHandlerError ?? ((error, event) => console.error(`event handler for ${event.type} failed:`, error));
   }
 
   /** Subscribes to one event type, or `*` for all. Returns the unsubscribe function. */
