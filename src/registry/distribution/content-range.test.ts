@@ -56,6 +56,7 @@ describe('parseRequestRange (GET blob Range)', () => {
 
   test('first-last, clamped to the blob', () => {
     assert.deepEqual(parseRequestRange('bytes=0-9', size), { start: 0, end: 9 });
+    assert.deepEqual(parseRequestRange('Bytes=0-9', size), { start: 0, end: 9 }, 'the unit is case-insensitive');
     assert.deepEqual(parseRequestRange('bytes=10-10', size), { start: 10, end: 10 });
     assert.deepEqual(parseRequestRange('bytes=90-1000', size), { start: 90, end: 99 });
   });

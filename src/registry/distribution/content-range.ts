@@ -24,7 +24,8 @@ export function parseChunkRange(header: string): ByteRange {
  */
 export function parseRequestRange(header: string | undefined, size: number): ByteRange | 'unsatisfiable' | undefined {
   if (!header) return undefined;
-  const match = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  // The range unit is case-insensitive (RFC 9110 §14.1).
+  const match = /^bytes=(\d*)-(\d*)$/i.exec(header.trim());
   if (!match || (match[1] === '' && match[2] === '')) return undefined;
   if (match[1] === '') {
     const suffix = Number(match[2]);
