@@ -9,6 +9,10 @@
  * test/http were checked while Portcullis was being written. Where the reference registry is
  * known to deviate from the spec (or from Portcullis policy), tests are marked `todo` for that
  * target only via {@link deviation}; against Portcullis every test is strict.
+ *
+ * `PORTCULLIS_HTTP_TARGET=portcullis-postgres` runs Portcullis with PostgreSQL metadata (a fresh
+ * database per target, see test/support/postgres.ts) instead of SQLite; test/http/postgres.test.ts
+ * runs a representative part of the suite that way in every `npm test`.
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -18,11 +22,15 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
+import { createTestDatabase } from './postgres.ts';
 import { startRegistry } from './registry-process.ts';
 
 export type TargetKind = 'portcullis' | 'distribution';
 
 export const targetKind: TargetKind = process.env.PORTCULLIS_HTTP_TARGET === 'distribution' ? 'distribution' : 'portcullis';
+
+/** Metadata backend of a Portcullis target. */
+export const targetMetadata: 'sqlite' | 'postgres' = process.env.PORTCULLIS_HTTP_TARGET === 'portcullis-postgres' ? 'postgres' : 'sqlite';
 
 /**
  * `todo` option for a test the reference registry is known to fail: returns the reason when
@@ -61,7 +69,18 @@ export async function startTarget(options: TargetOptions = {}): Promise<Target> 
   if (targetKind === 'distribution') return startDistribution(deleteEnabled);
   const env: Record<string, string> = { ...options.env };
   env[deleteEnabledEnv] = String(deleteEnabled);
-  const registry = await startRegistry({ env });
+  const database = targetMetadata === 'postgres' ? await createTestDatabase() : undefined;
+  if (database) {
+    env.PORTCULLIS_STORAGE_METADATA_KIND = 'postgres';
+    env.PORTCULLIS_STORAGE_METADATA_POSTGRES_URL = database.url;
+  }
+  let registry;
+  try {
+    registry = await startRegistry({ env });
+  } catch (error) {
+    await database?.drop();
+    throw error;
+  }
   const client = new Client(registry.url);
   return {
     kind: 'portcullis',
@@ -72,6 +91,7 @@ export async function startTarget(options: TargetOptions = {}): Promise<Target> 
     stop: async () => {
       client.close();
       await registry.stop();
+      await database?.drop();
     },
   };
 }

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -51,4 +51,31 @@ export async function startRegistry(options: { dataDir?: string; env?: Record<st
         child.kill(signal);
       }),
   };
+}
+
+export interface GcReport {
+  dryRun: boolean;
+  manifestsDeleted: number;
+  blobsDeleted: number;
+  bytesFreed: number;
+  uploadsExpired: number;
+}
+
+/**
+ * Runs `portcullis gc [--dry-run] --data-dir DIR` (as an operator would, next to a running
+ * server) and returns the JSON report it prints. Rejects when it exits non-zero.
+ */
+export function runGc(dataDir: string, options: { dryRun?: boolean; env?: Record<string, string> } = {}): Promise<GcReport> {
+  const args = [bin, 'gc', '--data-dir', dataDir, ...(options.dryRun ? ['--dry-run'] : [])];
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, args, { env: { ...process.env, ...options.env }, timeout: 60_000 }, (error, stdout, stderr) => {
+      if (error) return reject(new Error(`portcullis gc failed: ${error.message}\n${stdout}${stderr}`));
+      const line = stdout.trim().split('\n').at(-1) ?? '';
+      try {
+        resolve(JSON.parse(line) as GcReport);
+      } catch {
+        reject(new Error(`portcullis gc printed no report:\n${stdout}${stderr}`));
+      }
+    });
+  });
 }

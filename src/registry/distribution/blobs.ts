@@ -32,8 +32,13 @@ export class BlobService {
     const { digest } = parseDigest(digestParam);
     const linked = await this.#meta.linkedBlob(repository, digest);
     if (!linked) throw new RegistryError('BLOB_UNKNOWN', `blob ${digest} is not in repository ${repository}`, { detail: { digest } });
-    // A client checking an unreferenced blob is likely about to reference it: keep it from the collector.
-    if (!linked.referenced) await this.#meta.protectBlob(digest, this.#options.blobGraceMs);
+    // A client checking a blob (HEAD, as pushes do) or reading an unreferenced one is likely about
+    // to reference it: keep it from the collector for the grace period, even if the manifest that
+    // references it now is deleted meanwhile. The collector may have marked it since the lookup
+    // above; then it is absent, and saying so is what makes the client upload it again.
+    if ((!withBody || !linked.referenced) && !(await this.#meta.protectBlob(digest, this.#options.blobGraceMs))) {
+      throw new RegistryError('BLOB_UNKNOWN', `blob ${digest} is not in repository ${repository}`, { detail: { digest } });
+    }
     const range = parseRequestRange(rangeHeader, linked.size);
     if (range === 'unsatisfiable') return { kind: 'unsatisfiable', digest, size: linked.size };
     let stream: Readable | undefined;

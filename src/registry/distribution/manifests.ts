@@ -5,8 +5,7 @@ import { type ParsedManifest, parseManifest } from '../../oci/manifest.ts';
 import { isNonDistributable } from '../../oci/media-types.ts';
 import { isTag } from '../../oci/reference.ts';
 import type { EventBus, RequestOrigin } from '../events/bus.ts';
-import type { ManifestRecord, MetadataStore } from '../storage/ports.ts';
-import { ConcurrentDeletionError } from '../storage/sql/sql-metadata-store.ts';
+import { ConcurrentDeletionError, type ManifestRecord, type MetadataStore } from '../storage/ports.ts';
 import type { Gates } from './gates.ts';
 
 export interface ManifestOptions {

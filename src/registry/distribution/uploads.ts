@@ -101,6 +101,7 @@ export class UploadService {
   async #write(session: UploadSession, body: Readable, expectedLength: number | undefined): Promise<number> {
     const running = this.#hashes.get(session.id);
     const usable = running && running.offset === session.size ? running : undefined;
+    if (!usable) await this.#reconcile(session);
     const snapshot = usable?.hash.copy();
     const max = this.#options.blobMaxBytes || Number.MAX_SAFE_INTEGER;
     const counter = new ChunkCounter(expectedLength, usable?.hash);
@@ -135,6 +136,8 @@ export class UploadService {
     const { digest, algorithm } = parseDigest(digestParam);
     let current = session;
     if (finalChunk) current = await this.appendChunk(session, finalChunk, undefined, finalLength);
+    // Hashing (or reconciling) while a chunk is still being written would see a moving target.
+    else if (this.#busy.has(session.id)) throw new RegistryError('RANGE_INVALID', 'a chunk of this upload is still in progress', { headers: { Range: uploadProgressRange(session.size) } });
     const actual = await this.#digestOf(current, algorithm);
     if (actual !== digest) {
       await this.discard(current.id);
@@ -165,11 +168,36 @@ export class UploadService {
       return `${algorithm}:${running.hash.digest('hex')}`;
     }
     // After a restart or on another replica: recompute from the stored bytes.
+    await this.#reconcile(session);
     const hash = createDigester(algorithm);
     await pipeline(await this.#blobs.readUpload(session.id), async function* (source: AsyncIterable<Buffer>) {
       for await (const chunk of source) hash.update(chunk);
     });
     return `${algorithm}:${hash.digest('hex')}`;
+  }
+
+  /**
+   * Brings the partial data in line with the session when this process has not seen every byte
+   * of it (after a restart, or on another replica). A crash in the middle of a chunk leaves bytes
+   * the session never recorded; that chunk was never acknowledged, so the client sends it again
+   * and they are cut off. Data that is gone or shorter than recorded cannot be trusted: the
+   * session is discarded and reported unknown.
+   */
+  async #reconcile(session: UploadSession): Promise<void> {
+    let stored = await this.#blobs.uploadSize(session.id);
+    if (stored !== undefined && stored > session.size) {
+      try {
+        await this.#blobs.truncateUpload(session.id, session.size);
+        stored = session.size;
+      } catch (error) {
+        if (!(error instanceof NotFoundError)) throw error;
+        stored = undefined;
+      }
+    }
+    if (stored !== session.size) {
+      await this.discard(session.id);
+      throw new RegistryError('BLOB_UPLOAD_UNKNOWN', `upload ${session.id} lost its data; restart it`);
+    }
   }
 
   async #commitAs(session: UploadSession, digest: string): Promise<void> {

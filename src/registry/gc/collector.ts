@@ -9,6 +9,11 @@ export interface CollectorOptions {
   uploadExpiryMs: number;
   /** Candidates handled per metadata query. */
   batchSize?: number;
+  /**
+   * A blob marked for deletion longer ago than this is taken to belong to a collector that died,
+   * and is finished by this one (a live collector deletes a blob within milliseconds of marking it).
+   */
+  staleDeletionMs?: number;
 }
 
 export interface CollectionReport {
@@ -39,7 +44,7 @@ export class GarbageCollector {
     this.#meta = deps.meta;
     this.#uploads = deps.uploads;
     this.#events = deps.events;
-    this.#options = { batchSize: 1000, ...options };
+    this.#options = { batchSize: 1000, staleDeletionMs: 60_000, ...options };
   }
 
   async collect(options: { dryRun?: boolean; now?: Date } = {}): Promise<CollectionReport> {
@@ -50,8 +55,10 @@ export class GarbageCollector {
     const batch = this.#options.batchSize;
 
     if (!dryRun) {
-      // Finish deletions a crashed collector had started (deleting bytes is idempotent).
-      for (const digest of await this.#meta.blobsBeingDeleted(100_000)) {
+      // Finish deletions a crashed collector had started (deleting bytes is idempotent). Only old
+      // marks: finishing another live collector's fresh mark would let an upload re-create the
+      // blob before that collector deletes the bytes, leaving a visible blob without content.
+      for (const digest of await this.#meta.blobsBeingDeleted(100_000, new Date(now.getTime() - this.#options.staleDeletionMs))) {
         await this.#blobs.delete(digest);
         await this.#meta.finishBlobDeletion(digest);
       }
@@ -66,10 +73,10 @@ export class GarbageCollector {
           const manifests = await this.#meta.untaggedManifests(cutoff, batch);
           let deleted = 0;
           for (const { repository, digest } of manifests) {
-            const result = await this.#meta.deleteManifest(repository, digest);
-            if (result.outcome !== 'deleted') continue;
+            // Conditional: a manifest tagged or pushed again since the listing is kept.
+            if (!(await this.#meta.deleteUntaggedManifest(repository, digest, cutoff))) continue;
             deleted++;
-            this.#events.publish({ type: 'manifest.deleted', at: new Date(), origin: undefined, repository, digest, tags: result.tags });
+            this.#events.publish({ type: 'manifest.deleted', at: new Date(), origin: undefined, repository, digest, tags: [] });
           }
           report.manifestsDeleted += deleted;
           if (manifests.length < batch || deleted === 0) break;

@@ -45,6 +45,12 @@ export interface BlobStore {
    * blob already exists the partial data is discarded. The caller has verified the digest.
    */
   commitUpload(id: string, digest: string): Promise<void>;
+  /**
+   * Cuts the partial data of upload `id` back to `size` bytes (no-op when it holds no more).
+   * Used after a crash: bytes of a chunk that was never acknowledged may have been written.
+   * Rejects with NotFoundError when the upload is unknown.
+   */
+  truncateUpload(id: string, size: number): Promise<void>;
   /** Discards upload `id`. Idempotent. */
   deleteUpload(id: string): Promise<void>;
   /** Upload ids whose partial data was last written before `olderThan` (for cleanup). */
@@ -64,6 +70,19 @@ export class OffsetMismatchError extends Error {
 }
 export class SizeLimitError extends Error {
   override name = 'SizeLimitError';
+}
+
+/**
+ * Thrown by {@link MetadataStore.putManifest} when a blob or child manifest it checked was
+ * deleted (by the collector) before it could be referenced; the transaction rolled back.
+ */
+export class ConcurrentDeletionError extends Error {
+  override name = 'ConcurrentDeletionError';
+  readonly digest: string;
+  constructor(digest: string) {
+    super(`${digest} was deleted concurrently`);
+    this.digest = digest;
+  }
 }
 
 export interface UploadSession {
@@ -155,8 +174,13 @@ export interface MetadataStore {
   linkedBlob(repository: string, digest: string): Promise<{ size: number; referenced: boolean } | undefined>;
   /** Links an existing live blob into another repository (cross-repository mount). False when `from` does not hold it. */
   mountBlob(repository: string, digest: string, from: string | undefined, graceMs: number): Promise<boolean>;
-  /** Pushes back the collection of an unreferenced blob (a client just saw it and may reference it). */
-  protectBlob(digest: string, graceMs: number): Promise<void>;
+  /**
+   * Protects a blob from collection for `graceMs` (never shortening a protection), referenced
+   * or not: a client that just checked it may reference it, even if the manifest referencing it
+   * now is deleted meanwhile. False when the blob is unknown or being deleted, in which case the
+   * client must be told it is absent.
+   */
+  protectBlob(digest: string, graceMs: number): Promise<boolean>;
   /**
    * Removes the link of `digest` from `repository`. 'referenced' when a manifest of the
    * repository still references it (nothing changes), 'unknown' when not linked.
@@ -164,7 +188,11 @@ export interface MetadataStore {
   unlinkBlob(repository: string, digest: string): Promise<'deleted' | 'referenced' | 'unknown'>;
 
   // --- manifests and tags
-  /** Stores a manifest and moves its tag in one transaction, after checking every reference. */
+  /**
+   * Stores a manifest and moves its tag in one transaction, after checking every reference.
+   * Pushing a manifest that already exists refreshes its push time (see untaggedManifests).
+   * @throws ConcurrentDeletionError when a checked blob or child was deleted meanwhile.
+   */
   putManifest(write: ManifestWrite): Promise<ManifestWriteResult>;
   getManifest(repository: string, digest: string): Promise<ManifestRecord | undefined>;
   resolveTag(repository: string, tag: string): Promise<string | undefined>;
@@ -193,13 +221,27 @@ export interface MetadataStore {
   gcCandidates(now: Date, limit: number): Promise<GcCandidate[]>;
   /**
    * Atomically re-checks a candidate (still unreferenced, protection expired) and marks it as
-   * being deleted, so concurrent manifest pushes no longer see it. False if it was rescued.
+   * being deleted (recording when), so concurrent manifest pushes no longer see it. False if it
+   * was rescued.
    */
   beginBlobDeletion(digest: string, now: Date): Promise<boolean>;
   /** Removes the blob's rows after its bytes were deleted. */
   finishBlobDeletion(digest: string): Promise<void>;
-  /** Untagged manifests older than `olderThan` that no index lists. */
+  /**
+   * Untagged manifests last pushed before `olderThan` that no index lists and that are not a
+   * referrer of an existing subject.
+   */
   untaggedManifests(olderThan: Date, limit: number): Promise<UntaggedManifest[]>;
-  /** Blobs marked for deletion by a collector that died; finish or roll back on restart. */
-  blobsBeingDeleted(limit: number): Promise<string[]>;
+  /**
+   * Deletes a manifest (as deleteManifest) only if, in the same transaction, it still meets every
+   * condition of untaggedManifests: a tag or re-push since the listing keeps it. True if deleted.
+   */
+  deleteUntaggedManifest(repository: string, digest: string, olderThan: Date): Promise<boolean>;
+  /**
+   * Blobs marked for deletion, by a collector that died if marked before `markedBefore` (the
+   * default lists every mark). Only such stale marks may be finished by another collector: a
+   * live one finishing a fresh mark would let an upload re-create the blob before the marking
+   * collector deletes its bytes.
+   */
+  blobsBeingDeleted(limit: number, markedBefore?: Date): Promise<string[]>;
 }

@@ -370,6 +370,20 @@ export function runBlobStoreContract(name: string, makeStore: MakeBlobStore): vo
         assert.ok((await collect(reader)).equals(bytes), 'a reader opened before the commit still reads the blob');
       });
 
+      it('truncateUpload cuts partial data back, never extends it, and refuses an unknown upload', async () => {
+        const id = newId();
+        await store.createUpload(id);
+        await store.appendUpload(id, 0, source(Buffer.from('0123456789')));
+        await store.truncateUpload(id, 4);
+        assert.equal(await store.uploadSize(id), 4);
+        assert.equal((await uploadContent(id)).toString(), '0123');
+        await store.truncateUpload(id, 8);
+        assert.equal(await store.uploadSize(id), 4, 'a larger size changes nothing');
+        assert.equal(await store.appendUpload(id, 4, source(Buffer.from('ab'))), 6, 'appending continues at the cut');
+        assert.equal((await uploadContent(id)).toString(), '0123ab');
+        await assert.rejects(store.truncateUpload(newId(), 0), NotFoundError);
+      });
+
       it('deleteUpload discards the data and is idempotent', async () => {
         const id = newId();
         await store.createUpload(id);

@@ -717,11 +717,42 @@ export function runMetadataStoreContract(name: string, makeStore: MakeMetadataSt
         const digest = await pushBlob('repo', 'blob', 10, 10);
         clock.advance(10);
         assert.deepEqual(await candidates(), [digest]);
-        await store.protectBlob(digest, 100);
+        assert.equal(await store.protectBlob(digest, 100), true);
         assert.deepEqual(await candidates(), []);
         clock.advance(100);
         assert.deepEqual(await candidates(), [digest]);
-        await store.protectBlob(sha256('unknown'), 100); // no error
+        assert.equal(await store.protectBlob(sha256('unknown'), 100), false, 'unknown blob');
+      });
+
+      it('protectBlob never shortens a protection', async () => {
+        const digest = await pushBlob('repo', 'blob', 10, 1000);
+        assert.equal(await store.protectBlob(digest, 10), true);
+        clock.advance(999);
+        assert.deepEqual(await candidates(), []);
+        clock.advance(1);
+        assert.deepEqual(await candidates(), [digest]);
+      });
+
+      it('protectBlob protects a referenced blob past the deletion of its manifest', async () => {
+        const digest = await pushBlob('repo', 'blob', 10, 10);
+        const m = manifest('repo', 'm', { blobs: [digest] });
+        await putOk(m);
+        clock.advance(100);
+        assert.equal(await store.protectBlob(digest, 1000), true);
+        assert.equal((await store.deleteManifest('repo', m.digest)).outcome, 'deleted');
+        assert.deepEqual(await candidates(), [], 'a client that just checked the blob may still reference it');
+        assert.equal(await store.beginBlobDeletion(digest, nowDate()), false);
+        clock.advance(1000);
+        assert.deepEqual(await candidates(), [digest]);
+      });
+
+      it('protectBlob answers false once the collector has marked the blob, and changes nothing', async () => {
+        const digest = await pushBlob('repo', 'blob', 10, 10);
+        clock.advance(10);
+        assert.equal(await store.beginBlobDeletion(digest, nowDate()), true);
+        assert.equal(await store.protectBlob(digest, HOUR), false);
+        assert.deepEqual(await store.blobsBeingDeleted(10), [digest]);
+        assert.equal(await store.linkedBlob('repo', digest), undefined);
       });
 
       it('beginBlobDeletion re-checks the candidate', async () => {
@@ -803,6 +834,20 @@ export function runMetadataStoreContract(name: string, makeStore: MakeMetadataSt
         await store.finishBlobDeletion(sha256('unknown'));
       });
 
+      it('blobsBeingDeleted with markedBefore lists only marks set before it', async () => {
+        const early = await pushBlob('repo', 'early', 1, 1);
+        const late = await pushBlob('repo', 'late', 1, 1);
+        clock.advance(1);
+        assert.equal(await store.beginBlobDeletion(early, nowDate()), true);
+        const between = clock.now() + 50;
+        clock.advance(100);
+        assert.equal(await store.beginBlobDeletion(late, nowDate()), true);
+        assert.deepEqual(await store.blobsBeingDeleted(10, new Date(between)), [early]);
+        assert.deepEqual(await store.blobsBeingDeleted(10, new Date(clock.now() - 100)), [], 'a mark set exactly then is not listed');
+        assert.deepEqual((await store.blobsBeingDeleted(10, new Date(clock.now() + 1))).sort(), [early, late].sort());
+        assert.deepEqual((await store.blobsBeingDeleted(10)).sort(), [early, late].sort(), 'no cut-off: every mark');
+      });
+
       it('blobsBeingDeleted honours its limit', async () => {
         const digests = [];
         for (let i = 0; i < 3; i++) digests.push(await pushBlob('repo', `b${i}`, 1, 1));
@@ -845,6 +890,74 @@ export function runMetadataStoreContract(name: string, makeStore: MakeMetadataSt
         // Deleting the subject exposes its referrer.
         await store.deleteManifest('repo', tagged.digest);
         assert.ok((await list()).includes(`repo@${ref.digest}`));
+      });
+
+      it('untaggedManifests counts from the last push: pushing a manifest again restarts its period', async () => {
+        const old = manifest('repo', 'old');
+        const repushed = manifest('repo', 'repushed');
+        await putOk(old);
+        await putOk(repushed);
+        clock.advance(HOUR);
+        const again = await putOk(repushed);
+        assert.equal(again.created, false);
+        clock.advance(1);
+        const list = async () => (await store.untaggedManifests(new Date(clock.now() - 1), 100)).map((u) => u.digest);
+        assert.deepEqual(await list(), [old.digest]);
+        assert.equal(await store.deleteUntaggedManifest('repo', repushed.digest, new Date(clock.now() - 1)), false);
+        assert.ok(await store.getManifest('repo', repushed.digest));
+        clock.advance(HOUR);
+        assert.deepEqual(await list(), [old.digest, repushed.digest], 'oldest push first');
+        const record = await store.getManifest('repo', repushed.digest);
+        assert.equal(record?.createdAt.getTime(), START, 'createdAt stays the first push');
+      });
+
+      it('deleteUntaggedManifest re-checks every condition of untaggedManifests', async () => {
+        const layer = await pushBlob('repo', 'layer', 10, 10);
+        const plain = manifest('repo', 'plain', { blobs: [layer] });
+        const tagged = manifest('repo', 'tagged');
+        const child = manifest('repo', 'child');
+        const young = manifest('repo', 'young');
+        const referrer = manifest('repo', 'referrer', { subject: sha256('subject later'), artifactType: 'application/vnd.example.sig' });
+        for (const m of [plain, tagged, child, referrer]) await putOk(m);
+        await putOk(manifest('repo', 'index', { mediaType: INDEX, children: [child.digest], tag: 'index' }));
+        clock.advance(HOUR);
+        const cutoff = nowDate();
+        await putOk(young);
+        // Between the listing and the deletion: a tag, and the referrer's subject arrive.
+        const listed = (await store.untaggedManifests(cutoff, 100)).map((u) => u.digest);
+        assert.deepEqual(listed.sort(), [plain.digest, tagged.digest, referrer.digest].sort());
+        await putOk({ ...tagged, tag: 'now-tagged' });
+        const subject = { ...manifest('repo', 'x'), content: Buffer.from('subject later'), digest: sha256('subject later') };
+        await putOk(subject);
+
+        assert.equal(await store.deleteUntaggedManifest('repo', tagged.digest, cutoff), false, 'tagged (and pushed) since');
+        assert.equal(await store.deleteUntaggedManifest('repo', referrer.digest, cutoff), false, 'its subject exists now');
+        assert.equal(await store.deleteUntaggedManifest('repo', child.digest, cutoff), false, 'listed by an index');
+        assert.equal(await store.deleteUntaggedManifest('repo', young.digest, cutoff), false, 'pushed after the cut-off');
+        assert.equal(await store.deleteUntaggedManifest('repo', sha256('unknown'), cutoff), false);
+        assert.equal(await store.deleteUntaggedManifest('nowhere', plain.digest, cutoff), false);
+        for (const m of [tagged, referrer, child, young]) assert.ok(await store.getManifest('repo', m.digest), m.digest);
+        assert.equal(await store.resolveTag('repo', 'now-tagged'), tagged.digest);
+
+        assert.equal(await store.deleteUntaggedManifest('repo', plain.digest, cutoff), true);
+        assert.equal(await store.getManifest('repo', plain.digest), undefined);
+        assert.equal(await store.deleteUntaggedManifest('repo', plain.digest, cutoff), false, 'already gone');
+        assert.deepEqual(await store.linkedBlob('repo', layer), { size: 10, referenced: false }, 'its references are released');
+        assert.deepEqual(await candidates(), [layer]);
+      });
+
+      it('deleteUntaggedManifest racing with a push that tags the manifest never leaves a dangling tag', async () => {
+        for (let round = 0; round < 10; round++) {
+          const m = manifest('repo', `race${round}`);
+          await putOk(m);
+          clock.advance(HOUR);
+          const cutoff = nowDate();
+          const [deleted, put] = await Promise.all([store.deleteUntaggedManifest('repo', m.digest, cutoff), store.putManifest({ ...m, tag: `t${round}` })]);
+          assert.equal(put.ok, true, JSON.stringify(put));
+          // Either order is fine, as long as the tag points at a manifest that exists.
+          assert.equal(await store.resolveTag('repo', `t${round}`), m.digest);
+          assert.ok(await store.getManifest('repo', m.digest), `round ${round}: tag left dangling (deleted first: ${deleted})`);
+        }
       });
     });
 

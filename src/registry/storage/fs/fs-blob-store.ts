@@ -153,6 +153,15 @@ export class FsBlobStore implements BlobStore {
     });
   }
 
+  async truncateUpload(id: string, size: number): Promise<void> {
+    // Queued like a chunk, so it never cuts a write of this process in the middle.
+    await this.#withUpload(id, async () => {
+      const current = await this.uploadSize(id);
+      if (current === undefined) throw new NotFoundError(`upload ${id} unknown`);
+      if (current > size) await truncate(this.#uploadPath(id), size);
+    });
+  }
+
   async deleteUpload(id: string): Promise<void> {
     if (!isUploadId(id)) return; // no such upload can exist
     await rm(this.#uploadPath(id), { force: true });

@@ -80,5 +80,14 @@ export function migrations(dialect: 'sqlite' | 'postgres'): Migration[] {
         `CREATE INDEX uploads_updated ON uploads (updated_at)`,
       ],
     },
+    {
+      version: 2,
+      description: 'manifests.pushed_at: last push, for the untagged-manifest policy',
+      statements: [
+        `ALTER TABLE manifests ADD COLUMN pushed_at BIGINT NOT NULL DEFAULT 0`,
+        `UPDATE manifests SET pushed_at = created_at`,
+        `CREATE INDEX manifests_pushed ON manifests (pushed_at)`,
+      ],
+    },
   ];
 }

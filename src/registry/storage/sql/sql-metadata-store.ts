@@ -1,13 +1,14 @@
-import type {
-  GcCandidate,
-  ManifestRecord,
-  ManifestWrite,
-  ManifestWriteResult,
-  MetadataStore,
-  Page,
-  ReferrerRecord,
-  UntaggedManifest,
-  UploadSession,
+import {
+  ConcurrentDeletionError,
+  type GcCandidate,
+  type ManifestRecord,
+  type ManifestWrite,
+  type ManifestWriteResult,
+  type MetadataStore,
+  type Page,
+  type ReferrerRecord,
+  type UntaggedManifest,
+  type UploadSession,
 } from '../ports.ts';
 import type { SqlDriver, SqlExecutor } from './driver.ts';
 import { migrations } from './migrations.ts';
@@ -114,9 +115,15 @@ export class SqlMetadataStore implements MetadataStore {
     });
   }
 
-  async protectBlob(digest: string, graceMs: number): Promise<void> {
+  async protectBlob(digest: string, graceMs: number): Promise<boolean> {
     const until = this.#now() + graceMs;
-    await this.#db.run(`UPDATE blobs SET protected_until = $2 WHERE digest = $1 AND refcount = 0 AND state = 'live' AND protected_until < $2`, [digest, until]);
+    // Serialised with beginBlobDeletion on the row: either the protection lands first and the
+    // collector's re-check keeps the blob, or the collector marked it first and this answers false.
+    const changed = await this.#db.run(
+      `UPDATE blobs SET protected_until = CASE WHEN protected_until > $2 THEN protected_until ELSE $2 END WHERE digest = $1 AND state = 'live'`,
+      [digest, until],
+    );
+    return changed > 0;
   }
 
   async unlinkBlob(repository: string, digest: string): Promise<'deleted' | 'referenced' | 'unknown'> {
@@ -146,9 +153,12 @@ export class SqlMetadataStore implements MetadataStore {
       return await this.#db.transaction(async (tx): Promise<ManifestWriteResult> => {
         const repositoryId = await this.#ensureRepository(tx, write.repository);
         const now = this.#now();
-        const existing = await tx.all('SELECT 1 AS one FROM manifests WHERE repository_id = $1 AND digest = $2', [repositoryId, write.digest]);
+        // A re-push refreshes the push time, so an untagged manifest pushed again is not collected
+        // right after; the update also locks the row (PostgreSQL) against a racing
+        // deleteUntaggedManifest until the tag below is in place.
+        const existing = await tx.run('UPDATE manifests SET pushed_at = $3 WHERE repository_id = $1 AND digest = $2', [repositoryId, write.digest, now]);
         let created = false;
-        if (existing.length === 0) {
+        if (existing === 0) {
           const missingBlobs = await this.#missing(tx, `SELECT l.digest AS digest FROM blob_links l JOIN blobs b ON b.digest = l.digest WHERE l.repository_id = $1 AND b.state = 'live' AND l.digest IN`, repositoryId, blobs);
           const missingChildren = await this.#missing(tx, 'SELECT digest FROM manifests WHERE repository_id = $1 AND digest IN', repositoryId, children);
           // Roll back: not even the repository may be created by a refused push.
@@ -156,8 +166,8 @@ export class SqlMetadataStore implements MetadataStore {
           // A concurrent push of the same manifest may have inserted it since the check: the
           // conflict waits for that transaction, and its references are already counted.
           const inserted = await tx.run(
-            `INSERT INTO manifests (repository_id, digest, media_type, artifact_type, size, content, subject, annotations, parent_count, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9) ON CONFLICT (repository_id, digest) DO NOTHING`,
+            `INSERT INTO manifests (repository_id, digest, media_type, artifact_type, size, content, subject, annotations, parent_count, created_at, pushed_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $9) ON CONFLICT (repository_id, digest) DO NOTHING`,
             [repositoryId, write.digest, write.mediaType, write.artifactType ?? null, write.content.length, write.content, write.subject ?? null, write.annotations ? JSON.stringify(write.annotations) : null, now],
           );
           if (inserted > 0) {
@@ -268,24 +278,48 @@ export class SqlMetadataStore implements MetadataStore {
         const exists = await tx.all('SELECT 1 AS one FROM manifests WHERE repository_id = $1 AND digest = $2', [repositoryId, digest]);
         return { outcome: exists.length > 0 ? ('referenced' as const) : ('unknown' as const) };
       }
-      // Same lock order as putManifest: children, then blobs (each sorted), then tags.
-      const children = await tx.all<{ child_digest: string }>('SELECT child_digest FROM manifest_children WHERE repository_id = $1 AND parent_digest = $2 ORDER BY child_digest', [repositoryId, digest]);
-      await tx.run('DELETE FROM manifest_children WHERE repository_id = $1 AND parent_digest = $2', [repositoryId, digest]);
-      for (const { child_digest } of children) {
-        await tx.run('UPDATE manifests SET parent_count = parent_count - 1 WHERE repository_id = $1 AND digest = $2', [repositoryId, child_digest]);
-      }
-      const blobs = await tx.all<{ blob_digest: string }>('SELECT blob_digest FROM manifest_blobs WHERE repository_id = $1 AND manifest_digest = $2 ORDER BY blob_digest', [repositoryId, digest]);
-      await tx.run('DELETE FROM manifest_blobs WHERE repository_id = $1 AND manifest_digest = $2', [repositoryId, digest]);
-      for (const { blob_digest } of blobs) {
-        // At zero references the partial index picks it up once its protection has run out. The
-        // protection is not cut short: a recordBlob/protectBlob still running (an upload of the
-        // same content, a client that just checked the blob) must keep it.
-        await tx.run('UPDATE blobs SET refcount = refcount - 1 WHERE digest = $1', [blob_digest]);
-      }
-      const tags = (await tx.all<{ name: string }>('SELECT name FROM tags WHERE repository_id = $1 AND digest = $2 ORDER BY name', [repositoryId, digest])).map((r) => r.name);
-      await tx.run('DELETE FROM tags WHERE repository_id = $1 AND digest = $2', [repositoryId, digest]);
-      return { outcome: 'deleted' as const, tags };
+      return { outcome: 'deleted' as const, tags: await this.#releaseManifest(tx, repositoryId, digest) };
     });
+  }
+
+  async deleteUntaggedManifest(repository: string, digest: string, olderThan: Date): Promise<boolean> {
+    return this.#db.transaction(async (tx) => {
+      const repositoryId = await this.#repositoryId(tx, repository);
+      if (repositoryId === undefined) return false;
+      // One statement re-checks every condition of untaggedManifests on this row. On PostgreSQL a
+      // push that tags or re-pushes the manifest concurrently holds the row lock (it updates
+      // pushed_at first); once it commits, the re-check sees the new pushed_at and keeps the row.
+      const deleted = await tx.run(
+        `DELETE FROM manifests WHERE repository_id = $1 AND digest = $2 AND pushed_at < $3 AND parent_count = 0
+           AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.repository_id = $1 AND t.digest = $2)
+           AND (subject IS NULL OR NOT EXISTS (SELECT 1 FROM manifests s WHERE s.repository_id = $1 AND s.digest = manifests.subject))`,
+        [repositoryId, digest, olderThan.getTime()],
+      );
+      if (deleted === 0) return false;
+      await this.#releaseManifest(tx, repositoryId, digest);
+      return true;
+    });
+  }
+
+  /** Releases the references of a manifest row just deleted and deletes its tags (returned). */
+  async #releaseManifest(tx: SqlExecutor, repositoryId: number, digest: string): Promise<string[]> {
+    // Same lock order as putManifest: children, then blobs (each sorted), then tags.
+    const children = await tx.all<{ child_digest: string }>('SELECT child_digest FROM manifest_children WHERE repository_id = $1 AND parent_digest = $2 ORDER BY child_digest', [repositoryId, digest]);
+    await tx.run('DELETE FROM manifest_children WHERE repository_id = $1 AND parent_digest = $2', [repositoryId, digest]);
+    for (const { child_digest } of children) {
+      await tx.run('UPDATE manifests SET parent_count = parent_count - 1 WHERE repository_id = $1 AND digest = $2', [repositoryId, child_digest]);
+    }
+    const blobs = await tx.all<{ blob_digest: string }>('SELECT blob_digest FROM manifest_blobs WHERE repository_id = $1 AND manifest_digest = $2 ORDER BY blob_digest', [repositoryId, digest]);
+    await tx.run('DELETE FROM manifest_blobs WHERE repository_id = $1 AND manifest_digest = $2', [repositoryId, digest]);
+    for (const { blob_digest } of blobs) {
+      // At zero references the partial index picks it up once its protection has run out. The
+      // protection is not cut short: a recordBlob/protectBlob still running (an upload of the
+      // same content, a client that just checked the blob) must keep it.
+      await tx.run('UPDATE blobs SET refcount = refcount - 1 WHERE digest = $1', [blob_digest]);
+    }
+    const tags = (await tx.all<{ name: string }>('SELECT name FROM tags WHERE repository_id = $1 AND digest = $2 ORDER BY name', [repositoryId, digest])).map((r) => r.name);
+    await tx.run('DELETE FROM tags WHERE repository_id = $1 AND digest = $2', [repositoryId, digest]);
+    return tags;
   }
 
   async listReferrers(repository: string, subject: string, artifactType?: string): Promise<ReferrerRecord[]> {
@@ -351,9 +385,10 @@ export class SqlMetadataStore implements MetadataStore {
   }
 
   async beginBlobDeletion(digest: string, now: Date): Promise<boolean> {
+    // While deleting, protected_until records when the mark was set (see blobsBeingDeleted).
     const changed = await this.#db.run(
-      `UPDATE blobs SET state = 'deleting' WHERE digest = $1 AND refcount = 0 AND protected_until <= $2 AND state = 'live'`,
-      [digest, now.getTime()],
+      `UPDATE blobs SET state = 'deleting', protected_until = $3 WHERE digest = $1 AND refcount = 0 AND protected_until <= $2 AND state = 'live'`,
+      [digest, now.getTime(), this.#now()],
     );
     return changed > 0;
   }
@@ -368,28 +403,21 @@ export class SqlMetadataStore implements MetadataStore {
   async untaggedManifests(olderThan: Date, limit: number): Promise<UntaggedManifest[]> {
     const rows = await this.#db.all<{ name: string; digest: string }>(
       `SELECT r.name, m.digest FROM manifests m JOIN repositories r ON r.id = m.repository_id
-       WHERE m.created_at < $1 AND m.parent_count = 0
+       WHERE m.pushed_at < $1 AND m.parent_count = 0
          AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.repository_id = m.repository_id AND t.digest = m.digest)
          AND (m.subject IS NULL OR NOT EXISTS (SELECT 1 FROM manifests s WHERE s.repository_id = m.repository_id AND s.digest = m.subject))
-       ORDER BY m.created_at LIMIT $2`,
+       ORDER BY m.pushed_at LIMIT $2`,
       [olderThan.getTime(), limit],
     );
     return rows.map((r) => ({ repository: r.name, digest: r.digest }));
   }
 
-  async blobsBeingDeleted(limit: number): Promise<string[]> {
-    const rows = await this.#db.all<{ digest: string }>(`SELECT digest FROM blobs WHERE state = 'deleting' LIMIT $1`, [limit]);
+  async blobsBeingDeleted(limit: number, markedBefore?: Date): Promise<string[]> {
+    const rows = await this.#db.all<{ digest: string }>(`SELECT digest FROM blobs WHERE state = 'deleting' AND protected_until < $2 LIMIT $1`, [
+      limit,
+      markedBefore?.getTime() ?? Number.MAX_SAFE_INTEGER,
+    ]);
     return rows.map((r) => r.digest);
-  }
-}
-
-/** A blob or child manifest vanished between the check and the reference (the transaction rolls back). */
-export class ConcurrentDeletionError extends Error {
-  override name = 'ConcurrentDeletionError';
-  readonly digest: string;
-  constructor(digest: string) {
-    super(`${digest} was deleted concurrently`);
-    this.digest = digest;
   }
 }
 
