@@ -70,3 +70,31 @@ export interface Inventory {
   os?: OperatingSystem;
   packages: InventoryPackage[];
 }
+
+/** One vulnerability (or malicious-package record) affecting one inventory package. */
+export interface VulnerabilityFinding {
+  /** The OSV id reported (the preferred one of a group of aliases). */
+  id: string;
+  /** Other ids of the same vulnerability: the record's aliases and de-duplicated records' ids. */
+  aliases: string[];
+  /** CVE ids among id, aliases and the records' `upstream`, for counting by CVE. */
+  cves: string[];
+  summary?: string;
+  /** The inventory package (index into `Inventory.packages`) and what was compared. */
+  packageIndex: number;
+  packageName: string;
+  /** The OSV ecosystem and package name the record names (e.g. `Ubuntu:18.04:LTS` / source `xz-utils`). */
+  ecosystem: string;
+  matchedName: string;
+  /** The installed version that was compared (the source version for distro source packages). */
+  installedVersion: string;
+  fixedVersions: string[];
+  fixAvailable: boolean;
+  severity: 'unknown' | 'none' | 'low' | 'medium' | 'high' | 'critical';
+  score?: number;
+  /** Where severity came from: `malicious`, `vendor:...`, `cvss:<version>` or `none`. */
+  severitySource: string;
+  malicious: boolean;
+  layerDiffId?: string;
+  layerDigest?: string;
+}
