@@ -174,6 +174,16 @@ describe('OCI image index', () => {
     assert.equal(parse(bare, MediaType.ociIndex).mediaType, MediaType.ociIndex);
   });
 
+  test('entries that are not manifests (BuildKit cache indexes list layers) are blob references, not an error', () => {
+    const parsed = parse({ ...ociIndex, manifests: [child, layer] }, MediaType.ociIndex);
+    assert.deepEqual(parsed.manifests, [child]);
+    assert.deepEqual(parsed.layers, [layer]);
+  });
+
+  test('a Docker manifest list may only list manifests', () => {
+    refused({ ...dockerList, manifests: [...dockerList.manifests, layer] }, undefined, /non-manifest media type/);
+  });
+
   test('a platform needs architecture and os', () => {
     refused({ ...ociIndex, manifests: [{ ...child, platform: { architecture: 'amd64' } }] }, undefined, /manifests\.0\.platform\.os/);
     refused({ ...ociIndex, manifests: [{ ...child, platform: { os: 'linux' } }] }, undefined, /manifests\.0\.platform\.architecture/);

@@ -123,15 +123,18 @@ export function parseManifest(bytes: Uint8Array, contentType: string | undefined
     throw invalid('subject and artifactType are only valid in OCI manifests');
   }
   if ('manifests' in result.data) {
-    for (const child of result.data.manifests) {
-      if (!manifestMediaTypes.includes(child.mediaType)) throw invalid(`index entry ${child.digest} has non-manifest media type ${child.mediaType}`);
-    }
+    // Image spec: an unknown mediaType "MUST NOT generate an error". Entries that are not
+    // manifests (BuildKit's registry cache lists layers in an index) are blob references:
+    // they must exist as blobs in the repository, like an image's layers.
+    const children = result.data.manifests.filter((entry) => manifestMediaTypes.includes(entry.mediaType));
+    const blobs = result.data.manifests.filter((entry) => !manifestMediaTypes.includes(entry.mediaType));
+    if (docker && blobs.length > 0) throw invalid(`manifest list entry ${blobs[0]!.digest} has non-manifest media type ${blobs[0]!.mediaType}`);
     return {
       mediaType,
       artifactType: result.data.artifactType,
       config: undefined,
-      layers: [],
-      manifests: result.data.manifests,
+      layers: blobs,
+      manifests: children,
       subject: result.data.subject,
       annotations: result.data.annotations,
     };

@@ -209,6 +209,25 @@ describe('Push › manifest validation (MANIFEST_BLOB_UNKNOWN, MANIFEST_INVALID,
     await expectNoManifest(repo, 'ghost-index');
   });
 
+  test('image spec (unknown mediaType MUST NOT error): an index listing a layer blob, as BuildKit\'s registry cache does, is stored when the blob is in the repository and refused with MANIFEST_BLOB_UNKNOWN when it is not', {
+    todo: deviation('distribution', 'distribution 2.8 looks index entries up as manifests'),
+  }, async () => {
+    const repo = uniqueRepo('cache-index');
+    const image = await pushImage(client, repo, { seed: 'cache-index' });
+    const cacheLayer = randomBytesOf(300, 'cache-layer');
+    const entries = (layer: Buffer) => [image.descriptor, { mediaType: MT.layer, digest: sha256(layer), size: layer.length }];
+    const missing = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MT.index, manifests: entries(cacheLayer) }));
+    expectError(await putManifest(client, repo, 'cache', missing, MT.index), [400, 404], 'MANIFEST_BLOB_UNKNOWN');
+    await expectNoManifest(repo, 'cache');
+    await pushBlob(client, repo, cacheLayer);
+    expectStatus(await putManifest(client, repo, 'cache', missing, MT.index), 201);
+    const got = await client.get(`/v2/${repo}/manifests/cache`, { headers: { Accept: MT.index } });
+    expectStatus(got, 200);
+    assert.ok(got.body.equals(missing));
+    // The blob is now referenced: deleting it is refused until the index goes.
+    expectStatus(await client.delete(`/v2/${repo}/blobs/${sha256(cacheLayer)}`), [405, 409]);
+  });
+
   test('spec error code-6: a body that is not JSON is refused with 400 MANIFEST_INVALID', async () => {
     const repo = uniqueRepo('validate');
     expectError(await putManifest(client, repo, 'garbage', Buffer.from('{"schemaVersion": 2, this is not json')), 400, 'MANIFEST_INVALID');
