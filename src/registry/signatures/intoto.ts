@@ -71,7 +71,10 @@ export function verifyDsseWithKeys(
   for (const s of env.signatures) {
     if (opts.keyId !== undefined && s.keyid !== opts.keyId) continue;
     for (const k of keys) {
-      if (verifyWithKey(k, data, s.sig)) return { ok: true, key: k, keyid: s.keyid };
+      // DSSE does not fix the ECDSA encoding: DER (cosign, sigstore) and raw r||s (some KMS signers) are both seen
+      if (verifyWithKey(k, data, s.sig) || (k.kind.startsWith('ecdsa') && verifyWithKey(k, data, s.sig, { ecdsaEncoding: 'ieee-p1363' }))) {
+        return { ok: true, key: k, keyid: s.keyid };
+      }
     }
   }
   if (opts.keyId !== undefined && !env.signatures.some((s) => s.keyid === opts.keyId)) {

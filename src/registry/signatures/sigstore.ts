@@ -8,7 +8,8 @@
 import { bundleFromJSON, type Bundle } from '@sigstore/bundle';
 import { TrustedRoot } from '@sigstore/protobuf-specs';
 import { Verifier, toSignedEntity, toTrustMaterial, type SignedEntity } from '@sigstore/verify';
-import { createHash, type KeyObject, type X509Certificate } from 'node:crypto';
+import { p256, p384 } from '@noble/curves/nist.js';
+import { constants, createHash, publicDecrypt, type KeyObject, type X509Certificate } from 'node:crypto';
 import { parseStatement, subjectMatchesDigest, type InTotoStatement } from './intoto.ts';
 import { describeKey, type PublicKeyInfo } from './keys.ts';
 import { describeCert, isSelfSigned, parseCertificate } from './x509.ts';
@@ -240,7 +241,61 @@ export function verifySigstoreBundle(input: Uint8Array | string | Record<string,
   } catch (err) {
     return fail(err);
   }
+  if (bundle.content.$case === 'messageSignature' && !opts.artifact && opts.artifactDigest) {
+    const digest = Buffer.from(opts.artifactDigest.hex, 'hex');
+    return verifyParsedBundle(bundle, opts, () => digestOnlyEntity(bundle, digest));
+  }
   return verifyParsedBundle(bundle, opts, (artifact) => toSignedEntity(bundle, artifact));
+}
+
+/**
+ * A message-signature entity known only by the artifact's digest (a registry knows the digest of what
+ * it stores). The signature is checked over the digest itself (prehashed ECDSA via @noble/curves,
+ * RSA PKCS#1 v1.5 by DigestInfo); everything else (chain, SCTs, tlog, timestamps) is unchanged.
+ */
+export function digestOnlyEntity(bundle: Bundle, digest: Buffer): SignedEntity {
+  if (bundle.content.$case !== 'messageSignature') throw new SignatureFormatError('BAD_BUNDLE', 'not a message signature');
+  const ms = bundle.content.messageSignature;
+  const signature = Buffer.from(ms.signature);
+  const messageDigest = Buffer.from(ms.messageDigest?.digest ?? []);
+  const entity = toSignedEntity(bundle, Buffer.alloc(0));
+  const sameDigest = (d: Buffer) => d.equals(digest) && messageDigest.equals(digest);
+  entity.signature = {
+    signature,
+    compareSignature: (s: Buffer) => s.equals(signature),
+    compareDigest: sameDigest,
+    compareSignedDigest: sameDigest,
+    verifySignature: (key: KeyObject) => messageDigest.equals(digest) && verifyPrehashed(key, digest, signature),
+  };
+  return entity;
+}
+
+const DIGEST_INFO_PREFIX: Record<number, Buffer> = {
+  32: Buffer.from('3031300d060960864801650304020105000420', 'hex'),
+  48: Buffer.from('3041300d060960864801650304020205000430', 'hex'),
+  64: Buffer.from('3051300d060960864801650304020305000440', 'hex'),
+};
+
+export function verifyPrehashed(key: KeyObject, digest: Buffer, signature: Buffer): boolean {
+  try {
+    if (key.asymmetricKeyType === 'ec') {
+      const curve = key.asymmetricKeyDetails?.namedCurve;
+      const impl = curve === 'prime256v1' ? p256 : curve === 'secp384r1' ? p384 : undefined;
+      if (!impl) return false;
+      const jwk = key.export({ format: 'jwk' });
+      const point = Buffer.concat([Buffer.from([4]), Buffer.from(jwk.x ?? '', 'base64url'), Buffer.from(jwk.y ?? '', 'base64url')]);
+      return impl.verify(signature, digest, point, { prehash: false, format: 'der', lowS: false });
+    }
+    if (key.asymmetricKeyType === 'rsa') {
+      const prefix = DIGEST_INFO_PREFIX[digest.length];
+      if (!prefix) return false;
+      const decrypted = publicDecrypt({ key, padding: constants.RSA_PKCS1_PADDING }, signature);
+      return decrypted.equals(Buffer.concat([prefix, digest]));
+    }
+  } catch {
+    return false;
+  }
+  return false;
 }
 
 function isParsedBundle(input: unknown): input is Bundle {
@@ -256,7 +311,7 @@ export function verifyParsedBundle(
   const content = bundle.content.$case;
   const vm = bundle.verificationMaterial.content;
   try {
-    if (content === 'messageSignature' && !opts.artifact) {
+    if (content === 'messageSignature' && !opts.artifact && !opts.artifactDigest) {
       throw new SignatureFormatError('NO_ARTIFACT', 'a message signature needs the artifact bytes to verify');
     }
     if (content === 'dsseEnvelope' && bundle.content.dsseEnvelope.signatures.length !== 1) {
@@ -299,9 +354,10 @@ export function verifyParsedBundle(
     } else {
       const material = toTrustMaterial(opts.trust.root);
       const s = new Verifier(material, thresholds).verify(entity);
-      const san = s.identity?.subjectAlternativeName;
-      const issuer = s.identity?.extensions?.issuer;
       const leaf = entity.key.$case === 'certificate' ? entity.key.certificate : undefined;
+      const otherName = leaf?.extSubjectAltName?.otherName('1.3.6.1.4.1.57264.1.7');
+      const san = s.identity?.subjectAlternativeName ?? otherName;
+      const issuer = s.identity?.extensions?.issuer;
       signer = { kind: 'certificate' };
       if (san !== undefined) signer.subjectAlternativeName = san;
       if (issuer !== undefined) signer.issuer = issuer;

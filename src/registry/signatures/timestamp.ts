@@ -138,6 +138,12 @@ function parseToken(der: Uint8Array): ParsedToken {
   return out;
 }
 
+/** What a token says, unverified (for inspection and explanations). */
+export function inspectTimestampToken(token: Uint8Array): { genTime: Date; accuracyMs: number; certificates: X509Certificate[] } {
+  const t = parseToken(token);
+  return { genTime: t.genTime, accuracyMs: t.accuracyMs, certificates: t.certificates };
+}
+
 function serialHex(b: Buffer): string {
   return b.toString('hex').replace(/^(00)+/, '').toUpperCase();
 }

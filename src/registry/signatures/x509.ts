@@ -2,6 +2,7 @@
  * X.509 helpers on Node's X509Certificate: parsing, path building to trusted roots, validity
  * checks at a given time, and distinguished-name matching (Notary Project trusted identities).
  */
+import { X509Certificate as SigstoreCertificate } from '@sigstore/core';
 import { X509Certificate } from 'node:crypto';
 import { SignatureFormatError, pemBlocks, sha256Hex } from './util.ts';
 
@@ -180,4 +181,22 @@ export function subjectMatches(certSubject: string, wanted: string): boolean {
     for (const v of values) if (!got.includes(v)) return false;
   }
   return true;
+}
+
+/** The identity Fulcio puts in a certificate: the SAN (email, URI or otherName) and the OIDC issuer extension. */
+export function fulcioIdentity(cert: X509Certificate): { subjectAlternativeName?: string; issuer?: string } {
+  const out: { subjectAlternativeName?: string; issuer?: string } = {};
+  try {
+    const c = SigstoreCertificate.parse(cert.raw as Buffer<ArrayBuffer>);
+    // Fulcio's "username" identities are an otherName SAN (OID 1.3.6.1.4.1.57264.1.7)
+    const san = c.subjectAltName ?? c.extSubjectAltName?.otherName('1.3.6.1.4.1.57264.1.7');
+    if (san) out.subjectAlternativeName = san;
+    const v2 = c.extension('1.3.6.1.4.1.57264.1.8');
+    const v1 = c.extension('1.3.6.1.4.1.57264.1.1');
+    const issuer = v2 ? v2.valueObj.subs?.[0]?.value.toString('ascii') : v1?.value.toString('ascii');
+    if (issuer) out.issuer = issuer;
+  } catch {
+    /* not parseable by the sigstore reader: no Fulcio identity */
+  }
+  return out;
 }
