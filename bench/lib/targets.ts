@@ -135,7 +135,8 @@ export async function startPortcullis(config: TargetConfig): Promise<Server> {
   const args = [PORTCULLIS_BIN, 'serve', '--listen', '127.0.0.1:0', '--data-dir', dir, ...config.portcullisArgs];
   // Logging turned down as for distribution (log level error, no access log), unless the
   // caller's environment says otherwise.
-  const env = { PORTCULLIS_LOG_LEVEL: 'error', ...process.env, ...config.portcullisEnv };
+  // Authentication off unless a scenario turns it on (auth.mode none is allowed on loopback).
+  const env = { PORTCULLIS_LOG_LEVEL: 'error', PORTCULLIS_AUTH_MODE: 'none', ...process.env, ...config.portcullisEnv };
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
   trackChild(child);
   const output = captureOutput(child);

@@ -13,6 +13,8 @@ Usage:
       Start the registry (default: 127.0.0.1:5000, filesystem + SQLite under ./data).
   portcullis gc [--dry-run] [--config FILE] [--data-dir DIR]
       Collect unreferenced blobs (and untagged manifests if configured) while the registry runs.
+  portcullis admin user|project|member|robot ... (see portcullis admin --help)
+      Create users, projects, memberships and robot accounts (bootstrapping, automation).
   portcullis config check [--config FILE]
       Validate the configuration and print it, then exit.
   portcullis --help
@@ -30,6 +32,8 @@ const commonOptions = {
 
 /** Runs the CLI; returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
+  // `admin` has options of its own.
+  if (argv[0] === 'admin') return (await import('./admin.ts')).adminMain(argv.slice(1));
   let parsed;
   try {
     parsed = parseArgs({ args: argv, options: commonOptions, allowPositionals: true, strict: true });
@@ -80,7 +84,10 @@ function isLoopback(host: string): boolean {
 }
 
 async function serve(config: Config): Promise<number> {
-  const registry = await buildRegistry(config);
+  // Read once, then removed so that no child process or later log of the environment sees it.
+  const adminPassword = process.env.PORTCULLIS_ADMIN_PASSWORD || undefined;
+  delete process.env.PORTCULLIS_ADMIN_PASSWORD;
+  const registry = await buildRegistry(config, { adminPassword });
   const { host, port } = splitListen(config.server.listen);
   await registry.app.listen({ host, port });
   const address = registry.app.server.address();
@@ -88,8 +95,16 @@ async function serve(config: Config): Promise<number> {
   const shown = host.includes(':') ? `[${host}]` : host;
   console.log(`portcullis: listening on http://${shown}:${actualPort}`);
   console.log(`portcullis: data in ${config.storage.dataDir} (${config.storage.metadata.kind} metadata, ${config.storage.blobs.kind} blobs)`);
-  if (isLoopback(host)) {
-    console.log('portcullis: no authentication yet, so it listens on loopback only. Log in: nothing needed; e.g.');
+  if (registry.adminBootstrap) {
+    const generated = registry.adminBootstrap.generatedPassword;
+    // Printed once, to the console only (never to the log); it is not stored anywhere in clear.
+    if (generated !== undefined) console.log(`portcullis: created the administrator "admin" with the password ${generated}\n  It is shown only this once: log in and change it (or start with PORTCULLIS_ADMIN_PASSWORD set).`);
+    else console.log('portcullis: created the administrator "admin" with the password from PORTCULLIS_ADMIN_PASSWORD');
+  }
+  if (config.auth.mode === 'token') {
+    console.log(`portcullis: token authentication (service "${config.auth.service}"); log in with e.g. podman login ${shown}:${actualPort}`);
+  } else if (isLoopback(host)) {
+    console.log('portcullis: auth.mode none: NO authentication, so it listens on loopback only. Log in: nothing needed; e.g.');
     console.log(`  skopeo copy --dest-tls-verify=false oci:DIR docker://${shown}:${actualPort}/project/app:tag`);
     console.log(`  podman push --tls-verify=false IMAGE ${shown}:${actualPort}/project/app:tag`);
   } else {

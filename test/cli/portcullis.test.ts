@@ -130,7 +130,7 @@ describe('portcullis config check', () => {
 
 describe('portcullis serve', () => {
   test('prints the address it listens on and that there is no authentication, so loopback only; stops on SIGTERM', { timeout: 60_000 }, async () => {
-    const server = start(['serve', '--listen', '127.0.0.1:0', '--data-dir', join(dir, 'serve-data')], { PORTCULLIS_LOG_LEVEL: 'silent', PORTCULLIS_GC_INTERVAL_SECONDS: '0' });
+    const server = start(['serve', '--listen', '127.0.0.1:0', '--data-dir', join(dir, 'serve-data')], { PORTCULLIS_LOG_LEVEL: 'silent', PORTCULLIS_GC_INTERVAL_SECONDS: '0', PORTCULLIS_AUTH_MODE: 'none' });
     const wanted = [/listening on http:\/\/127\.0\.0\.1:(\d+)/, /no authentication.*loopback only/i];
     // Wait for both lines (or for the process to end, which fails below).
     const ended = server.exited.then(() => 'ended' as const);

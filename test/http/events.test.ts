@@ -22,7 +22,7 @@ const events: RegistryEvent[] = [];
 
 before(async () => {
   dataDir = await mkdtemp(join(tmpdir(), 'portcullis-events-'));
-  const config = validateConfig({ storage: { dataDir, delete: { enabled: true } }, gc: { intervalSeconds: 0 }, log: { level: 'silent' } });
+  const config = validateConfig({ storage: { dataDir, delete: { enabled: true } }, gc: { intervalSeconds: 0 }, log: { level: 'silent' }, auth: { mode: 'none' } });
   registry = await buildRegistry(config);
   registry.events.subscribe('*', (event) => {
     events.push(event);

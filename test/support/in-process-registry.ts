@@ -81,6 +81,7 @@ export async function startInProcess(settings: { blobGraceSeconds: number; untag
       { path: ['gc', 'blobGraceSeconds'], value: settings.blobGraceSeconds },
       { path: ['gc', 'untaggedManifestsAfterSeconds'], value: settings.untaggedManifestsAfterSeconds ?? 0 },
       { path: ['log', 'level'], value: 'silent' },
+      { path: ['auth', 'mode'], value: 'none' },
     ],
   });
   const stores = { blobs: hooked<BlobStore>(blobs, blobHooks), meta: hooked<MetadataStore>(meta, metaHooks), close: () => meta.close() };

@@ -21,11 +21,13 @@ export interface RunningRegistry {
 /**
  * Starts `portcullis serve` as a child process on a free loopback port and resolves once it
  * prints its listening line. `env` adds PORTCULLIS_* overrides; `args` adds CLI flags.
+ * Authentication is off (`auth.mode: none`, allowed on loopback) unless `env` sets
+ * PORTCULLIS_AUTH_MODE: these tests exercise the protocol; test/auth covers access control.
  */
 export async function startRegistry(options: { dataDir?: string; env?: Record<string, string>; args?: string[]; configFile?: string } = {}): Promise<RunningRegistry> {
   const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'portcullis-test-')));
   const args = [bin, 'serve', '--listen', '127.0.0.1:0', '--data-dir', dataDir, ...(options.configFile ? ['--config', options.configFile] : []), ...(options.args ?? [])];
-  const child = spawn(process.execPath, args, { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, args, { env: { PORTCULLIS_AUTH_MODE: 'none', ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   const host = await new Promise<string>((resolve, reject) => {
     const onData = (chunk: Buffer) => {

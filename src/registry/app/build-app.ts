@@ -2,6 +2,16 @@ import { join, resolve } from 'node:path';
 import { mkdir } from 'node:fs/promises';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import { RegistryError } from '../../oci/errors.ts';
+import { registerManagementApi } from '../api/management-api.ts';
+import { AccessService } from '../auth/access-service.ts';
+import { Administration } from '../auth/administration.ts';
+import type { LoginGuard, RegistryAccessControl } from '../auth/ports.ts';
+import { TokenAccessControl } from '../auth/registry-access.ts';
+import { RegistryTokens } from '../auth/registry-tokens.ts';
+import { SigningKeys } from '../auth/signing-keys.ts';
+import type { AccessStore } from '../auth/store/ports.ts';
+import { SqlAccessStore } from '../auth/store/sql-access-store.ts';
+import { registerTokenEndpoint } from '../auth/token-endpoint.ts';
 import type { Config } from '../config/schema.ts';
 import { BlobService } from '../distribution/blobs.ts';
 import { type Gates, noGates } from '../distribution/gates.ts';
@@ -22,6 +32,8 @@ import { SqliteDriver } from '../storage/sqlite/sqlite-driver.ts';
 export interface Stores {
   blobs: BlobStore;
   meta: MetadataStore;
+  /** Projects, users, robots, tokens, signing keys (same database as `meta`); needed when auth.mode is token. */
+  access?: AccessStore;
   close(): Promise<void>;
 }
 
@@ -48,7 +60,9 @@ export async function openStores(config: Config): Promise<Stores> {
   }
   const meta = new SqlMetadataStore(driver);
   await meta.migrate();
-  return { blobs, meta, close: () => meta.close() };
+  const access = new SqlAccessStore(driver);
+  await access.migrate();
+  return { blobs, meta, access, close: () => meta.close() };
 }
 
 export interface Registry {
@@ -56,6 +70,10 @@ export interface Registry {
   events: EventBus;
   collector: GarbageCollector;
   stores: Stores;
+  /** Identity and access (absent when auth.mode is none). */
+  access: AccessService | undefined;
+  /** Set when this start created the first administrator; `generatedPassword` must be shown once. */
+  adminBootstrap: { generatedPassword: string | undefined } | undefined;
   close(): Promise<void>;
 }
 
@@ -67,7 +85,10 @@ function originForm(url: string): string {
 }
 
 /** Composition root: configuration in, a ready (not yet listening) server out. */
-export async function buildRegistry(config: Config, options: { stores?: Stores; gates?: Gates } = {}): Promise<Registry> {
+export async function buildRegistry(
+  config: Config,
+  options: { stores?: Stores; gates?: Gates; /** PORTCULLIS_ADMIN_PASSWORD */ adminPassword?: string; loginGuard?: LoginGuard } = {},
+): Promise<Registry> {
   const stores = options.stores ?? (await openStores(config));
   const app = Fastify({
     logger: config.log.level === 'silent' ? false : { level: config.log.level, redact: ['req.headers.authorization', 'req.headers.cookie'] },
@@ -87,7 +108,42 @@ export async function buildRegistry(config: Config, options: { stores?: Stores; 
   const gates = options.gates ?? noGates();
   const blobGraceMs = config.gc.blobGraceSeconds * 1000;
   const uploads = new UploadService({ blobs: stores.blobs, meta: stores.meta, events }, { blobMaxBytes: config.limits.blobMaxBytes, blobGraceMs });
+  let accessControl: RegistryAccessControl | undefined;
+  let access: AccessService | undefined;
+  let adminBootstrap: Registry['adminBootstrap'];
+  let keys: SigningKeys | undefined;
+  let registerAuthRoutes = async () => undefined;
+  if (config.auth.mode === 'token') {
+    const a = config.auth;
+    if (!stores.access) throw new Error('auth.mode token needs an access store');
+    access = new AccessService(
+      { store: stores.access, events, guard: options.loginGuard },
+      {
+        passwordPolicy: a.passwords,
+        credentialCacheMs: a.credentialCacheSeconds * 1000,
+        revalidateMs: a.revalidateSeconds * 1000,
+        refreshTokenTtlMs: a.registryTokens.refreshTtlDays * 86_400_000,
+        autoCreateProjects: a.autoCreateProjects,
+      },
+    );
+    keys = new SigningKeys(stores.access, { rotationMs: a.registryTokens.keyRotationDays * 86_400_000, retainMs: (a.registryTokens.ttlSeconds + a.registryTokens.clockSkewSeconds) * 1000 });
+    await keys.maintain();
+    const tokens = new RegistryTokens(keys, { issuer: a.issuer, service: a.service, ttlSeconds: a.registryTokens.ttlSeconds, clockToleranceSeconds: a.registryTokens.clockSkewSeconds });
+    accessControl = new TokenAccessControl({ tokens, access }, { realm: a.realm, basic: a.basicAuth });
+    // Operators see failed logins and access changes in the log (names and reasons, never secrets).
+    events.subscribe('auth.failed', (e) => app.log.warn({ username: e.username, method: e.method, reason: e.reason, clientAddress: e.origin?.clientAddress }, 'authentication failed'));
+    events.subscribe('access.changed', (e) => app.log.info({ change: e.change, target: e.target, actor: e.origin?.actor }, 'access changed'));
+    const bootstrap = await access.bootstrapAdmin(options.adminPassword);
+    if (bootstrap.created) adminBootstrap = { generatedPassword: bootstrap.generatedPassword };
+    const admin = new Administration({ access, meta: stores.meta, events }, { robotMaxLifetimeDays: a.robots.maxLifetimeDays, tokenMaxLifetimeDays: a.personalTokens.maxLifetimeDays });
+    const authDeps = { access, tokens, keys, admin };
+    registerAuthRoutes = async () => {
+      await registerTokenEndpoint(app, authDeps);
+      await registerManagementApi(app, authDeps);
+    };
+  }
   const services = {
+    access: accessControl,
     uploads,
     blobs: new BlobService({ blobs: stores.blobs, meta: stores.meta, events }, { deleteEnabled: config.storage.delete.enabled, blobGraceMs }),
     manifests: new ManifestService({ meta: stores.meta, events, gates }, { maxBytes: config.limits.manifestMaxBytes, deleteEnabled: config.storage.delete.enabled }),
@@ -101,6 +157,7 @@ export async function buildRegistry(config: Config, options: { stores?: Stores; 
   app.setErrorHandler(registryErrorHandler);
   app.setNotFoundHandler((request, reply) => registryErrorHandler(new RegistryError('NOT_FOUND', `no endpoint at ${request.method} ${request.url.slice(0, 200)}`), request, reply));
   await registerDistributionRoutes(app, services);
+  await registerAuthRoutes();
 
   let timer: NodeJS.Timeout | undefined;
   if (config.gc.intervalSeconds > 0) {
@@ -116,14 +173,25 @@ export async function buildRegistry(config: Config, options: { stores?: Stores; 
     }, config.gc.intervalSeconds * 1000);
     timer.unref();
   }
+  // Key rotation and pruning, and refresh-token housekeeping.
+  const authTimer = keys
+    ? setInterval(() => {
+        keys.maintain().catch((error) => app.log.error({ err: error }, 'signing-key maintenance failed'));
+        stores.access?.deleteExpiredRefreshTokens().catch((error) => app.log.error({ err: error }, 'refresh-token cleanup failed'));
+      }, 3_600_000)
+    : undefined;
+  authTimer?.unref();
 
   return {
     app,
     events,
     collector,
     stores,
+    access,
+    adminBootstrap,
     async close() {
       if (timer) clearInterval(timer);
+      if (authTimer) clearInterval(authTimer);
       await app.close();
       await stores.close();
     },

@@ -9,7 +9,7 @@ import { z } from 'zod';
 export const configSchema = z.strictObject({
   server: z
     .strictObject({
-      /** host:port to listen on. Loopback by default: until access control lands there is no authentication. */
+      /** host:port to listen on. Loopback by default. */
       listen: z
         .string()
         .refine((value) => /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(value) && Number(value.slice(value.lastIndexOf(':') + 1)) <= 65535, 'expected HOST:PORT (port 0 to 65535)')
@@ -73,12 +73,63 @@ export const configSchema = z.strictObject({
       untaggedManifestsAfterSeconds: z.number().int().nonnegative().default(0),
     })
     .prefault({}),
+  auth: z
+    .strictObject({
+      /**
+       * `token`: Docker token authentication with projects, roles and robot accounts (the default).
+       * `none`: no authentication at all, anyone who can connect may push and delete; only
+       * accepted with a loopback `server.listen` (tests, benchmarks, local experiments).
+       */
+      mode: z.enum(['token', 'none']).default('token'),
+      /** Service name tokens are issued for and bound to (`aud`); clients send it as `service`. */
+      service: z.string().min(1).max(200).default('portcullis'),
+      /** Token issuer (`iss`). */
+      issuer: z.string().min(1).max(200).default('portcullis'),
+      /** Absolute URL of the token endpoint in challenges; default: `/auth/token` on the host and scheme the client used. */
+      realm: z.url({ protocol: /^https?$/ }).optional(),
+      /** Also accept Basic credentials directly on /v2/ (for simple clients; costs a password check per cache miss). */
+      basicAuth: z.boolean().default(false),
+      registryTokens: z
+        .strictObject({
+          /** Lifetime of registry (access) tokens. */
+          ttlSeconds: z.number().int().min(60).max(3600).default(300),
+          /** Lifetime of refresh tokens (offline_token / access_type=offline). */
+          refreshTtlDays: z.number().int().positive().max(365).default(30),
+          /** A new signing key is created this often; old keys stay valid until their tokens expired. */
+          keyRotationDays: z.number().int().positive().max(3650).default(30),
+          /** Tolerated clock difference between replicas for `nbf`/`exp`. */
+          clockSkewSeconds: z.number().int().nonnegative().max(300).default(10),
+        })
+        .prefault({}),
+      /** A verified password or secret is remembered this long (in memory, as an HMAC) so that clients sending Basic credentials for every token do not pay argon2 each time; 0 disables. */
+      credentialCacheSeconds: z.number().int().nonnegative().max(3600).default(60),
+      /** Revocations (robots, tokens, disabled users) take effect on issued registry tokens within this time. */
+      revalidateSeconds: z.number().int().positive().max(300).default(10),
+      passwords: z.strictObject({ minLength: z.number().int().min(8).max(128).default(12) }).prefault({}),
+      /** Robot accounts must expire; their lifetime is at most this. */
+      robots: z.strictObject({ maxLifetimeDays: z.number().int().positive().max(3650).default(365) }).prefault({}),
+      /** Personal access tokens must expire; their lifetime is at most this. */
+      personalTokens: z.strictObject({ maxLifetimeDays: z.number().int().positive().max(3650).default(365) }).prefault({}),
+      /** Create a missing project when a user allowed to create projects asks to push into it. */
+      autoCreateProjects: z.boolean().default(false),
+    })
+    .prefault({}),
   log: z
     .strictObject({
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     })
     .prefault({}),
+}).superRefine((config, ctx) => {
+  if (config.auth.mode === 'none' && !isLoopbackListen(config.server.listen)) {
+    ctx.addIssue({ code: 'custom', path: ['auth', 'mode'], message: `auth.mode none (no authentication) is only allowed on a loopback listen address, not ${config.server.listen}` });
+  }
 });
+
+/** True for 127.0.0.0/8, ::1 and localhost. */
+export function isLoopbackListen(listen: string): boolean {
+  const host = listen.slice(0, listen.lastIndexOf(':')).replace(/^\[|\]$/g, '');
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
 
 export type Config = z.infer<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;

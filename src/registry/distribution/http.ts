@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { RegistryError } from '../../oci/errors.ts';
+import type { RegistryAccessControl, RequestGrant } from '../auth/ports.ts';
 import type { RequestOrigin } from '../events/bus.ts';
 import type { BlobService } from './blobs.ts';
 import { parseChunkRange, uploadProgressRange } from './content-range.ts';
@@ -13,6 +14,8 @@ export interface DistributionServices {
   blobs: BlobService;
   manifests: ManifestService;
   listing: ListingService;
+  /** Authentication and authorisation of every request (absent when auth.mode is none). */
+  access?: RegistryAccessControl;
 }
 
 const apiVersionHeader = { 'Docker-Distribution-API-Version': 'registry/2.0' };
@@ -38,7 +41,8 @@ export async function registerDistributionRoutes(app: FastifyInstance, services:
       throw new RegistryError('METHOD_NOT_ALLOWED', `${method} is not supported on this endpoint`);
     }
     const query = new URLSearchParams(queryStart === -1 ? '' : url.slice(queryStart + 1));
-    return dispatch(route, method, query, request, reply, services);
+    const grant = services.access ? await services.access.admit(request, { route, method, query }) : undefined;
+    return dispatch(route, method, query, request, reply, services, grant);
   };
   for (const method of ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const) {
     app.route({ method, url: '/v2', handler: async (request, reply) => reply.redirect('/v2/', 301) });
@@ -46,9 +50,9 @@ export async function registerDistributionRoutes(app: FastifyInstance, services:
   }
 }
 
-/** Who is asking, for events (and, later, for audit). */
-export function originOf(request: FastifyRequest): RequestOrigin {
-  return { clientAddress: request.ip, userAgent: request.headers['user-agent'], requestId: String(request.id), actor: { kind: 'anonymous' } };
+/** Who is asking, for events (and audit). */
+export function originOf(request: FastifyRequest, actor: RequestOrigin['actor'] = { kind: 'anonymous' }): RequestOrigin {
+  return { clientAddress: request.ip, userAgent: request.headers['user-agent'], requestId: String(request.id), actor };
 }
 
 function contentLength(request: FastifyRequest): number | undefined {
@@ -77,13 +81,13 @@ function uploadLocation(name: string, id: string): string {
   return `/v2/${name}/blobs/uploads/${id}`;
 }
 
-async function dispatch(route: DistributionRoute, method: string, query: URLSearchParams, request: FastifyRequest, reply: FastifyReply, s: DistributionServices): Promise<FastifyReply> {
-  const origin = originOf(request);
+async function dispatch(route: DistributionRoute, method: string, query: URLSearchParams, request: FastifyRequest, reply: FastifyReply, s: DistributionServices, grant: RequestGrant | undefined): Promise<FastifyReply> {
+  const origin = originOf(request, grant?.actor);
   switch (route.kind) {
     case 'base':
       return sendJson(reply, 200, {});
     case 'catalog':
-      return sendList(reply, 'repositories', await s.listing.catalog(query.get('n') ?? undefined, query.get('last') ?? undefined));
+      return sendList(reply, 'repositories', await s.listing.catalog(query.get('n') ?? undefined, query.get('last') ?? undefined, grant?.canList));
     case 'tags':
       return sendList(reply, 'tags', await s.listing.tags(route.name, query.get('n') ?? undefined, query.get('last') ?? undefined), route.name);
     case 'referrers': {

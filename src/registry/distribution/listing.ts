@@ -37,10 +37,26 @@ export class ListingService {
     return toListPage(await this.#meta.listTags(repository, size, last), `/v2/${repository}/tags/list`, size);
   }
 
-  async catalog(n: string | undefined, last: string | undefined): Promise<ListPage> {
+  /**
+   * A page of repository names; with `visible`, only those the caller may see (the page is
+   * filled from further store pages, so a page has `n` names unless the listing ends).
+   */
+  async catalog(n: string | undefined, last: string | undefined, visible?: (repository: string) => Promise<boolean>): Promise<ListPage> {
     const size = this.#pageSize(n);
     if (size === 0) return { items: [], link: undefined };
-    return toListPage(await this.#meta.listRepositories(size, last), '/v2/_catalog', size);
+    if (!visible) return toListPage(await this.#meta.listRepositories(size, last), '/v2/_catalog', size);
+    const items: string[] = [];
+    let cursor = last;
+    for (;;) {
+      const page = await this.#meta.listRepositories(size, cursor);
+      for (const name of page.items) {
+        if (!(await visible(name))) continue;
+        if (items.length === size) return toListPage({ items, more: true }, '/v2/_catalog', size);
+        items.push(name);
+      }
+      cursor = page.items[page.items.length - 1];
+      if (!page.more || cursor === undefined) return toListPage({ items, more: false }, '/v2/_catalog', size);
+    }
   }
 
   /** The referrers of `subject` as an OCI image index (never 404, per the spec). */

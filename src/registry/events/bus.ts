@@ -44,7 +44,28 @@ export type RegistryEvent =
     })
   | (EventBase & { type: 'manifest.pulled'; repository: string; digest: string; mediaType: string; tag: string | undefined })
   | (EventBase & { type: 'manifest.deleted'; repository: string; digest: string; tags: string[] })
-  | (EventBase & { type: 'tag.deleted'; repository: string; tag: string; digest: string | undefined });
+  | (EventBase & { type: 'tag.deleted'; repository: string; tag: string; digest: string | undefined })
+  /** Identity and access administration: who (origin.actor) did what (change) to whom (target). */
+  | (EventBase & { type: 'access.changed'; change: AccessChange; target: AccessTarget; detail?: Record<string, unknown> })
+  /** A credential check at the token endpoint, /v2/ (Basic) or /api/v1; never carries the secret. */
+  | (EventBase & { type: 'auth.succeeded'; username: string; method: AuthMethod })
+  | (EventBase & { type: 'auth.failed'; username: string; method: AuthMethod; reason: string });
+
+export type AuthMethod = 'password' | 'token' | 'robot' | 'refresh';
+
+export type AccessChange =
+  | 'user.created' | 'user.updated' | 'user.deleted'
+  | 'project.created' | 'project.updated' | 'project.deleted'
+  | 'member.added' | 'member.removed'
+  | 'robot.created' | 'robot.revoked' | 'robot.deleted'
+  | 'token.created' | 'token.revoked';
+
+export interface AccessTarget {
+  kind: 'user' | 'project' | 'member' | 'robot' | 'token';
+  name: string;
+  project?: string;
+}
+
 
 export type RegistryEventType = RegistryEvent['type'];
 export type EventOf<T extends RegistryEventType> = Extract<RegistryEvent, { type: T }>;

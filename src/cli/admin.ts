@@ -1,0 +1,157 @@
+/**
+ * `portcullis admin ...`: identity and access administration straight on the stores, as the
+ * system administrator (for bootstrapping and automation; the same operations as /api/v1, with
+ * the same validation and events). Secrets are printed once, to stdout.
+ */
+import { parseArgs } from 'node:util';
+import { AccessService } from '../registry/auth/access-service.ts';
+import { Administration } from '../registry/auth/administration.ts';
+import { type Grant, type RepositoryAction, type Role, cliAdministrator } from '../registry/auth/identity.ts';
+import { openStores } from '../registry/app/build-app.ts';
+import { ConfigError, loadConfig } from '../registry/config/load.ts';
+import { randomPassword } from '../registry/auth/secrets.ts';
+import { RegistryError } from '../oci/errors.ts';
+
+export const adminUsage = `portcullis admin - identity and access administration (runs on the stores directly)
+
+Usage:
+  portcullis admin user create NAME [--password-stdin] [--system-admin] [--can-create-projects] [--email ADDR]
+      Without --password-stdin a random password is generated and printed once.
+  portcullis admin user set-password NAME --password-stdin
+  portcullis admin user list
+  portcullis admin project create NAME [--public]
+  portcullis admin project list
+  portcullis admin member add PROJECT (--user NAME | --group NAME) --role reader|developer|maintainer|admin [--repository GLOB]...
+  portcullis admin robot create NAME [--project PROJECT] --grant ACTIONS=GLOB[,GLOB...]... --expires-in-days N [--description TEXT]
+      e.g. --grant pull,push=team-a/app/** ; prints the robot's user name and its secret once.
+  portcullis admin robot revoke ID [--project PROJECT]
+Common options: --config FILE, --data-dir DIR`;
+
+const options = {
+  config: { type: 'string' },
+  'data-dir': { type: 'string' },
+  'password-stdin': { type: 'boolean' },
+  'system-admin': { type: 'boolean' },
+  'can-create-projects': { type: 'boolean' },
+  email: { type: 'string' },
+  public: { type: 'boolean' },
+  user: { type: 'string' },
+  group: { type: 'string' },
+  role: { type: 'string' },
+  repository: { type: 'string', multiple: true },
+  project: { type: 'string' },
+  grant: { type: 'string', multiple: true },
+  'expires-in-days': { type: 'string' },
+  description: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+}
+
+/** `pull,push=team-a/**,team-b/x` -> a grant. */
+export function parseGrant(text: string): Grant {
+  const eq = text.indexOf('=');
+  if (eq <= 0) throw new RegistryError('INVALID_REQUEST', `--grant ${JSON.stringify(text)}: expected ACTIONS=GLOB[,GLOB...]`);
+  return { actions: text.slice(0, eq).split(',') as RepositoryAction[], repositories: text.slice(eq + 1).split(',') };
+}
+
+/** Runs `portcullis admin ...`; returns the exit code. */
+export async function adminMain(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+  } catch (error) {
+    console.error(`${(error as Error).message}\n\n${adminUsage}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  const [noun, verb, name] = positionals;
+  if (values.help || !noun) {
+    console.log(adminUsage);
+    return values.help ? 0 : 2;
+  }
+  let config;
+  try {
+    const overrides = values['data-dir'] ? [{ path: ['storage', 'dataDir'], value: values['data-dir'] }] : [];
+    config = await loadConfig({ file: values.config, overrides });
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(error.message);
+      return 2;
+    }
+    throw error;
+  }
+  const stores = await openStores(config);
+  try {
+    const a = config.auth;
+    const access = new AccessService(
+      { store: stores.access! },
+      { passwordPolicy: a.passwords, credentialCacheMs: 0, revalidateMs: 1000, refreshTokenTtlMs: a.registryTokens.refreshTtlDays * 86_400_000, autoCreateProjects: false },
+    );
+    const admin = new Administration({ access, meta: stores.meta }, { robotMaxLifetimeDays: a.robots.maxLifetimeDays, tokenMaxLifetimeDays: a.personalTokens.maxLifetimeDays });
+    const actor = cliAdministrator;
+    const need = (value: string | undefined, what: string): string => {
+      if (!value) throw new RegistryError('INVALID_REQUEST', `missing ${what}`);
+      return value;
+    };
+    switch (`${noun} ${verb ?? ''}`) {
+      case 'user create': {
+        const generated = values['password-stdin'] ? undefined : randomPassword();
+        const password = generated ?? (await readStdin());
+        const user = await admin.createUser(actor, { name: need(name, 'NAME'), password, systemAdmin: values['system-admin'] ?? false, canCreateProjects: values['can-create-projects'] ?? false, email: values.email });
+        console.log(`created user ${user.name}${user.systemAdmin ? ' (system administrator)' : ''}`);
+        if (generated) console.log(`password: ${generated}\n(shown only this once)`);
+        return 0;
+      }
+      case 'user set-password': {
+        if (!values['password-stdin']) throw new RegistryError('INVALID_REQUEST', 'give the new password on stdin with --password-stdin');
+        await admin.updateUser(actor, need(name, 'NAME'), { password: await readStdin() });
+        console.log(`password of ${name} changed`);
+        return 0;
+      }
+      case 'user list':
+        for (const user of await admin.listUsers(actor)) console.log(`${user.name}${user.systemAdmin ? ' [system admin]' : ''}${user.disabled ? ' [disabled]' : ''}`);
+        return 0;
+      case 'project create': {
+        const project = await admin.createProject(actor, { name: need(name, 'NAME'), visibility: values.public ? 'public' : 'private' });
+        console.log(`created ${project.visibility} project ${project.name}`);
+        return 0;
+      }
+      case 'project list':
+        for (const project of await admin.listProjects(actor)) console.log(`${project.name} (${project.visibility})`);
+        return 0;
+      case 'member add': {
+        const member = await admin.addMember(actor, need(name, 'PROJECT'), { user: values.user, group: values.group, role: need(values.role, '--role') as Role, repositories: values.repository });
+        console.log(`${member.kind} ${member.name} is ${member.role} in ${name}${member.repositories ? ` (${member.repositories.join(', ')})` : ''}`);
+        return 0;
+      }
+      case 'robot create': {
+        const grants = (values.grant ?? []).map(parseGrant);
+        const days = Number(need(values['expires-in-days'], '--expires-in-days (robots must expire)'));
+        const { robot, secret } = await admin.createRobot(actor, { project: values.project, name: need(name, 'NAME'), description: values.description, grants, expiresInDays: days });
+        console.log(`created robot ${robot.name} (id ${robot.id}), expires ${robot.expiresAt}`);
+        console.log(`user name: ${robot.name}\nsecret: ${secret}\n(shown only this once)`);
+        return 0;
+      }
+      case 'robot revoke': {
+        const robot = await admin.revokeRobot(actor, need(name, 'ID'), values.project);
+        console.log(`revoked robot ${robot.name}`);
+        return 0;
+      }
+    }
+    console.error(`unknown command ${JSON.stringify(`admin ${positionals.join(' ')}`)}\n\n${adminUsage}`);
+    return 2;
+  } catch (error) {
+    if (error instanceof RegistryError) {
+      console.error(`portcullis admin: ${error.message}`);
+      return 1;
+    }
+    throw error;
+  } finally {
+    await stores.close();
+  }
+}
