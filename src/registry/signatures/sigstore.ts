@@ -7,7 +7,7 @@
  */
 import { bundleFromJSON, type Bundle } from '@sigstore/bundle';
 import { TrustedRoot } from '@sigstore/protobuf-specs';
-import { Verifier, toSignedEntity, toTrustMaterial, type SignedEntity } from '@sigstore/verify';
+import { Verifier, toSignedEntity, toTrustMaterial, type SignedEntity, type TrustMaterial } from '@sigstore/verify';
 import { p256, p384 } from '@noble/curves/nist.js';
 import { constants, createHash, publicDecrypt, type KeyObject, type X509Certificate } from 'node:crypto';
 import { parseStatement, subjectMatchesDigest, type InTotoStatement } from './intoto.ts';
@@ -336,10 +336,7 @@ export function verifyParsedBundle(
       let lastErr: unknown;
       let verifiedKey: TrustedKey | undefined;
       for (const k of keys) {
-        const material = toTrustMaterial(opts.trust.root, () => ({
-          publicKey: k.info.key,
-          validFor: (d: Date) => (!k.validFor?.start || k.validFor.start <= d) && (!k.validFor?.end || d <= k.validFor.end),
-        }));
+        const material = materialFor(opts.trust, k);
         try {
           new Verifier(material, thresholds).verify(entity);
           verifiedKey = k;
@@ -352,7 +349,7 @@ export function verifyParsedBundle(
       signer = { kind: 'key', keyId: verifiedKey.info.id };
       if (verifiedKey.info.name) signer.keyName = verifiedKey.info.name;
     } else {
-      const material = toTrustMaterial(opts.trust.root);
+      const material = materialFor(opts.trust);
       const s = new Verifier(material, thresholds).verify(entity);
       const leaf = entity.key.$case === 'certificate' ? entity.key.certificate : undefined;
       const otherName = leaf?.extSubjectAltName?.otherName('1.3.6.1.4.1.57264.1.7');
@@ -431,6 +428,29 @@ function checkChainAgainstRoot(bundle: Bundle, trust: SigstoreTrustRoot): void {
       );
     }
   }
+}
+
+/** Trust material is costly to build (every CA, log and TSA of the root is parsed): built once per root and key. */
+const materials = new WeakMap<TrustedRoot, Map<string, TrustMaterial>>();
+
+function materialFor(trust: SigstoreTrustRoot, key?: TrustedKey): TrustMaterial {
+  let perRoot = materials.get(trust.root);
+  if (!perRoot) {
+    perRoot = new Map();
+    materials.set(trust.root, perRoot);
+  }
+  const id = key ? `${key.info.id}|${key.validFor?.start?.getTime() ?? ''}|${key.validFor?.end?.getTime() ?? ''}` : '';
+  let m = perRoot.get(id);
+  if (!m) {
+    m = key
+      ? toTrustMaterial(trust.root, () => ({
+          publicKey: key.info.key,
+          validFor: (d: Date) => (!key.validFor?.start || key.validFor.start <= d) && (!key.validFor?.end || d <= key.validFor.end),
+        }))
+      : toTrustMaterial(trust.root);
+    perRoot.set(id, m);
+  }
+  return m;
 }
 
 function timestampsOf(entity: SignedEntity): VerifiedTimestamp[] {
