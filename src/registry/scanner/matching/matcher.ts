@@ -64,11 +64,23 @@ function idPreference(id: string, ecosystem: string): number {
   return 3;
 }
 
+/** A finding without the per-package fields; shared (frozen) between packages with identical identity and version. */
+export type FindingTemplate = Readonly<Omit<VulnerabilityFinding, 'packageIndex' | 'packageName' | 'layerDiffId' | 'layerDigest'>>;
+
+/** The findings of one inventory package, as shared templates (no per-finding allocation). */
+export interface PackageFindings {
+  packageIndex: number;
+  findings: readonly FindingTemplate[];
+}
+
+const NO_TEMPLATES: readonly FindingTemplate[] = Object.freeze([]);
+
 export class Matcher {
   private readonly db: VulnDatabase;
   private generation = -1;
   private readonly cache = new Map<string, RawMatch[]>();
   private readonly osEcosystems = new Map<string, string[]>();
+  private readonly packageCache = new Map<string, readonly FindingTemplate[]>();
 
   constructor(db: VulnDatabase) {
     this.db = db;
@@ -78,6 +90,7 @@ export class Matcher {
     if (this.generation !== this.db.generation) {
       this.cache.clear();
       this.osEcosystems.clear();
+      this.packageCache.clear();
       this.generation = this.db.generation;
     }
   }
@@ -138,9 +151,25 @@ export class Matcher {
     return out;
   }
 
+  /** The (cached) finding templates of one package: evaluated once per identity, version and OS per database generation. */
+  templatesFor(p: InventoryPackage, sel: OsEcosystemSelector | undefined): readonly FindingTemplate[] {
+    this.sync();
+    const k = `${sel ? sel.ecosystem : ''}\u0001${p.kind}\u0001${p.name}\u0001${p.version}\u0001${p.sourceName ?? ''}\u0001${p.sourceVersion ?? ''}\u0001${p.epoch ?? ''}`;
+    let t = this.packageCache.get(k);
+    if (!t) {
+      const built = this.build(p, sel);
+      t = built.length === 0 ? NO_TEMPLATES : Object.freeze(built.map(freezeTemplate));
+      this.packageCache.set(k, t);
+    }
+    return t;
+  }
+
   /** Findings for one package (de-duplicated by id and alias). */
   matchPackage(p: InventoryPackage, packageIndex: number, sel: OsEcosystemSelector | undefined): VulnerabilityFinding[] {
-    this.sync();
+    return this.templatesFor(p, sel).map((t) => materialize(t, p, packageIndex));
+  }
+
+  private build(p: InventoryPackage, sel: OsEcosystemSelector | undefined): VulnerabilityFinding[] {
     const byId = new Map<string, VulnerabilityFinding>();
     const upstreamOf = new Map<string, string[]>();
     for (const q of this.queriesFor(p, sel)) {
@@ -153,8 +182,8 @@ export class Matcher {
             id: rec.id,
             aliases: [...rec.aliases],
             cves: [],
-            packageIndex,
-            packageName: p.name,
+            packageIndex: 0,
+            packageName: '',
             ecosystem: m.entry.affected.ecosystem,
             matchedName: m.entry.affected.name,
             installedVersion: q.version,
@@ -166,8 +195,6 @@ export class Matcher {
           };
           if (sev.score !== undefined) f.score = sev.score;
           if (rec.summary !== undefined) f.summary = rec.summary;
-          if (p.layerDiffId !== undefined) f.layerDiffId = p.layerDiffId;
-          if (p.layerDigest !== undefined) f.layerDigest = p.layerDigest;
           byId.set(rec.id, f);
           upstreamOf.set(rec.id, rec.upstream);
         } else if (severityRank(sev.severity) > severityRank(f.severity)) {
@@ -183,14 +210,44 @@ export class Matcher {
 
   /** All findings of an inventory, in package order. */
   match(inventory: Inventory): VulnerabilityFinding[] {
-    this.sync();
-    const sel = osEcosystemSelector(inventory.os);
     const out: VulnerabilityFinding[] = [];
-    inventory.packages.forEach((p, i) => {
-      for (const f of this.matchPackage(p, i, sel)) out.push(f);
-    });
+    for (const g of this.matchGrouped(inventory)) {
+      const p = inventory.packages[g.packageIndex]!;
+      for (const t of g.findings) out.push(materialize(t, p, g.packageIndex));
+    }
     return out;
   }
+
+  /**
+   * Findings grouped by package, as shared templates: what re-evaluation of many stored
+   * inventories uses (compare, count, store) without allocating a finding per package.
+   */
+  matchGrouped(inventory: Inventory): PackageFindings[] {
+    this.sync();
+    const sel = osEcosystemSelector(inventory.os);
+    const out: PackageFindings[] = [];
+    const packages = inventory.packages;
+    for (let i = 0; i < packages.length; i++) {
+      const t = this.templatesFor(packages[i]!, sel);
+      if (t.length > 0) out.push({ packageIndex: i, findings: t });
+    }
+    return out;
+  }
+}
+
+function freezeTemplate(f: VulnerabilityFinding): FindingTemplate {
+  const { packageIndex: _i, packageName: _n, layerDiffId: _l, layerDigest: _d, ...rest } = f;
+  Object.freeze(rest.aliases);
+  Object.freeze(rest.cves);
+  Object.freeze(rest.fixedVersions);
+  return Object.freeze(rest);
+}
+
+function materialize(t: FindingTemplate, p: InventoryPackage, packageIndex: number): VulnerabilityFinding {
+  const f: VulnerabilityFinding = { ...t, aliases: [...t.aliases], cves: [...t.cves], fixedVersions: [...t.fixedVersions], packageIndex, packageName: p.name };
+  if (p.layerDiffId !== undefined) f.layerDiffId = p.layerDiffId;
+  if (p.layerDigest !== undefined) f.layerDigest = p.layerDigest;
+  return f;
 }
 
 /** Union of findings whose id sets ({id} + aliases) intersect; the preferred id leads. */

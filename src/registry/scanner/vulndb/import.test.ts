@@ -185,3 +185,21 @@ describe('OSV import', () => {
     assert.ok((await readFile(file)).length > 0);
   });
 });
+
+describe('database entry points', () => {
+  test('import, persist, reopen, status and staleness', async () => {
+    const { openVulnDatabase, importAndPersist, databaseStatus } = await import('./index.ts');
+    const dataDir = join(work, 'data-entry');
+    const db = await openVulnDatabase(dataDir);
+    assert.equal(databaseStatus(db, 3600).stale, true);
+    const r = await importAndPersist(db, dataDir, join(work, 'samedir'), { now: () => new Date('2024-05-01T00:00:00Z') });
+    assert.equal(r.status, 'imported');
+    const reopened = await openVulnDatabase(dataDir);
+    assert.equal(reopened.size, 2);
+    const st = databaseStatus(reopened, 3600, new Date('2024-05-01T00:30:00Z'));
+    assert.equal(st.ageSeconds, 1800);
+    assert.equal(st.stale, false);
+    assert.equal(databaseStatus(reopened, 3600, new Date('2024-05-01T02:00:00Z')).stale, true);
+    assert.equal(st.sources[0]!.records, 2);
+  });
+});
