@@ -66,6 +66,14 @@ describe('OSV parsing', () => {
     assert.equal(rec.affected[0]!.severity.source, 'malicious');
   });
 
+  test('Debian urgency and GHSA severity words are vendor ratings', () => {
+    const deb = parseOsvValue({ ...base, id: 'DEBIAN-CVE-2024-1', affected: [{ package: { ecosystem: 'Debian:12', name: 'x' }, ecosystem_specific: { urgency: 'unimportant' }, versions: ['1'] }] });
+    assert.equal(deb.affected[0]!.severity.severity, 'low');
+    const gh = parseOsvValue({ ...base, database_specific: { severity: 'CRITICAL' }, severity: [{ type: 'CVSS_V3', score: 'CVSS:3.1/AV:L/AC:H/PR:H/UI:R/S:U/C:L/I:N/A:N' }], affected: [{ package: { ecosystem: 'npm', name: 'x' }, versions: ['1'] }] });
+    assert.equal(gh.affected[0]!.severity.severity, 'critical');
+    assert.equal(gh.affected[0]!.severity.score, 1.8);
+  });
+
   test('bad CVSS vectors are warnings, the record survives', () => {
     const rec = parseOsvValue({ ...base, severity: [{ type: 'CVSS_V3', score: 'CVSS:3.1/AV:X' }], affected: [{ package: { ecosystem: 'npm', name: 'x' }, versions: ['1.0.0'] }] });
     assert.equal(rec.affected[0]!.severity.severity, 'unknown');

@@ -4,7 +4,8 @@
  * 1. Malicious-package records (`MAL-...`) are critical, whatever else they say.
  * 2. The vendor's own rating when the record carries one: Ubuntu priorities (`severity[]` type
  *    `Ubuntu`, or per CVE in `database_specific.cves_map`), GitHub's `database_specific.severity`
- *    (LOW/MODERATE/HIGH/CRITICAL), or a `severity` string in `ecosystem_specific`/`database_specific`.
+ *    (LOW/MODERATE/HIGH/CRITICAL), or a `severity` (or Debian `urgency`) string in
+ *    `ecosystem_specific`/`database_specific`.
  * 3. Otherwise the rating of the CVSS score.
  *
  * The score is the newest CVSS version present (v4.0, else v3.x, else v2), taken from the affected
@@ -125,7 +126,8 @@ export function resolveSeverity(input: SeverityInput): ResolvedSeverity {
     ['database_specific', input.recordDatabaseSpecific],
   ] as const) {
     if (vendor !== undefined) break;
-    const w = vendorWord(ds?.severity);
+    // `severity` (GHSA, Go, most databases) or Debian's `urgency`.
+    const w = vendorWord(ds?.severity) ?? vendorWord(ds?.urgency);
     if (w !== undefined) {
       vendor = w;
       vendorSource = `vendor:${where}`;
