@@ -14,6 +14,7 @@ import { loadSigstoreTrustedRoot, trustRootFromMaterial, verifySigstoreBundle, t
 import { digestOf } from '../../src/registry/signatures/util.ts';
 import { parseCertificates } from '../../src/registry/signatures/x509.ts';
 import { MemoryBlobs, cosignSigManifest, read, readJson, requireFixtures } from './fixtures.ts';
+import { compilePolicy, verifyImage } from '../../src/registry/signatures/policy.ts';
 import { generateKeyPairSync, sign } from 'node:crypto';
 
 const present = requireFixtures();
@@ -165,5 +166,30 @@ describe('DSSE with keys', () => {
     assert.throws(() => parseDsseEnvelope('{"payloadType":"x","payload":"!!","signatures":[{"sig":"AA=="}]}'), /base64/);
     assert.throws(() => parseDsseEnvelope('{"payloadType":"x","payload":"","signatures":[]}'), /no signatures/);
     assert.equal(digestOf(''), 'sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855');
+  });
+});
+
+describe('sigstore bundle referrers in verifyImage', { skip: !present && 'fixtures missing' }, () => {
+  test('a message-signature bundle over the manifest digest verifies by digest; another image or identity does not', async () => {
+    // the conformance artifact stands in for a manifest: its sha256 is the "image" digest
+    const image = digestOf(read(`${CONF}/a.txt`));
+    const bundle = read(`${CONF}/happy-path-v0.3-new-mediaType/bundle.sigstore.json`);
+    const blobs = new MemoryBlobs();
+    const manifest = Buffer.from(JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      artifactType: 'application/vnd.dev.sigstore.bundle.v0.3+json',
+      config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: blobs.put(Buffer.from('{}')), size: 2 },
+      layers: [{ mediaType: 'application/vnd.dev.sigstore.bundle.v0.3+json', digest: blobs.put(bundle), size: bundle.length }],
+      subject: { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: image, size: 1 },
+    }));
+    const art = await recognize(manifest, { fetchBlob: blobs.fetchBlob });
+    assert.deepEqual(art.targets, [image]);
+    const policy = (subject: string) => compilePolicy({ version: 1, keyless: { trustedRoot: readJson('cosign-keyless/trusted_root.production.json'), identities: [{ subject, issuer: ISSUER }] } });
+    const ok = verifyImage(image, [art], policy(IDENTITY));
+    assert.equal(ok.verdict, 'verified', ok.missing.join());
+    assert.equal(ok.signatures[0]?.signer?.kind, 'certificate');
+    assert.equal(verifyImage(`sha256:${'3'.repeat(64)}`, [art], policy(IDENTITY)).verdict, 'failed');
+    assert.match(verifyImage(image, [art], policy('someone@example.com')).missing.join(), /IDENTITY_MISMATCH|matches none/);
   });
 });

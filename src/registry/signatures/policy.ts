@@ -13,6 +13,7 @@ import { loadPublicKey } from './keys.ts';
 import { parseNotationTrustPolicy, verifyNotation, type NotationTrustPolicy, type NotationTrustStores } from './notation.ts';
 import type { RecognizedArtifact } from './recognize.ts';
 import {
+  digestOnlyEntity,
   loadSigstoreTrustedRoot,
   verifyParsedBundle,
   type KeylessIdentity,
@@ -301,6 +302,9 @@ export function verifyImage(digest: string, artifacts: RecognizedArtifact[], pol
   };
 }
 
+/** cosign v3 image signatures: an in-toto statement of this type naming the image, in a DSSE bundle. */
+export const COSIGN_SIGN_PREDICATE = 'https://sigstore.dev/cosign/sign/v1';
+
 function verifyBundleArtifact(
   a: Extract<RecognizedArtifact, { kind: 'sigstore-bundle' }>,
   digest: string,
@@ -308,23 +312,30 @@ function verifyBundleArtifact(
   signatures: SignatureVerdict[],
   attestations: (AttestationVerdict & { statement?: import('./intoto.ts').InTotoStatement })[],
 ): void {
-  const isAttestation = a.bundle?.content.$case === 'dsseEnvelope';
+  const dsse = a.bundle?.content.$case === 'dsseEnvelope';
+  const isAttestation = dsse && a.statement?.predicateType !== COSIGN_SIGN_PREDICATE;
   const push = (ok: boolean, reason: string, signer?: SignerDescription) => {
     if (isAttestation) {
       attestations.push(prune({ artifact: a.manifestDigest, kind: a.kind, ok, predicateType: a.statement?.predicateType, signer, facts: ok && a.statement ? provenanceFacts(a.statement) : undefined, reason, statement: ok ? a.statement : undefined }));
-    } else signatures.push(prune({ artifact: a.manifestDigest, kind: a.kind, ok, method: 'sigstore bundle', signer, reason }));
+    } else signatures.push(prune({ artifact: a.manifestDigest, kind: a.kind, ok, method: dsse ? 'sigstore bundle (cosign v3 signature)' : 'sigstore bundle (message signature over the manifest digest)', signer, reason }));
   };
   if (!a.bundle) return push(false, a.problem ?? 'bundle cannot be parsed');
   if (!policy.keyless && policy.keys.length === 0) return push(false, 'sigstore bundle, and the policy configures no keys or keyless trust');
-  if (isAttestation) {
-    if (!a.statement || !subjectMatchesOciDigest(a.statement, digest)) return push(false, `in-toto subject does not name ${digest}`);
-  } else {
-    return push(false, 'message-signature bundles over an image need the signed bytes; not supported for images yet');
-  }
   const trust = policy.keyless?.trust;
   if (!trust) return push(false, 'sigstore bundles need keyless.trustedRoot (for the transparency log keys)');
   const bundle = a.bundle;
-  const r = verifyParsedBundle(bundle, { trust, identities: policy.keyless?.identities ?? [], keys: policy.keys }, (art) => toSignedEntity(bundle, art));
+  const opts = { trust, identities: policy.keyless?.identities ?? [], keys: policy.keys };
+  let r;
+  if (dsse) {
+    if (!a.statement || !subjectMatchesOciDigest(a.statement, digest)) return push(false, `in-toto subject does not name ${digest}`);
+    r = verifyParsedBundle(bundle, opts, (art) => toSignedEntity(bundle, art));
+  } else {
+    // the signed message is the image manifest; the registry knows its digest
+    const [alg, hex] = digest.split(':');
+    if (alg !== 'sha256' || !hex) return push(false, `message-signature bundles are checked over sha256 digests, not ${digest}`);
+    const d = Buffer.from(hex, 'hex');
+    r = verifyParsedBundle(bundle, { ...opts, artifactDigest: { algorithm: 'sha256', hex } }, () => digestOnlyEntity(bundle, d));
+  }
   if (!r.ok) return push(false, r.reason, r.signer);
   const who = r.signer.kind === 'certificate' ? `${r.signer.subjectAlternativeName} (${r.signer.issuer})` : (r.signer.keyName ?? r.signer.keyId.slice(0, 16));
   push(true, `bundle signed by ${who}`, r.signer);
