@@ -64,6 +64,8 @@ export interface InventoryPackage {
   layerDiffId?: string;
   /** Layer digest (as in the manifest) of that layer, when known. */
   layerDigest?: string;
+  /** Only a development dependency according to the lockfile it was read from (npm `dev: true`); usually not installed. */
+  dev?: boolean;
 }
 
 export interface Inventory {

@@ -1,0 +1,268 @@
+/**
+ * Go binaries: the build information the Go linker embeds (`.go.buildinfo`): Go version, main
+ * module, dependencies with versions (and `=>` replacements), build settings. Read while the file
+ * streams past, never buffered whole: the ELF program headers (in the first bytes) give the file
+ * offset of the first writable data segment, which the linker starts with the build-info header
+ * (`\xff Go buildinf:` at a 16-byte boundary within its first 64 KiB, as debug/buildinfo searches).
+ * Go >= 1.18 writes the version and module strings inline after the header; the older
+ * pointer-based layout is reported as unsupported.
+ */
+import type { InventoryPackage } from '../model.ts';
+import { attribution, type PackageAnalyzer } from './analyzer.ts';
+import { golangPurl, purl } from './purl.ts';
+import type { FileContext, FileSink } from './walker.ts';
+
+const MAGIC = Buffer.from('\xff Go buildinf:', 'latin1');
+const HEADER_BYTES = 4096;
+const SEARCH = 64 * 1024;
+const MAX_STRINGS = 4 * 1024 * 1024;
+
+export interface GoModule {
+  path: string;
+  version: string;
+  sum?: string;
+  replace?: { path: string; version: string; sum?: string };
+}
+
+export interface GoBuildInfo {
+  goVersion: string;
+  /** Import path of the main package (`path` line). */
+  path?: string;
+  main?: GoModule;
+  deps: GoModule[];
+  settings: Array<[string, string]>;
+}
+
+export type GoScan = { info: GoBuildInfo } | { unsupported: string } | undefined;
+
+/** Offset of the first writable, non-executable PT_LOAD segment, from the ELF and program headers. */
+export function elfDataOffset(head: Buffer): number | undefined {
+  if (head.length < 52 || head.readUInt32BE(0) !== 0x7f454c46) return undefined;
+  const is64 = head[4] === 2;
+  const le = head[5] === 1;
+  const u16 = (o: number): number => (le ? head.readUInt16LE(o) : head.readUInt16BE(o));
+  const u32 = (o: number): number => (le ? head.readUInt32LE(o) : head.readUInt32BE(o));
+  const u64 = (o: number): number => Number(le ? head.readBigUInt64LE(o) : head.readBigUInt64BE(o));
+  const phoff = is64 ? u64(32) : u32(28);
+  const phentsize = u16(is64 ? 54 : 42);
+  const phnum = u16(is64 ? 56 : 44);
+  for (let i = 0; i < phnum; i++) {
+    const p = phoff + i * phentsize;
+    if (p + (is64 ? 56 : 32) > head.length) return undefined;
+    const type = u32(p);
+    const flags = is64 ? u32(p + 4) : u32(p + 24);
+    if (type === 1 && (flags & 2) !== 0 && (flags & 1) === 0) return is64 ? u64(p + 8) : u32(p + 4);
+  }
+  return undefined;
+}
+
+function uvarint(b: Buffer, off: number): [value: number, next: number] | undefined {
+  let x = 0;
+  let s = 0;
+  for (let i = off; i < b.length && i < off + 10; i++) {
+    const c = b[i]!;
+    if (c < 0x80) return [x + c * 2 ** s, i + 1];
+    x += (c & 0x7f) * 2 ** s;
+    s += 7;
+  }
+  return undefined;
+}
+
+/** Parses the build-info blob found at `at` in `data` (header + inline strings). */
+export function parseBuildInfoAt(data: Buffer, at: number): { info: GoBuildInfo } | { unsupported: string } | { need: number } | undefined {
+  if (at + 32 > data.length) return { need: at + 32 };
+  const ptrSize = data[at + 14];
+  const flags = data[at + 15]!;
+  if (ptrSize !== 4 && ptrSize !== 8) return undefined;
+  if ((flags & 2) === 0) return { unsupported: 'Go build info in the pre-1.18 pointer layout' };
+  const v = uvarint(data, at + 32);
+  if (v === undefined) return { need: at + 42 };
+  const [vlen, vend] = v;
+  if (vlen > 1024) return undefined;
+  const m = uvarint(data, vend + vlen);
+  if (m === undefined) return { need: vend + vlen + 10 };
+  const [mlen, mstart] = m;
+  if (mlen > MAX_STRINGS) return undefined;
+  if (mstart + mlen > data.length) return { need: mstart + mlen };
+  const goVersion = data.toString('utf8', vend, vend + vlen);
+  if (!goVersion.startsWith('go') && !goVersion.startsWith('devel')) return undefined;
+  let mod = data.subarray(mstart, mstart + mlen);
+  // cmd/go wraps modinfo in 16-byte sentinels.
+  if (mod.length >= 33 && mod[mod.length - 17] === 0x0a) mod = mod.subarray(16, mod.length - 16);
+  return { info: parseModInfo(goVersion, mod.toString('utf8')) };
+}
+
+export function parseModInfo(goVersion: string, modinfo: string): GoBuildInfo {
+  const info: GoBuildInfo = { goVersion, deps: [], settings: [] };
+  let last: GoModule | undefined;
+  for (const line of modinfo.split('\n')) {
+    const f = line.split('\t');
+    switch (f[0]) {
+      case 'path':
+        if (f[1] !== undefined) info.path = f[1];
+        break;
+      case 'mod':
+      case 'dep': {
+        if (f[1] === undefined) break;
+        const m: GoModule = { path: f[1], version: f[2] ?? '' };
+        if (f[3]) m.sum = f[3];
+        if (f[0] === 'mod') info.main = m;
+        else info.deps.push(m);
+        last = m;
+        break;
+      }
+      case '=>':
+        if (last !== undefined && f[1] !== undefined) {
+          last.replace = { path: f[1], version: f[2] ?? '' };
+          if (f[3]) last.replace.sum = f[3];
+        }
+        break;
+      case 'build': {
+        const kv = f.slice(1).join('\t');
+        const eq = kv.indexOf('=');
+        if (eq > 0) info.settings.push([kv.slice(0, eq), kv.slice(eq + 1)]);
+        break;
+      }
+      default:
+        break;
+    }
+  }
+  return info;
+}
+
+/** Streaming reader of one ELF file's Go build info. */
+export class GoBuildInfoSink implements FileSink {
+  private pos = 0;
+  private head: Buffer[] = [];
+  private headLen = 0;
+  private dataOffset: number | undefined;
+  private capture: Buffer[] = [];
+  private captureLen = 0;
+  private want = SEARCH + 32;
+  private result: GoScan;
+  private done = false;
+
+  write(chunk: Buffer): boolean {
+    if (this.done) return false;
+    const start = this.pos;
+    this.pos += chunk.length;
+    if (this.dataOffset === undefined) {
+      this.head.push(chunk);
+      this.headLen += chunk.length;
+      if (this.headLen >= 4 && Buffer.concat(this.head).readUInt32BE(0) !== 0x7f454c46) return this.finish();
+      if (this.headLen < HEADER_BYTES) return true;
+      const head = Buffer.concat(this.head, this.headLen);
+      this.head = [];
+      const off = elfDataOffset(head);
+      if (off === undefined) return this.finish();
+      this.dataOffset = off;
+      // The data segment may already be inside what we hold.
+      if (off < this.pos) return this.take(head.subarray(off), off);
+      return true;
+    }
+    if (this.pos <= this.dataOffset) return true;
+    const from = Math.max(this.dataOffset - start, 0);
+    return this.take(chunk.subarray(from), start + from);
+  }
+
+  private take(bytes: Buffer, _at: number): boolean {
+    this.capture.push(bytes);
+    this.captureLen += bytes.length;
+    if (this.captureLen < this.want) return true;
+    return this.evaluate(false);
+  }
+
+  /** Looks for the header in what is captured; may ask for more bytes (the inline strings). */
+  private evaluate(atEnd: boolean): boolean {
+    const data = Buffer.concat(this.capture, this.captureLen);
+    this.capture = [data];
+    const limit = Math.min(data.length - MAGIC.length, SEARCH);
+    for (let i = 0; i <= limit; i += 16) {
+      if (data[i] !== 0xff || !data.subarray(i, i + MAGIC.length).equals(MAGIC)) continue;
+      const r = parseBuildInfoAt(data, i);
+      if (r === undefined) continue;
+      if ('need' in r) {
+        if (atEnd || r.need > SEARCH + MAX_STRINGS + 64) return this.finish();
+        this.want = r.need;
+        return true;
+      }
+      this.result = r;
+      return this.finish();
+    }
+    return this.finish();
+  }
+
+  private finish(): false {
+    this.done = true;
+    this.head = [];
+    this.capture = [];
+    return false;
+  }
+
+  end(): GoScan {
+    if (!this.done && this.captureLen > 0) this.evaluate(true);
+    this.done = true;
+    return this.result;
+  }
+}
+
+/** Version of the main module from `-X main.version=v1.2.3`-style link flags, when the build info says (devel). */
+export function versionFromLdflags(info: GoBuildInfo): string | undefined {
+  const ldflags = info.settings.find(([k]) => k === '-ldflags')?.[1];
+  if (ldflags === undefined) return undefined;
+  const mainPath = info.main?.path;
+  for (const m of ldflags.matchAll(/-X(?:\s+|=)['"]?([^'"\s=]+)=([^'"\s]+)/g)) {
+    const key = m[1]!;
+    const value = m[2]!;
+    const dot = key.lastIndexOf('.');
+    const pkg = key.slice(0, dot);
+    const name = key.slice(dot + 1);
+    if (!/^(?:version|Version|gitVersion|GitVersion|buildVersion|BuildVersion|appVersion|AppVersion)$/.test(name)) continue;
+    if (!(pkg === 'main' || pkg === mainPath || (mainPath !== undefined && pkg.startsWith(`${mainPath}/`)) || /(?:^|\/)(?:version|cmd|common|build|buildinfo)$/.test(pkg))) continue;
+    if (/^v?\d+(?:\.\d+)*(?:[-+.][0-9A-Za-z.+-]*)?$/.test(value)) return value;
+  }
+  return undefined;
+}
+
+/** `go1.22.1` -> `1.22.1` (undefined for development toolchains). */
+export function stdlibVersion(goVersion: string): string | undefined {
+  const m = /^go(\d+(?:\.\d+){0,2}(?:(?:rc|beta)\d+)?)(?:\s|$|[-+ ])/.exec(`${goVersion} `);
+  return m?.[1];
+}
+
+function stripV(v: string): string {
+  return v.startsWith('v') ? v.slice(1) : v;
+}
+
+export const goBinaryAnalyzer: PackageAnalyzer = {
+  name: 'go-binary',
+  select(path, info) {
+    if (info.type !== 'file' || (info.mode & 0o111) === 0 || info.size < 4096) return undefined;
+    return { tag: 'go-binary', sink: (_ctx: FileContext) => new GoBuildInfoSink() };
+  },
+  packages(ctx) {
+    const out: InventoryPackage[] = [];
+    for (const f of ctx.view.tagged('go-binary')) {
+      const r = f.node.result as GoScan;
+      if (r === undefined) continue;
+      if ('unsupported' in r) {
+        ctx.warn({ code: 'unsupported-format', message: `/${f.path}: ${r.unsupported}; its modules are not reported`, path: `/${f.path}` });
+        continue;
+      }
+      const info = r.info;
+      const at = { path: `/${f.path}`, ...attribution(ctx, f.node.layerIndex) };
+      const std = stdlibVersion(info.goVersion);
+      if (std !== undefined) out.push({ kind: 'go-stdlib', name: 'stdlib', version: std, purl: purl('golang', undefined, 'stdlib', `v${std}`), ...at });
+      if (info.main !== undefined && info.main.path !== '') {
+        const v = info.main.version !== '' && info.main.version !== '(devel)' ? info.main.version : versionFromLdflags(info);
+        if (v !== undefined) out.push({ kind: 'go-module', name: info.main.path, version: stripV(v), purl: golangPurl(info.main.path, v), ...at });
+      }
+      for (const d of info.deps) {
+        const m = d.replace !== undefined ? (d.replace.version === '' ? undefined : d.replace) : d;
+        if (m === undefined || m.version === '' || m.version === '(devel)') continue;
+        out.push({ kind: 'go-module', name: m.path, version: stripV(m.version), purl: golangPurl(m.path, m.version), ...at });
+      }
+    }
+    return out;
+  },
+};
