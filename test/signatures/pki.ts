@@ -16,6 +16,8 @@ export interface TestPki {
   leafKeyPem: string;
   /** Another root that issued nothing here. */
   otherRootPem: string;
+  /** A CRL from the intermediate: empty, or revoking the leaf. */
+  crl(revokeLeaf: boolean): string;
   cleanup(): void;
 }
 
@@ -32,10 +34,10 @@ export function makeTestPki(opts: { leafKey?: 'rsa:3072' | 'rsa:2048' | 'ec'; le
     `basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=codeSigning\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n${opts.san ? `subjectAltName=${opts.san}\n` : ''}`,
   );
   const root = (name: string, cn: string) =>
-    openssl(dir, ['req', '-x509', '-newkey', 'rsa:3072', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.crt`, '-days', '3650', '-subj', `/C=US/ST=WA/O=Portcullis Test/CN=${cn}`, '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
+    openssl(dir, ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.crt`, '-days', '3650', '-subj', `/C=US/ST=WA/O=Portcullis Test/CN=${cn}`, '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
   root('root', 'Test Root');
   root('other', 'Other Root');
-  openssl(dir, ['req', '-newkey', 'rsa:3072', '-nodes', '-keyout', 'int.key', '-out', 'int.csr', '-subj', '/C=US/ST=WA/O=Portcullis Test/CN=Test Intermediate']);
+  openssl(dir, ['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'int.key', '-out', 'int.csr', '-subj', '/C=US/ST=WA/O=Portcullis Test/CN=Test Intermediate']);
   openssl(dir, ['x509', '-req', '-in', 'int.csr', '-CA', 'root.crt', '-CAkey', 'root.key', '-CAcreateserial', '-out', 'int.crt', '-days', '1825', '-extfile', 'ca.ext']);
   const keyArgs = opts.leafKey === 'ec' ? ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'] : ['-newkey', opts.leafKey ?? 'rsa:3072'];
   openssl(dir, ['req', ...keyArgs, '-nodes', '-keyout', 'leaf.key', '-out', 'leaf.csr', '-subj', opts.leafSubject ?? '/C=US/ST=WA/O=Portcullis Test/CN=Signer']);
@@ -48,6 +50,18 @@ export function makeTestPki(opts: { leafKey?: 'rsa:3072' | 'rsa:2048' | 'ec'; le
     leafPem: r('leaf.crt'),
     leafKeyPem: r('leaf.key'),
     otherRootPem: r('other.crt'),
+    crl: (revokeLeaf: boolean) => {
+      const db = `db-${revokeLeaf ? 'r' : 'e'}`;
+      fs.writeFileSync(path.join(dir, `${db}.txt`), '');
+      fs.writeFileSync(path.join(dir, `${db}.num`), '01\n');
+      fs.writeFileSync(
+        path.join(dir, `${db}.cnf`),
+        `[ca]\ndefault_ca=d\n[d]\ndatabase=${db}.txt\ncrlnumber=${db}.num\ndefault_md=sha256\ndefault_crl_days=30\ncertificate=int.crt\nprivate_key=int.key\n`,
+      );
+      if (revokeLeaf) openssl(dir, ['ca', '-config', `${db}.cnf`, '-revoke', 'leaf.crt']);
+      openssl(dir, ['ca', '-config', `${db}.cnf`, '-gencrl', '-out', `${db}.crl`]);
+      return r(`${db}.crl`);
+    },
     cleanup: () => fs.rmSync(dir, { recursive: true, force: true }),
   };
 }

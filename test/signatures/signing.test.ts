@@ -25,6 +25,7 @@ import { parseSimpleSigning } from '../../src/registry/signatures/simplesigning.
 import { buildSimpleSigningPayload } from '../../src/registry/signatures/simplesigning.ts';
 import { digestOf } from '../../src/registry/signatures/util.ts';
 import { parseCertificates } from '../../src/registry/signatures/x509.ts';
+import { checkRevocation, parseCrls } from '../../src/registry/signatures/revocation.ts';
 import { MemoryBlobs, fixturesPresent, read, readText, requireFixtures } from './fixtures.ts';
 import { makeTestPki, opensslVerify, type TestPki } from './pki.ts';
 
@@ -223,6 +224,59 @@ describe('Notation JWS signing and verification with a test PKI', () => {
     const r = verifyNotation(env, { ...base, policy: permissive });
     assert.equal(r.verdict, 'valid');
     assert.ok(r.checks.some((c) => c.check === 'expiry' && !c.ok && c.action === 'log'), 'the failure is logged');
+  });
+
+  test('revocation from provided CRLs: revoked fails at strict, is logged at permissive, a CRL from another CA cannot vouch', () => {
+    const env = parseNotationEnvelope('application/jose+json', sign().envelope);
+    const base = { policy, trustStores: stores(), repository: 'r.example/app', expectedDigest: IMAGE };
+    const good = verifyNotation(env, { ...base, crls: parseCrls(pki.crl(false)) });
+    assert.equal(good.verdict, 'valid', good.reason);
+    assert.ok(good.checks.some((c) => c.check === 'revocation' && c.ok && c.action === 'enforce'));
+    const revokedCrl = parseCrls(pki.crl(true));
+    const revoked = verifyNotation(env, { ...base, crls: revokedCrl });
+    assert.equal(revoked.verdict, 'invalid');
+    assert.match(revoked.reason, /revocation: certificate "C=US, ST=WA, O=Portcullis Test, CN=Signer" was revoked/);
+    const permissive = parseNotationTrustPolicy({ version: '1.0', trustPolicies: [{ ...policy.trustPolicies[0], signatureVerification: { level: 'permissive' } }] });
+    assert.equal(verifyNotation(env, { ...base, policy: permissive, crls: revokedCrl }).verdict, 'valid');
+    const skip = parseNotationTrustPolicy({ version: '1.0', trustPolicies: [{ ...policy.trustPolicies[0], signatureVerification: { level: 'strict', override: { revocation: 'skip' } } }] });
+    assert.equal(verifyNotation(env, { ...base, policy: skip, crls: revokedCrl }).verdict, 'valid');
+    const other = makeTestPki();
+    try {
+      const foreign = verifyNotation(env, { ...base, crls: parseCrls(other.crl(false)) });
+      assert.equal(foreign.verdict, 'valid', 'a CRL not signed by the issuer is ignored');
+    } finally {
+      other.cleanup();
+    }
+    // a CRL past its nextUpdate (30 days) no longer says anything: the status is unknown
+    const chain = env.certificateChain;
+    assert.equal(checkRevocation(chain, parseCrls(pki.crl(false)), new Date()).status, 'good');
+    assert.equal(checkRevocation(chain, parseCrls(pki.crl(false)), new Date(Date.now() + 31 * 86400_000)).status, 'unknown');
+  });
+
+  test('cosign with a private PKI: chain, identity and CRLs', async () => {
+    const ecPki = makeTestPki({ leafKey: 'ec', san: 'email:builder@example.com' });
+    try {
+      const key = createPrivateKey(ecPki.leafKeyPem);
+      const layer = cosignSign(key, 'r.example/app', IMAGE);
+      const blobs = new MemoryBlobs();
+      blobs.put(layer.payload);
+      const descriptor = { ...layer.descriptor, annotations: { ...layer.descriptor.annotations, 'dev.sigstore.cosign/certificate': ecPki.leafPem, 'dev.sigstore.cosign/chain': ecPki.intermediatePem + ecPki.rootPem } };
+      const { manifest, config } = cosignSignatureManifest([descriptor]);
+      blobs.put(config);
+      const art = await recognize(manifest, { fetchBlob: blobs.fetchBlob });
+      const policyFor = (crls: string[] = [], subject = 'builder@example.com', roots = [ecPki.rootPem]) =>
+        compilePolicy({ version: 1, certificates: { roots, crls, identities: [{ subject }] } });
+      const ok = verifyImage(IMAGE, [art], policyFor());
+      assert.equal(ok.verdict, 'verified', ok.missing.join());
+      assert.equal(ok.signatures[0]?.method, 'pki');
+      assert.equal(verifyImage(IMAGE, [art], policyFor([ecPki.crl(false)])).verdict, 'verified');
+      assert.match(verifyImage(IMAGE, [art], policyFor([ecPki.crl(true)])).missing.join(), /was revoked/);
+      assert.match(verifyImage(IMAGE, [art], policyFor([], 'other@example.com')).missing.join(), /match none of/);
+      assert.match(verifyImage(IMAGE, [art], policyFor([], 'builder@example.com', [ecPki.otherRootPem])).missing.join(), /does not lead to a trusted root/);
+      assert.match(verifyImage(IMAGE, [art], policyFor(), { now: new Date(Date.now() + 40 * 86400_000) }).missing.join(), /not valid at/);
+    } finally {
+      ecPki.cleanup();
+    }
   });
 
   test('malformed trust policies are rejected (Notary Project rules)', () => {

@@ -8,6 +8,7 @@ import type { TrustedRoot } from '@sigstore/protobuf-specs';
 import type { X509Certificate } from 'node:crypto';
 import { pae, subjectMatchesOciDigest, type InTotoStatement } from './intoto.ts';
 import { verifyWithKey } from './keys.ts';
+import { checkRevocation, type Crl } from './revocation.ts';
 import type { CosignAttestationLayer, CosignLayerMaterial, CosignSignatureLayer, RekorBundleAnnotation } from './recognize.ts';
 import {
   describeIdentity,
@@ -37,6 +38,8 @@ export interface CosignVerifyContext {
   /** Private PKI roots and intermediates for `cosign sign --certificate` without Rekor. */
   pkiRoots?: X509Certificate[];
   pkiIntermediates?: X509Certificate[];
+  /** CRLs for the private PKI: a revoked signing certificate, or one with no current CRL, fails. */
+  pkiCrls?: Crl[];
   now?: Date;
 }
 
@@ -213,6 +216,10 @@ function pki(m: CosignLayerMaterial, signedBytes: Buffer, ctx: CosignVerifyConte
   const intermediates = [...(m.chainPem ? parseCertificates(m.chainPem, 'chain annotation') : []), ...(ctx.pkiIntermediates ?? [])];
   const path = buildChain(leaf, intermediates, ctx.pkiRoots ?? [], { at: ctx.now ?? new Date() });
   if (!path.ok) return { ok: false, reason: path.reason };
+  if (ctx.pkiCrls && ctx.pkiCrls.length > 0) {
+    const rev = checkRevocation(path.chain, ctx.pkiCrls, ctx.now ?? new Date());
+    if (rev.status !== 'good') return { ok: false, reason: rev.status === 'revoked' ? rev.message : `revocation status cannot be determined: ${rev.message}` };
+  }
   const sans = subjectAltNames(leaf);
   const signer: SignerDescription = { kind: 'certificate', certificateSha256: sha256Hex(leaf.raw) };
   if (sans[0]) signer.subjectAlternativeName = sans.join(', ');

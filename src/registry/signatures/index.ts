@@ -15,6 +15,7 @@ export {
 export { loadSigstoreTrustedRoot, trustRootFromMaterial, verifySigstoreBundle, type KeylessIdentity, type SigstoreTrustRoot } from './sigstore.ts';
 export { verifyCosignSignatureLayer, verifyCosignAttestationLayer, type CosignVerifyContext } from './cosign.ts';
 export { parseNotationEnvelope, parseNotationTrustPolicy, verifyNotation, verifyNotationBytes, type NotationTrustPolicy, type NotationTrustStores } from './notation.ts';
+export { checkRevocation, parseCrls, type Crl } from './revocation.ts';
 export { checkRequirement, verifyKeySignedDsse, type AttestationRequirement } from './attestation.ts';
 export { provenanceFacts, type InTotoStatement, type ProvenanceFacts } from './intoto.ts';
 export { loadPublicKey, verifyWithKey, type PublicKeyInfo } from './keys.ts';

@@ -6,6 +6,7 @@
  */
 import { decode as cborDecode, encode as cborEncode } from 'cborg';
 import { X509Certificate, constants, verify as nodeVerify } from 'node:crypto';
+import { checkRevocation, type Crl } from './revocation.ts';
 import { verifyTimestampToken, type VerifiedTimestampToken } from './timestamp.ts';
 import {
   DEFAULT_LIMITS,
@@ -464,6 +465,8 @@ export interface NotationVerifyOptions {
   plugins?: string[];
   /** Thumbprints from the signature manifest annotation, checked against the envelope's chain. */
   manifestThumbprints?: string[];
+  /** CRLs to check the signing chain against (revocation is enforced or logged per level). */
+  crls?: Crl[];
 }
 
 /** Verify one parsed envelope per the Notary Project verification steps. */
@@ -552,8 +555,20 @@ export function verifyNotation(env: NotationEnvelope, opts: NotationVerifyOption
     return r;
   }
 
-  // Revocation: offline, no OCSP/CRL fetching; recorded so the result says so.
-  checks.push({ check: 'revocation', action: actions.revocation === 'skip' ? 'skip' : 'log', ok: true, message: 'revocation not checked (offline verifier)' });
+  // Revocation: from the CRLs the policy provides (offline: nothing is fetched).
+  if (actions.revocation === 'skip') {
+    checks.push({ check: 'revocation', action: 'skip', ok: true, message: 'revocation check skipped by policy' });
+  } else if (!opts.crls || opts.crls.length === 0) {
+    checks.push({ check: 'revocation', action: 'log', ok: true, message: 'revocation not checked: no CRLs configured (offline verifier, no OCSP/CRL download)' });
+  } else {
+    const rev = checkRevocation(env.certificateChain, opts.crls, now);
+    const err = rev.status === 'good' ? undefined : rev.status === 'revoked' ? rev.message : `revocation status cannot be determined: ${rev.message}`;
+    if (!record('revocation', err, rev.message)) {
+      const r = done('invalid', `revocation: ${err}`);
+      if (result.timestamp) r.timestamp = result.timestamp;
+      return r;
+    }
+  }
   return result;
 }
 

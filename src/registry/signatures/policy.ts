@@ -22,6 +22,7 @@ import {
   type TrustedKey,
 } from './sigstore.ts';
 import { toSignedEntity } from '@sigstore/verify';
+import { parseCrls, type Crl } from './revocation.ts';
 import { errorMessage } from './util.ts';
 import { parseCertificates } from './x509.ts';
 import type { X509Certificate } from 'node:crypto';
@@ -70,7 +71,7 @@ export const TrustPolicySchema = z
       .optional(),
     /** Private PKI for cosign `--certificate` signatures without Rekor. */
     certificates: z
-      .object({ roots: z.array(PemSchema).min(1), intermediates: z.array(PemSchema).default([]), identities: z.array(IdentitySchema).min(1) })
+      .object({ roots: z.array(PemSchema).min(1), intermediates: z.array(PemSchema).default([]), crls: z.array(PemSchema).default([]), identities: z.array(IdentitySchema).min(1) })
       .strict()
       .optional(),
     notation: z
@@ -86,6 +87,8 @@ export const TrustPolicySchema = z
           .strict(),
         /** The fully qualified repository (`registry/name`) used to select a statement by registry scope. */
         repository: z.string().min(1),
+        /** CRLs (PEM) for revocation checks; without them revocation is logged as not checked. */
+        crls: z.array(PemSchema).default([]),
       })
       .strict()
       .optional(),
@@ -116,7 +119,7 @@ export interface CompiledPolicy {
   cosign: CosignVerifyContext;
   keyless?: { trust: SigstoreTrustRoot; identities: KeylessIdentity[] };
   keys: TrustedKey[];
-  notation?: { policy: NotationTrustPolicy; stores: NotationTrustStores; repository: string };
+  notation?: { policy: NotationTrustPolicy; stores: NotationTrustStores; repository: string; crls: Crl[] };
   requirements: AttestationRequirement[];
 }
 
@@ -156,6 +159,7 @@ export function compilePolicy(input: unknown): CompiledPolicy {
   if (policy.certificates) {
     compiled.cosign.pkiRoots = policy.certificates.roots.flatMap((p) => parseCertificates(p));
     compiled.cosign.pkiIntermediates = policy.certificates.intermediates.flatMap((p) => parseCertificates(p));
+    compiled.cosign.pkiCrls = policy.certificates.crls.flatMap((p) => parseCrls(p));
     compiled.cosign.identities = [...(compiled.cosign.identities ?? []), ...policy.certificates.identities];
   }
   if (policy.notation) {
@@ -164,6 +168,7 @@ export function compilePolicy(input: unknown): CompiledPolicy {
       policy: parseNotationTrustPolicy(policy.notation.trustPolicy),
       stores: { ca: store(policy.notation.trustStores.ca), signingAuthority: store(policy.notation.trustStores.signingAuthority), tsa: store(policy.notation.trustStores.tsa) },
       repository: policy.notation.repository,
+      crls: policy.notation.crls.flatMap((p) => parseCrls(p)),
     };
   }
   return compiled;
@@ -255,6 +260,7 @@ export function verifyImage(digest: string, artifacts: RecognizedArtifact[], pol
             repository: policy.notation.repository,
             expectedDigest: digest,
             now,
+            crls: policy.notation.crls,
             ...(a.thumbprints ? { manifestThumbprints: a.thumbprints } : {}),
           });
           const v: SignatureVerdict = { artifact: a.manifestDigest, kind: a.kind, ok: r.ok, method: `notation ${r.verdict}`, reason: r.reason };
