@@ -17,6 +17,8 @@ Usage:
       Create users, projects, memberships and robot accounts (bootstrapping, automation).
   portcullis config check [--config FILE]
       Validate the configuration and print it, then exit.
+  portcullis audit verify|query|export ... (see portcullis audit --help)
+      Prove the audit log intact, query it, export it as JSON Lines.
   portcullis --help
 
 Configuration: a YAML file (--config), then PORTCULLIS_* environment variables, then flags.
@@ -32,6 +34,7 @@ const commonOptions = {
 
 /** Runs the CLI; returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
+  if (argv[0] === 'audit') return (await import('../registry/audit/cli.ts')).auditMain(argv.slice(1));
   // `admin` has options of its own.
   if (argv[0] === 'admin') return (await import('./admin.ts')).adminMain(argv.slice(1));
   let parsed;

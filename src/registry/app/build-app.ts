@@ -1,4 +1,4 @@
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { mkdir } from 'node:fs/promises';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import { RegistryError } from '../../oci/errors.ts';
@@ -20,6 +20,9 @@ import { ListingService } from '../distribution/listing.ts';
 import { ManifestService } from '../distribution/manifests.ts';
 import { UploadService } from '../distribution/uploads.ts';
 import { EventBus } from '../events/bus.ts';
+import { type AuditAuthorizer, registerAuditRoutes } from '../audit/http.ts';
+import { Audit } from '../audit/service.ts';
+import { SqlAuditStore } from '../audit/store.ts';
 import { GarbageCollector } from '../gc/collector.ts';
 import { FsBlobStore } from '../storage/fs/fs-blob-store.ts';
 import { PostgresDriver } from '../storage/postgres/postgres-driver.ts';
@@ -65,11 +68,32 @@ export async function openStores(config: Config): Promise<Stores> {
   return { blobs, meta, access, close: () => meta.close() };
 }
 
+/**
+ * The audit log's store. SQLite: a database file of its own, so that audit batches never hold the
+ * metadata write lock and its size is measured apart; PostgreSQL: the metadata database, through a
+ * small pool of its own.
+ */
+export async function openAuditStore(config: Config): Promise<SqlAuditStore> {
+  let driver: SqlDriver;
+  if (config.storage.metadata.kind === 'postgres') {
+    driver = new PostgresDriver({ connectionString: config.storage.metadata.postgresUrl!, max: 4 });
+  } else {
+    const path = resolve(config.audit.sqlitePath ?? join(config.storage.dataDir, 'audit', 'audit.sqlite'));
+    await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+    driver = new SqliteDriver(path);
+  }
+  const store = new SqlAuditStore(driver);
+  await store.migrate();
+  return store;
+}
+
 export interface Registry {
   app: FastifyInstance;
   events: EventBus;
   collector: GarbageCollector;
   stores: Stores;
+  /** The audit log (absent when audit.enabled is false); `audit.log.append` for security-critical records. */
+  audit: Audit | undefined;
   /** Identity and access (absent when auth.mode is none). */
   access: AccessService | undefined;
   /** Set when this start created the first administrator; `generatedPassword` must be shown once. */
@@ -87,7 +111,7 @@ function originForm(url: string): string {
 /** Composition root: configuration in, a ready (not yet listening) server out. */
 export async function buildRegistry(
   config: Config,
-  options: { stores?: Stores; gates?: Gates; /** PORTCULLIS_ADMIN_PASSWORD */ adminPassword?: string; loginGuard?: LoginGuard } = {},
+  options: { stores?: Stores; gates?: Gates; /** PORTCULLIS_ADMIN_PASSWORD */ adminPassword?: string; loginGuard?: LoginGuard; /** Who may read GET /api/v1/audit */ auditAuthorize?: AuditAuthorizer } = {},
 ): Promise<Registry> {
   const stores = options.stores ?? (await openStores(config));
   const app = Fastify({
@@ -105,6 +129,7 @@ export async function buildRegistry(
     rewriteUrl: (request) => originForm(request.url ?? '/'),
   });
   const events = new EventBus({ onHandlerError: (error, event) => app.log.error({ err: error, event: event.type }, 'event handler failed') });
+  const audit = config.audit.enabled ? await Audit.start({ store: await openAuditStore(config), events, logger: app.log }, config.audit, config.storage.dataDir) : undefined;
   const gates = options.gates ?? noGates();
   const blobGraceMs = config.gc.blobGraceSeconds * 1000;
   const uploads = new UploadService({ blobs: stores.blobs, meta: stores.meta, events }, { blobMaxBytes: config.limits.blobMaxBytes, blobGraceMs });
@@ -157,6 +182,7 @@ export async function buildRegistry(
   app.setErrorHandler(registryErrorHandler);
   app.setNotFoundHandler((request, reply) => registryErrorHandler(new RegistryError('NOT_FOUND', `no endpoint at ${request.method} ${request.url.slice(0, 200)}`), request, reply));
   await registerDistributionRoutes(app, services);
+  if (audit && config.audit.api.enabled) await registerAuditRoutes(app, audit, { authorize: options.auditAuthorize, maxPageSize: config.audit.api.maxPageSize });
   await registerAuthRoutes();
 
   let timer: NodeJS.Timeout | undefined;
@@ -187,12 +213,14 @@ export async function buildRegistry(
     events,
     collector,
     stores,
+    audit,
     access,
     adminBootstrap,
     async close() {
       if (timer) clearInterval(timer);
       if (authTimer) clearInterval(authTimer);
       await app.close();
+      await audit?.close();
       await stores.close();
     },
   };

@@ -73,6 +73,104 @@ export const configSchema = z.strictObject({
       untaggedManifestsAfterSeconds: z.number().int().nonnegative().default(0),
     })
     .prefault({}),
+  /** The tamper-evident audit log (docs/audit.md). Files live in `<dataDir>/audit/` unless set. */
+  audit: z
+    .strictObject({
+      /** Record every security-relevant event: pushes, pulls, deletes, tag moves, logins, decisions. */
+      enabled: z.boolean().default(true),
+      /** SQLite file of the audit log (SQLite metadata only; with PostgreSQL it uses that database); default `<dataDir>/audit/audit.sqlite`. */
+      sqlitePath: z.string().optional(),
+      /** Ed25519 key signing checkpoints, created at first start (mode 0600, public key beside it as `.pub.pem`); default `<dataDir>/audit/signing-key.pem`. */
+      keyFile: z.string().optional(),
+      queue: z
+        .strictObject({
+          /** Records held in memory at most; observations beyond are dropped and counted (an `audit.dropped` record says how many). */
+          maxRecords: z.number().int().positive().default(100_000),
+          /** Records per transaction at most. */
+          batchSize: z.number().int().positive().max(10_000).default(1000),
+          /** Observations (pulls, pushes) reach the database within this time; security-critical appends are written at once. */
+          flushIntervalMs: z.number().int().positive().max(60_000).default(200),
+        })
+        .prefault({}),
+      checkpoint: z
+        .strictObject({
+          /** Sign a checkpoint after this many records... */
+          everyRecords: z.number().int().positive().default(10_000),
+          /** ...or when the last one is older than this (and records were added). */
+          everySeconds: z.number().int().positive().default(60),
+        })
+        .prefault({}),
+      retention: z
+        .strictObject({
+          enabled: z.boolean().default(true),
+          /** Archive records older than this to files; 0 keeps them until the size budget needs room. */
+          maxAgeDays: z.number().int().nonnegative().default(0),
+          /** Size budget of the audit log in the database (bytes); 0 = none. Past it the oldest records are archived. */
+          maxBytes: z.number().int().nonnegative().default(1024 ** 3),
+          /** Alert (log, `audit.budget` event) when usage reaches this share of the budget. */
+          alertAtPercent: z.number().int().min(1).max(99).default(80),
+          intervalSeconds: z.number().int().nonnegative().default(3600),
+          /** Archive directory (gzip JSON Lines with their checkpoints); default `<dataDir>/audit/archive`. */
+          archiveDir: z.string().optional(),
+        })
+        .prefault({}),
+      api: z
+        .strictObject({
+          /** Mount GET /api/v1/audit. Off by default: until access control authorises it, anyone reaching the server could read it. */
+          enabled: z.boolean().default(false),
+          maxPageSize: z.number().int().positive().max(10_000).default(1000),
+        })
+        .prefault({}),
+      forward: z
+        .strictObject({
+          /** Receivers (syslog RFC 5424 over TCP/TLS, CloudEvents over HTTP); each gets every record at least once. */
+          sinks: z
+            .array(
+              z.discriminatedUnion('kind', [
+                z.strictObject({
+                  kind: z.literal('syslog'),
+                  /** Cursor key; default `syslog:<url>`. */
+                  name: z.string().min(1).max(100).optional(),
+                  url: z.string().regex(/^(tcp|tls):\/\/[^/]+:\d{1,5}\/?$/, 'expected tcp://HOST:PORT or tls://HOST:PORT'),
+                  caFile: z.string().optional(),
+                  certFile: z.string().optional(),
+                  keyFile: z.string().optional(),
+                  serverName: z.string().optional(),
+                  /** Syslog facility; 13 is "log audit". */
+                  facility: z.number().int().min(0).max(23).default(13),
+                  hostname: z.string().optional(),
+                  appName: z.string().min(1).max(48).default('portcullis'),
+                  /** Private Enterprise Number of the structured-data id (32473: the documentation number). */
+                  enterpriseId: z.number().int().positive().default(32473),
+                  /** A record counts as delivered after this long on a healthy connection (TCP has no acknowledgements). */
+                  settleMs: z.number().int().nonnegative().default(2000),
+                  connectTimeoutMs: z.number().int().positive().default(10_000),
+                  startAt: z.enum(['now', 'oldest']).default('now'),
+                }),
+                z.strictObject({
+                  kind: z.literal('cloudevents'),
+                  name: z.string().min(1).max(100).optional(),
+                  url: z.url({ protocol: /^https?$/ }),
+                  source: z.string().min(1).default('/portcullis/audit'),
+                  /** File with a bearer token (kept out of the configuration). */
+                  bearerTokenFile: z.string().optional(),
+                  headers: z.record(z.string(), z.string()).default({}),
+                  timeoutMs: z.number().int().positive().default(10_000),
+                  concurrency: z.number().int().positive().max(64).default(4),
+                  startAt: z.enum(['now', 'oldest']).default('now'),
+                }),
+              ]),
+            )
+            .default([]),
+          batchSize: z.number().int().positive().max(10_000).default(200),
+          retryInitialMs: z.number().int().positive().default(500),
+          retryMaxMs: z.number().int().positive().default(60_000),
+          /** A record a receiver rejects (HTTP 4xx) this many times goes to the dead-letter table. */
+          maxAttempts: z.number().int().positive().default(5),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
   auth: z
     .strictObject({
       /**

@@ -44,6 +44,8 @@ export type RegistryEvent =
     })
   | (EventBase & { type: 'manifest.pulled'; repository: string; digest: string; mediaType: string; tag: string | undefined })
   | (EventBase & { type: 'manifest.deleted'; repository: string; digest: string; tags: string[] })
+  /** The audit log nears (`warning`) or passes (`exceeded`: the oldest records are being archived) its size budget. */
+  | (EventBase & { type: 'audit.budget'; level: 'warning' | 'exceeded'; usedBytes: number; budgetBytes: number })
   | (EventBase & { type: 'tag.deleted'; repository: string; tag: string; digest: string | undefined })
   /** Identity and access administration: who (origin.actor) did what (change) to whom (target). */
   | (EventBase & { type: 'access.changed'; change: AccessChange; target: AccessTarget; detail?: Record<string, unknown> })

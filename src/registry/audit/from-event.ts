@@ -1,0 +1,62 @@
+/**
+ * Bus events to audit entries. The mapping is generic on purpose: `action` is the event type,
+ * `repository`/`digest`/`tag` are taken from the fields of those names, `reason` and `outcome`
+ * likewise, and every other field (except the envelope) goes into `details`. A module that adds
+ * an event type to the bus is audited without a change here; the few rules below only refine
+ * what the generic mapping cannot know (a failed credential check is a `failure`, a push that
+ * moved a tag is also a `tag.moved`).
+ */
+import type { RegistryEvent, RequestOrigin } from '../events/bus.ts';
+import type { AuditActor, AuditEntry, AuditOutcome } from './record.ts';
+
+const envelope = new Set(['type', 'at', 'origin', 'repository', 'digest', 'tag', 'reason', 'outcome']);
+
+/** The actor of a request origin; the registry itself when there is none (GC, expiry). */
+export function actorOf(origin: RequestOrigin | undefined): AuditActor {
+  if (!origin) return { kind: 'system', name: 'portcullis' };
+  const actor = origin.actor as RequestOrigin['actor'] & { auth?: string; method?: string };
+  return { kind: actor.kind, name: actor.name, auth: actor.auth ?? actor.method ?? (actor.kind === 'anonymous' ? 'none' : undefined) };
+}
+
+/** The who/where part of an entry, from a request origin. */
+export function originFields(origin: RequestOrigin | undefined): Pick<AuditEntry, 'actor' | 'client' | 'userAgent' | 'requestId'> {
+  return { actor: actorOf(origin), client: origin?.clientAddress, userAgent: origin?.userAgent, requestId: origin?.requestId };
+}
+
+function outcomeOf(type: string, explicit: unknown): AuditOutcome {
+  if (explicit === 'success' || explicit === 'failure' || explicit === 'denied' || explicit === 'error') return explicit;
+  if (/\.(failed|failure|rejected)$/.test(type)) return 'failure';
+  if (/\.denied$/.test(type)) return 'denied';
+  return 'success';
+}
+
+function str(value: unknown): string | undefined {
+  return typeof value === 'string' ? value : undefined;
+}
+
+/** The audit entries for one bus event (usually one; a push that moved a tag gives two). */
+export function entriesFromEvent(event: RegistryEvent): AuditEntry[] {
+  const e = event as unknown as Record<string, unknown> & { type: string; at: Date; origin: RequestOrigin | undefined };
+  const details: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(e)) if (!envelope.has(key) && value !== undefined) details[key] = value;
+  const entry: AuditEntry = {
+    at: e.at,
+    ...originFields(e.origin),
+    action: e.type,
+    repository: str(e.repository),
+    digest: str(e.digest),
+    tag: str(e.tag),
+    outcome: outcomeOf(e.type, e.outcome),
+    reason: str(e.reason),
+    details: Object.keys(details).length > 0 ? details : undefined,
+  };
+  // A credential check names the claimed account; an anonymous origin is the norm for a failure.
+  if (e.type.startsWith('auth.') && typeof e.username === 'string' && (!entry.actor.name || entry.actor.kind === 'anonymous')) {
+    entry.actor = { kind: entry.actor.kind === 'anonymous' ? 'user' : entry.actor.kind, name: e.username, auth: str(e.method) ?? entry.actor.auth };
+  }
+  const entries = [entry];
+  if (e.type === 'manifest.pushed' && typeof e.tag === 'string' && typeof e.previousTagTarget === 'string' && e.previousTagTarget !== e.digest) {
+    entries.push({ ...entry, action: 'tag.moved', details: { from: e.previousTagTarget } });
+  }
+  return entries;
+}
