@@ -581,6 +581,10 @@ describe('signature fixtures: every case gives its expected verdict', { skip: pr
     });
   }
 
+  test('every listed case ran', () => {
+    assert.equal(ran.size, cases.length, `only ${ran.size} of ${cases.length} cases ran`);
+  });
+
   test('partial offline check of the cases marked not reproduced', () => {
     // multi-subject-first: everything but the Rekor lookup
     const id = 'slsa-verifier/binary-linux-amd64-multi-subject-first.intoto.jsonl';

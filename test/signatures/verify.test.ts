@@ -133,6 +133,9 @@ describe('SLSA provenance requirements (slsa-verifier negatives)', { skip: !pres
     assert.match(check({ sourceRef: 'v1.2.3' }).reasons.join(), /refs\/tags\/v1.2.3/);
     assert.match(check({ builderId: 'https://github.com/slsa-framework/slsa-github-generator/.github/workflows/not-trusted.yml' }).reasons.join(), /builder/);
     assert.match(check({ predicateType: 'https://spdx.dev/Document' }).reasons.join(), /predicate type/);
+    assert.match(check({ predicateType: 'cyclonedx' }).reasons.join(), /predicate type/);
+    assert.ok(check({ predicateType: 'https://slsa.dev/provenance/v0.2' }).ok);
+    assert.equal(check({ predicateType: 'slsaprovenance1' }).ok, false, 'v0.2 provenance is not v1');
     assert.match(check({ signerIdentities: [{ subjectRegExp: '^https://github\\.com/evil/' }] }).reasons.join(), /not by a trusted signer/);
 
     const tag = verified('dsse-intoto/slsa-verifier/gha_generic/v2.1.0/binary-linux-amd64-push-v13.0.30.intoto.jsonl', '376e7e01348585b6e6643bc6663146b9d525d9b41228bf180eaeb4d4a3706caa');

@@ -22,7 +22,7 @@ import { errorMessage } from './util.ts';
 import { buildChain, fulcioIdentity, parseCertificates } from './x509.ts';
 
 export interface AttestationRequirement {
-  /** e.g. `https://slsa.dev/provenance/v1`; `slsaprovenance` accepts v0.2 and v1. */
+  /** e.g. `https://slsa.dev/provenance/v1`, or a cosign `--type` name (`slsaprovenance` accepts v0.2 and v1). */
   predicateType: string;
   /** Provenance builder id: exact, or without `@ref` to accept any ref. */
   builderId?: string;
@@ -41,11 +41,22 @@ export interface RequirementCheck {
   facts?: ProvenanceFacts;
 }
 
-const SLSA_TYPES = ['https://slsa.dev/provenance/v0.2', 'https://slsa.dev/provenance/v1'];
+/** cosign's `--type` short names and the predicate types they stand for. */
+export const PREDICATE_ALIASES: Record<string, string[]> = {
+  slsaprovenance: ['https://slsa.dev/provenance/v0.2', 'https://slsa.dev/provenance/v1'],
+  slsaprovenance02: ['https://slsa.dev/provenance/v0.2'],
+  slsaprovenance1: ['https://slsa.dev/provenance/v1'],
+  cyclonedx: ['https://cyclonedx.org/bom'],
+  spdx: ['https://spdx.dev/Document'],
+  spdxjson: ['https://spdx.dev/Document'],
+  vuln: ['https://cosign.sigstore.dev/attestation/vuln/v1'],
+  openvex: ['https://openvex.dev/ns', 'https://openvex.dev/ns/v0.2.0'],
+  custom: ['https://cosign.sigstore.dev/attestation/v1'],
+};
 
 export function predicateTypeMatches(wanted: string, actual: string): boolean {
-  if (wanted === 'slsaprovenance') return SLSA_TYPES.includes(actual);
-  return wanted === actual;
+  const alias = PREDICATE_ALIASES[wanted];
+  return alias ? alias.includes(actual) : wanted === actual;
 }
 
 /** Check a verified statement and its signer against one requirement. */
