@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs beyond npm packages, on Debian 12: the real clients the
-# acceptance tests drive (skopeo, podman, buildah, umoci) and the reference registry the
+# acceptance tests drive (skopeo, podman, buildah, umoci), the Go toolchain the scanner tests build
+# real Go binaries with (golang-go), and the reference registry the
 # benchmark compares against (docker-registry = CNCF distribution 2.8); then makes sure the
 # local PostgreSQL the storage contract tests use is running. Idempotent; needs root.
 set -euo pipefail
-packages=(skopeo podman buildah umoci docker-registry uidmap)
+packages=(skopeo podman buildah umoci docker-registry uidmap golang-go)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -35,8 +35,11 @@ export interface GoBuildInfo {
 
 export type GoScan = { info: GoBuildInfo } | { unsupported: string } | undefined;
 
-/** Offset of the first writable, non-executable PT_LOAD segment, from the ELF and program headers. */
-export function elfDataOffset(head: Buffer): number | undefined {
+/**
+ * File offsets of the writable, non-executable PT_LOAD segments, from the ELF and program headers.
+ * The linker starts one of them with the build info (the first; in PIE binaries the one after RELRO).
+ */
+export function elfDataOffsets(head: Buffer): number[] | undefined {
   if (head.length < 52 || head.readUInt32BE(0) !== 0x7f454c46) return undefined;
   const is64 = head[4] === 2;
   const le = head[5] === 1;
@@ -45,15 +48,17 @@ export function elfDataOffset(head: Buffer): number | undefined {
   const u64 = (o: number): number => Number(le ? head.readBigUInt64LE(o) : head.readBigUInt64BE(o));
   const phoff = is64 ? u64(32) : u32(28);
   const phentsize = u16(is64 ? 54 : 42);
-  const phnum = u16(is64 ? 56 : 44);
+  const phnum = Math.min(u16(is64 ? 56 : 44), 64);
+  const out: number[] = [];
   for (let i = 0; i < phnum; i++) {
     const p = phoff + i * phentsize;
-    if (p + (is64 ? 56 : 32) > head.length) return undefined;
+    if (p + (is64 ? 56 : 32) > head.length) break;
     const type = u32(p);
     const flags = is64 ? u32(p + 4) : u32(p + 24);
-    if (type === 1 && (flags & 2) !== 0 && (flags & 1) === 0) return is64 ? u64(p + 8) : u32(p + 4);
+    if (type === 1 && (flags & 2) !== 0 && (flags & 1) === 0) out.push(is64 ? u64(p + 8) : u32(p + 4));
   }
-  return undefined;
+  out.sort((x, y) => x - y);
+  return out.length > 0 ? out.slice(0, 4) : undefined;
 }
 
 function uvarint(b: Buffer, off: number): [value: number, next: number] | undefined {
@@ -130,15 +135,20 @@ export function parseModInfo(goVersion: string, modinfo: string): GoBuildInfo {
   return info;
 }
 
-/** Streaming reader of one ELF file's Go build info. */
+interface Window {
+  start: number;
+  end: number;
+  parts: Buffer[];
+  len: number;
+  done: boolean;
+}
+
+/** Streaming reader of one ELF file's Go build info: keeps only a 64 KiB window at the start of each data segment. */
 export class GoBuildInfoSink implements FileSink {
   private pos = 0;
   private head: Buffer[] = [];
   private headLen = 0;
-  private dataOffset: number | undefined;
-  private capture: Buffer[] = [];
-  private captureLen = 0;
-  private want = SEARCH + 32;
+  private windows: Window[] | undefined;
   private result: GoScan;
   private done = false;
 
@@ -146,62 +156,82 @@ export class GoBuildInfoSink implements FileSink {
     if (this.done) return false;
     const start = this.pos;
     this.pos += chunk.length;
-    if (this.dataOffset === undefined) {
+    if (this.windows === undefined) {
       this.head.push(chunk);
       this.headLen += chunk.length;
-      if (this.headLen >= 4 && Buffer.concat(this.head).readUInt32BE(0) !== 0x7f454c46) return this.finish();
+      if (this.headLen >= 4 && (this.head.length === 1 ? chunk : Buffer.concat(this.head)).readUInt32BE(0) !== 0x7f454c46) return this.finish();
       if (this.headLen < HEADER_BYTES) return true;
       const head = Buffer.concat(this.head, this.headLen);
       this.head = [];
-      const off = elfDataOffset(head);
-      if (off === undefined) return this.finish();
-      this.dataOffset = off;
-      // The data segment may already be inside what we hold.
-      if (off < this.pos) return this.take(head.subarray(off), off);
-      return true;
+      const offsets = elfDataOffsets(head);
+      if (offsets === undefined) return this.finish();
+      this.windows = offsets.map((o) => ({ start: o, end: o + SEARCH + 32, parts: [], len: 0, done: false }));
+      return this.feed(head, 0);
     }
-    if (this.pos <= this.dataOffset) return true;
-    const from = Math.max(this.dataOffset - start, 0);
-    return this.take(chunk.subarray(from), start + from);
+    return this.feed(chunk, start);
   }
 
-  private take(bytes: Buffer, _at: number): boolean {
-    this.capture.push(bytes);
-    this.captureLen += bytes.length;
-    if (this.captureLen < this.want) return true;
-    return this.evaluate(false);
+  /** Hands the part of `bytes` (at file offset `at`) that falls into open windows to them. */
+  private feed(bytes: Buffer, at: number): boolean {
+    const endAt = at + bytes.length;
+    let open = false;
+    for (const w of this.windows!) {
+      while (!w.done) {
+        const from = Math.max(w.start + w.len, at);
+        const to = Math.min(w.end, endAt);
+        if (from < to) {
+          w.parts.push(bytes.subarray(from - at, to - at));
+          w.len += to - from;
+        }
+        if (w.start + w.len < w.end) break;
+        const before = w.end;
+        if (this.evaluate(w, false)) return this.finish();
+        if (w.end === before) break; // widened windows take the rest of this chunk on the next turn
+      }
+      if (!w.done) open = true;
+    }
+    return open ? true : this.finish();
   }
 
-  /** Looks for the header in what is captured; may ask for more bytes (the inline strings). */
-  private evaluate(atEnd: boolean): boolean {
-    const data = Buffer.concat(this.capture, this.captureLen);
-    this.capture = [data];
+  /** Looks for the header in a window; true when the search is over (found or hopeless). May widen the window for the inline strings. */
+  private evaluate(w: Window, atEnd: boolean): boolean {
+    const data = Buffer.concat(w.parts, w.len);
+    w.parts = [data];
     const limit = Math.min(data.length - MAGIC.length, SEARCH);
     for (let i = 0; i <= limit; i += 16) {
       if (data[i] !== 0xff || !data.subarray(i, i + MAGIC.length).equals(MAGIC)) continue;
       const r = parseBuildInfoAt(data, i);
       if (r === undefined) continue;
       if ('need' in r) {
-        if (atEnd || r.need > SEARCH + MAX_STRINGS + 64) return this.finish();
-        this.want = r.need;
-        return true;
+        if (atEnd || r.need > SEARCH + MAX_STRINGS + 64) {
+          w.done = true;
+          return false;
+        }
+        w.end = w.start + r.need;
+        return false;
       }
       this.result = r;
-      return this.finish();
+      return true;
     }
-    return this.finish();
+    w.done = true;
+    w.parts = [];
+    return false;
   }
 
   private finish(): false {
     this.done = true;
     this.head = [];
-    this.capture = [];
+    this.windows = [];
     return false;
   }
 
   end(): GoScan {
-    if (!this.done && this.captureLen > 0) this.evaluate(true);
-    this.done = true;
+    if (!this.done) {
+      for (const w of this.windows ?? []) {
+        if (!w.done && w.len > 0 && this.evaluate(w, true)) break;
+      }
+    }
+    this.finish();
     return this.result;
   }
 }
