@@ -199,8 +199,34 @@ export function parseSigstoreBundle(input: Uint8Array | string | Record<string, 
   return bundle;
 }
 
-/** protobuf's JSON mapping decodes base64 leniently; signatures and certificates must be well-formed. */
+/** protobuf's JSON mapping decodes base64 leniently; every base64 field must be well-formed. */
 function checkBase64Fields(json: Record<string, unknown>): void {
+  const b64 = (v: unknown, what: string) => {
+    if (v !== undefined) decodeBase64(v, what);
+  };
+  const vm = json['verificationMaterial'];
+  if (isObject(vm)) {
+    if (isObject(vm['certificate'])) b64(vm['certificate']['rawBytes'], 'verificationMaterial.certificate');
+    const chain = isObject(vm['x509CertificateChain']) ? vm['x509CertificateChain']['certificates'] : undefined;
+    if (Array.isArray(chain)) for (const c of chain) if (isObject(c)) b64(c['rawBytes'], 'x509CertificateChain certificate');
+    const entries = vm['tlogEntries'];
+    if (Array.isArray(entries)) {
+      for (const e of entries) {
+        if (!isObject(e)) continue;
+        b64(e['canonicalizedBody'], 'tlog canonicalizedBody');
+        if (isObject(e['logId'])) b64(e['logId']['keyId'], 'tlog logId');
+        if (isObject(e['inclusionPromise'])) b64(e['inclusionPromise']['signedEntryTimestamp'], 'signedEntryTimestamp');
+        const p = e['inclusionProof'];
+        if (isObject(p)) {
+          b64(p['rootHash'], 'inclusionProof.rootHash');
+          if (Array.isArray(p['hashes'])) for (const h of p['hashes']) b64(h, 'inclusionProof hash');
+        }
+      }
+    }
+    const tvd = vm['timestampVerificationData'];
+    const ts = isObject(tvd) ? tvd['rfc3161Timestamps'] : undefined;
+    if (Array.isArray(ts)) for (const t of ts) if (isObject(t)) b64(t['signedTimestamp'], 'rfc3161 timestamp');
+  }
   const ms = json['messageSignature'];
   if (isObject(ms)) {
     decodeBase64(ms['signature'], 'messageSignature.signature');
@@ -318,11 +344,7 @@ export function verifyParsedBundle(
       throw new SignatureFormatError('DSSE_SIGNATURE_COUNT', 'DSSE envelope must carry exactly one signature');
     }
     checkChainAgainstRoot(bundle, opts.trust);
-    for (const e of bundle.verificationMaterial.tlogEntries) {
-      if (e.inclusionProof && !e.inclusionProof.checkpoint) {
-        throw new SignatureFormatError('BAD_BUNDLE', 'transparency log inclusion proof has no checkpoint');
-      }
-    }
+    for (const e of bundle.verificationMaterial.tlogEntries) checkProofConsistency(e);
     const entity = entityOf(opts.artifact ? Buffer.from(opts.artifact) : undefined);
     const thresholds = {
       tlogThreshold: opts.thresholds?.tlog ?? 1,
@@ -406,6 +428,23 @@ export function verifyParsedBundle(
     if (!r.ok) r.mediaType = mediaType;
     return r;
   }
+}
+
+/**
+ * @sigstore/verify recomputes the Merkle root against the checkpoint and ignores the proof's own
+ * `rootHash` and `treeSize`: these copies must still agree. (The top-level `logIndex` is the global index
+ * and differs from the proof's per-shard index; it is covered by the SET when there is one.)
+ */
+function checkProofConsistency(e: Bundle['verificationMaterial']['tlogEntries'][number]): void {
+  const p = e.inclusionProof;
+  if (!p) return;
+  if (!p.checkpoint) throw new SignatureFormatError('BAD_BUNDLE', 'transparency log inclusion proof has no checkpoint');
+  const lines = p.checkpoint.envelope.split('\n');
+  const size = lines[1];
+  const root = lines[2];
+  const bad = (what: string) => new SignatureFormatError('TLOG_INCLUSION_PROOF_ERROR', `inclusion proof ${what} disagrees with the checkpoint`);
+  if (size !== undefined && /^\d+$/.test(size) && size !== p.treeSize) throw bad('tree size');
+  if (root !== undefined && Buffer.from(root, 'base64').toString('base64') === root && !Buffer.from(root, 'base64').equals(Buffer.from(p.rootHash))) throw bad('root hash');
 }
 
 /**

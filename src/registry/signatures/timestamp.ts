@@ -70,6 +70,15 @@ interface ParsedToken {
 }
 
 function parseToken(der: Uint8Array): ParsedToken {
+  try {
+    return parseTokenUnchecked(der);
+  } catch (err) {
+    if (err instanceof SignatureFormatError) throw err;
+    throw new SignatureFormatError('BAD_TIMESTAMP', `malformed timestamp token: ${errorMessage(err)}`);
+  }
+}
+
+function parseTokenUnchecked(der: Uint8Array): ParsedToken {
   let root: ASN1Obj;
   try {
     root = ASN1Obj.parseBuffer(Buffer.from(der) as Buffer<ArrayBuffer>);
@@ -160,6 +169,15 @@ function findSigner(t: ParsedToken): X509Certificate | undefined {
  * signature value) against trusted TSA roots. Throws with a clear message on any failure.
  */
 export function verifyTimestampToken(token: Uint8Array, data: Uint8Array, tsaRoots: X509Certificate[]): VerifiedTimestampToken {
+  try {
+    return verifyTokenUnchecked(token, data, tsaRoots);
+  } catch (err) {
+    if (err instanceof SignatureFormatError) throw err;
+    throw new SignatureFormatError('BAD_TIMESTAMP', `malformed timestamp token: ${errorMessage(err)}`);
+  }
+}
+
+function verifyTokenUnchecked(token: Uint8Array, data: Uint8Array, tsaRoots: X509Certificate[]): VerifiedTimestampToken {
   const t = parseToken(token);
   const expected = createHash(t.imprintHash).update(data).digest();
   if (!expected.equals(t.imprint)) throw new SignatureFormatError('TIMESTAMP_MISMATCH', 'timestamp message imprint does not match the signature');
