@@ -279,6 +279,19 @@ describe('Notation JWS signing and verification with a test PKI', () => {
     }
   });
 
+  test('a CA certificate cannot sign; at audit level authenticity failures are only logged', () => {
+    const chain = [...parseCertificates(pki.intermediatePem), ...parseCertificates(pki.rootPem)];
+    const intKey = createPrivateKey(fs.readFileSync(path.join(pki.dir, 'int.key')));
+    const env = parseNotationEnvelope('application/jose+json', signNotationJws(intKey, { target, certificateChain: chain, signingTime: new Date() }).envelope);
+    const base = { trustStores: stores(), repository: 'r.example/app', expectedDigest: IMAGE };
+    const anyId = parseNotationTrustPolicy({ version: '1.0', trustPolicies: [{ ...policy.trustPolicies[0], trustedIdentities: ['*'] }] });
+    assert.match(verifyNotation(env, { ...base, policy: anyId }).reason, /is a CA certificate/);
+    const audit = parseNotationTrustPolicy({ version: '1.0', trustPolicies: [{ ...policy.trustPolicies[0], trustedIdentities: ['*'], signatureVerification: { level: 'audit' } }] });
+    const r = verifyNotation(env, { ...base, policy: audit });
+    assert.equal(r.verdict, 'valid');
+    assert.ok(r.checks.some((c) => c.check === 'authenticity' && !c.ok && c.action === 'log'));
+  });
+
   test('malformed trust policies are rejected (Notary Project rules)', () => {
     const good = policy.trustPolicies[0]!;
     const bad = (p: unknown) => assert.throws(() => parseNotationTrustPolicy({ version: '1.0', trustPolicies: [p] }));

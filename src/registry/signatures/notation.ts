@@ -4,6 +4,7 @@
  * verification levels strict / permissive / audit / skip with overrides, signing time and expiry,
  * RFC 3161 authentic timestamps, `plugin-required` when a verification plugin is demanded).
  */
+import { X509Certificate as SigstoreCertificate } from '@sigstore/core';
 import { decode as cborDecode, encode as cborEncode } from 'cborg';
 import { X509Certificate, constants, verify as nodeVerify } from 'node:crypto';
 import { checkRevocation, type Crl } from './revocation.ts';
@@ -496,7 +497,6 @@ export function verifyNotation(env: NotationEnvelope, opts: NotationVerifyOption
 
   // Integrity (never overridable), including the target digest and the manifest's thumbprints.
   let integrity = checkIntegrity(env);
-  if (!integrity) integrity = verifyOrderedChain(env.certificateChain);
   if (!integrity && opts.expectedDigest && env.target.digest !== opts.expectedDigest) {
     integrity = `signature is for ${env.target.digest}, not ${opts.expectedDigest}`;
   }
@@ -515,10 +515,12 @@ export function verifyNotation(env: NotationEnvelope, opts: NotationVerifyOption
 
   // Authenticity: the chain leads to a certificate in a trust store of the scheme's type, and the identity is trusted.
   const storeType = env.signingScheme === 'notary.x509' ? 'ca' : 'signingAuthority';
-  let authErr: string | undefined;
+  let authErr: string | undefined = verifyOrderedChain(env.certificateChain) ?? signingCertificateProblem(env.certificateChain[0] as X509Certificate);
   let trustStoreName: string | undefined;
   const names = stmt.trustStores.filter((s) => s.startsWith(`${storeType}:`)).map((s) => s.slice(storeType.length + 1));
-  if (names.length === 0) authErr = `trust policy ${stmt.name} has no ${storeType} trust store for signing scheme ${env.signingScheme}`;
+  if (authErr) {
+    /* the chain itself is unacceptable */
+  } else if (names.length === 0) authErr = `trust policy ${stmt.name} has no ${storeType} trust store for signing scheme ${env.signingScheme}`;
   else {
     for (const n of names) {
       const certs = opts.trustStores[storeType]?.[n] ?? [];
@@ -570,6 +572,21 @@ export function verifyNotation(env: NotationEnvelope, opts: NotationVerifyOption
     }
   }
   return result;
+}
+
+/** Notary Project signing certificate requirements: not a CA, digitalSignature, codeSigning if EKUs are listed. */
+export function signingCertificateProblem(cert: X509Certificate): string | undefined {
+  const eku = cert.keyUsage;
+  if (eku && eku.length > 0 && !eku.includes('1.3.6.1.5.5.7.3.3')) return `signing certificate "${describeCert(cert)}" is not for code signing (extended key usage)`;
+  try {
+    const c = SigstoreCertificate.parse(cert.raw as Buffer<ArrayBuffer>);
+    if (c.extBasicConstraints?.isCA) return `signing certificate "${describeCert(cert)}" is a CA certificate`;
+    const ku = c.extKeyUsage;
+    if (ku && !ku.digitalSignature) return `signing certificate "${describeCert(cert)}" key usage lacks digitalSignature`;
+  } catch (err) {
+    return `signing certificate cannot be read: ${errorMessage(err)}`;
+  }
+  return undefined;
 }
 
 function signerOf(env: NotationEnvelope): { subject: string; thumbprints: string[]; trustStore?: string } | undefined {
