@@ -16,7 +16,7 @@ import {
   type InTotoStatement,
   type ProvenanceFacts,
 } from './intoto.ts';
-import { verifyWithKey, type PublicKeyInfo } from './keys.ts';
+import { describeKey, verifyWithKey, type PublicKeyInfo } from './keys.ts';
 import { describeIdentity, identityMatches, type KeylessIdentity, type SignerDescription } from './sigstore.ts';
 import { errorMessage } from './util.ts';
 import { buildChain, fulcioIdentity, parseCertificates } from './x509.ts';
@@ -133,8 +133,13 @@ export function verifyCertSignedDsse(
   const id = fulcioIdentity(leaf);
   const san = id.subjectAlternativeName;
   const signer: SignerDescription = { kind: 'certificate', ...id };
-  const kind = leaf.publicKey.asymmetricKeyType === 'ec' ? (leaf.publicKey.asymmetricKeyDetails?.namedCurve === 'secp384r1' ? 'ecdsa-p384' : 'ecdsa-p256') : 'rsa';
-  if (!verifyWithKey({ key: leaf.publicKey, kind, id: '' }, pae(env.payloadType, env.payload), s.sig)) {
+  let key: PublicKeyInfo;
+  try {
+    key = describeKey(leaf.publicKey);
+  } catch (err) {
+    return { ok: false, reason: errorMessage(err), signer };
+  }
+  if (!verifyWithKey(key, pae(env.payloadType, env.payload), s.sig)) {
     return { ok: false, reason: 'DSSE signature does not verify with its certificate', signer };
   }
   if (!opts.assumeTime) {

@@ -7,7 +7,7 @@
 import type { TrustedRoot } from '@sigstore/protobuf-specs';
 import type { X509Certificate } from 'node:crypto';
 import { pae, subjectMatchesOciDigest, type InTotoStatement } from './intoto.ts';
-import { verifyWithKey } from './keys.ts';
+import { describeKey, verifyWithKey } from './keys.ts';
 import { checkRevocation, type Crl } from './revocation.ts';
 import type { CosignAttestationLayer, CosignLayerMaterial, CosignSignatureLayer, RekorBundleAnnotation } from './recognize.ts';
 import {
@@ -21,7 +21,7 @@ import {
   type VerifiedTimestamp,
 } from './sigstore.ts';
 import { toSignedEntity } from '@sigstore/verify';
-import { SignatureFormatError, digestOf, errorMessage, sha256Hex } from './util.ts';
+import { SignatureFormatError, errorMessage, sha256Hex } from './util.ts';
 import { buildChain, describeCert, isSelfSigned, parseCertificates } from './x509.ts';
 
 export interface CosignVerifyContext {
@@ -227,11 +227,7 @@ function pki(m: CosignLayerMaterial, signedBytes: Buffer, ctx: CosignVerifyConte
   if (ids.length === 0) return { ok: false, signer, reason: 'no trusted certificate identity is configured' };
   const matched = ids.some((id) => sans.some((s) => (id.subject === undefined || id.subject === s) && (id.subjectRegExp === undefined || new RegExp(id.subjectRegExp).test(s))));
   if (!matched) return { ok: false, signer, reason: `certificate identities ${sans.join(', ')} match none of: ${ids.map(describeIdentity).join('; ')}` };
-  const info = { key: leaf.publicKey, kind: 'ecdsa-p256' as const, id: digestOf(leaf.raw) };
-  const kind = leaf.publicKey.asymmetricKeyType;
-  const curve = leaf.publicKey.asymmetricKeyDetails?.namedCurve;
-  const realKind = kind === 'rsa' ? 'rsa' : kind === 'ed25519' ? 'ed25519' : curve === 'secp384r1' ? 'ecdsa-p384' : 'ecdsa-p256';
-  if (!verifyWithKey({ ...info, kind: realKind }, signedBytes, m.signature as Buffer)) {
+  if (!verifyWithKey(describeKey(leaf.publicKey), signedBytes, m.signature as Buffer)) {
     return { ok: false, signer, reason: 'signature does not verify with the certificate key' };
   }
   return { ok: true, method: 'pki', signer, reason: `signature by ${sans.join(', ')} (chain to "${describeCert(path.anchor)}")` };
