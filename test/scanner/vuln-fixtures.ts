@@ -1,5 +1,5 @@
 /**
- * Locates the shared scanner fixtures (`../shared/fixtures/scanner` beside the repository, or
+ * Locates the scanner fixtures (`test/fixtures/scanner`, a copy of the shared set, or
  * `$PORTCULLIS_FIXTURES/scanner`). When they are missing, tests skip locally but FAIL under CI=true,
  * so a broken checkout can never pass as green.
  */
@@ -11,7 +11,7 @@ const repoRoot = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 
 export function fixturesRoot(): string {
   const fromEnv = process.env.PORTCULLIS_FIXTURES;
-  return resolve(fromEnv && fromEnv.length > 0 ? fromEnv : join(repoRoot, '..', 'shared', 'fixtures'));
+  return resolve(fromEnv && fromEnv.length > 0 ? fromEnv : join(repoRoot, 'test', 'fixtures'));
 }
 
 export function scannerFixtures(): string {

@@ -1,5 +1,5 @@
 /**
- * Access to the real-tool signature fixtures (`<repo>/../shared/fixtures/signatures`, or
+ * Access to the real-tool signature fixtures (`test/fixtures/signatures`, a copy of the shared set, or
  * `$PORTCULLIS_FIXTURES/signatures`), and helpers that lay them out the way the tools push them:
  * cosign `.sig` manifests from containers/image signature files, OCI image layouts with referrers.
  */
@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { digestOf } from '../../src/registry/signatures/util.ts';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const FIXTURES_ROOT = process.env['PORTCULLIS_FIXTURES'] ?? path.join(repoRoot, '..', 'shared', 'fixtures');
+export const FIXTURES_ROOT = process.env['PORTCULLIS_FIXTURES'] || path.join(repoRoot, 'test', 'fixtures');
 export const SIG_DIR = path.join(FIXTURES_ROOT, 'signatures');
 export const fixturesPresent = fs.existsSync(path.join(SIG_DIR, 'cases.json'));
 

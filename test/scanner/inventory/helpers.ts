@@ -12,7 +12,7 @@ import type { Header as TarHeader } from 'tar-stream';
 import type { LayerInput } from '../../../src/registry/scanner/inventory/walker.ts';
 
 /**
- * The shared scanner fixture directory (`$PORTCULLIS_FIXTURES/scanner` or `<repo>/../shared/fixtures/scanner`),
+ * The scanner fixture directory (`$PORTCULLIS_FIXTURES/scanner` or `<repo>/test/fixtures/scanner`),
  * or undefined when missing outside CI (tests then skip); under CI=true a missing directory throws.
  */
 export { requireScannerFixtures as fixtures, fixturesSkip as skipWithoutFixtures, scannerFixtures as scannerFixtureDir } from '../vuln-fixtures.ts';
