@@ -8,7 +8,7 @@ import type { Transform } from 'node:stream';
 
 export type Compression = 'gzip' | 'zstd' | 'none';
 
-const CHUNK = 128 * 1024;
+const CHUNK = 512 * 1024;
 
 /** What the media type claims (undefined when the media type says nothing we know). */
 export function declaredCompression(mediaType: string): Compression | undefined {

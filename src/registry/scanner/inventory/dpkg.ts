@@ -134,9 +134,8 @@ export const dpkgAnalyzer: PackageAnalyzer = {
       if (name === '' || name.includes('/') || name.endsWith('.md5sums')) return undefined;
       return { tag: 'dpkg-status.d', maxSize: 16 * MB, keepHistory: true, parse: (c) => parseDpkgStatus(text(c), true) };
     }
-    if (path.startsWith('usr/share/doc/') && path.endsWith('/copyright')) {
-      const seg = lastSegments(path, 4);
-      if (seg.length === 4 && seg[0] === 'doc') return { tag: 'dpkg-copyright', maxSize: 4 * MB, parse: (c) => parseCopyrightLicenses(text(c)) };
+    if (path.startsWith('usr/share/doc/') && path.endsWith('/copyright') && path.indexOf('/', 'usr/share/doc/'.length) === path.length - '/copyright'.length) {
+      return { tag: 'dpkg-copyright', maxSize: 4 * MB, parse: (c) => parseCopyrightLicenses(text(c)) };
     }
     return undefined;
   },

@@ -227,7 +227,7 @@ export const rpmAnalyzer: PackageAnalyzer = {
       if (f === 'rpmdb.sqlite') return { tag: 'rpm', maxSize: 1024 * MB, keepHistory: true, parse: (c) => parseRpmSqlite(c) };
       if (f === 'Packages') return { tag: 'rpm', maxSize: 1024 * MB, keepHistory: true, parse: (c) => parseRpmBdb(c) };
       if (f === 'Packages.db') {
-        return { tag: 'rpm', maxSize: 1, parse: () => { throw new Error('the ndb rpm database format (SUSE) is not supported'); } };
+        return { tag: 'rpm', maxSize: 1024 * MB, parse: () => { throw new Error('the ndb rpm database format (SUSE) is not supported'); } };
       }
     }
     return undefined;
@@ -237,10 +237,7 @@ export const rpmAnalyzer: PackageAnalyzer = {
     const seen = new Set<string>();
     for (const f of ctx.view.tagged('rpm', ctx.warn)) {
       const parsed = f.node.result as RpmParse | undefined;
-      if (parsed === undefined) {
-        if (f.node.error !== undefined) ctx.warn({ code: 'malformed-database', message: `/${f.path}: ${f.node.error}`, path: `/${f.path}` });
-        continue;
-      }
+      if (parsed === undefined) continue; // the walker has warned about the parse error
       if (parsed.problems.length > 0) {
         ctx.warn({ code: 'malformed-database', message: `/${f.path}: ${parsed.problems.length} unreadable header(s) skipped (first: ${parsed.problems[0]})`, path: `/${f.path}`, ...attribution(ctx, f.node.layerIndex) });
       }

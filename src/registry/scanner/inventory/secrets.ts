@@ -146,18 +146,25 @@ export function createSecretScanner(key = 'portcullis-secret-fingerprint-v1'): S
       if (content.includes(0)) return; // binary
       const text = content.toString('utf8');
       const name = basename(ctx.path).toLowerCase();
+      // One finding per secret and line, from the first (most specific) rule that sees it.
+      const seen = new Map<number, string[]>();
       for (const rule of SECRET_RULES) {
         if (rule.files !== undefined && !rule.files(name, ctx.path)) continue;
         rule.regex.lastIndex = 0;
         for (const m of text.matchAll(rule.regex)) {
           const secret = (m[1] ?? m[0]).trim();
           if (rule.accept !== undefined && !rule.accept(secret)) continue;
+          const line = lineOf(text, m.index ?? 0);
+          const onLine = seen.get(line) ?? [];
+          if (onLine.some((o) => o.includes(secret) || secret.includes(o))) continue;
+          onLine.push(secret);
+          seen.set(line, onLine);
           findings.push({
             rule: rule.id,
             title: rule.title,
             severity: rule.severity,
             path: `/${ctx.path}`,
-            line: lineOf(text, m.index ?? 0),
+            line,
             layerIndex: ctx.layerIndex,
             layerDigest: ctx.layerDigest,
             fingerprint: createHmac('sha256', key).update(`${rule.id}\0${secret}`).digest('hex').slice(0, 32),
