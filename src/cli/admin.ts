@@ -23,7 +23,8 @@ Usage:
   portcullis admin project list
   portcullis admin member add PROJECT (--user NAME | --group NAME) --role reader|developer|maintainer|admin [--repository GLOB]...
   portcullis admin robot create NAME [--project PROJECT] --grant ACTIONS=GLOB[,GLOB...]... --expires-in-days N [--description TEXT]
-      e.g. --grant pull,push=team-a/app/** ; prints the robot's user name and its secret once.
+      ACTIONS: pull, push, delete, retag; e.g. --grant pull,push=team-a/app/** ; prints the
+      robot's user name and its secret once.
   portcullis admin robot revoke ID [--project PROJECT]
 Common options: --config FILE, --data-dir DIR`;
 

@@ -22,7 +22,7 @@ const events: Array<EventOf<'access.changed'>> = [];
 
 before(async () => {
   dataDir = await mkdtemp(join(tmpdir(), 'portcullis-api-'));
-  const config = validateConfig({ storage: { dataDir }, gc: { intervalSeconds: 0 }, log: { level: 'silent' }, auth: { mode: 'token', robots: { maxLifetimeDays: 90 } } });
+  const config = validateConfig({ storage: { dataDir }, gc: { intervalSeconds: 0 }, log: { level: 'silent' }, auth: { mode: 'token', robots: { maxLifetimeDays: 90 } }, audit: { api: { enabled: true } } });
   registry = await buildRegistry(config, { adminPassword: ADMIN_PASSWORD });
   registry.events.subscribe('access.changed', (event) => void events.push(event));
 });
@@ -91,7 +91,7 @@ describe('management API', () => {
     const event = await lastEvent();
     assert.equal(event.change, 'user.created');
     assert.deepEqual(event.target, { kind: 'user', name: 'alice' });
-    assert.deepEqual(event.origin?.actor, { kind: 'user', name: 'admin' });
+    assert.deepEqual(event.origin?.actor, { kind: 'user', name: 'admin', auth: 'password' });
     assert.equal(event.origin?.userAgent, 'api-test');
     await expect(201, call('POST', '/users', admin, { name: 'bob', password: bob.password }));
     await expect(409, call('POST', '/users', admin, { name: 'bob', password: bob.password }));
@@ -166,7 +166,7 @@ describe('management API', () => {
     const event = await lastEvent();
     assert.equal(event.change, 'member.added');
     assert.deepEqual(event.target, { kind: 'member', name: 'bob', project: 'team-a' });
-    assert.deepEqual(event.origin?.actor, { kind: 'user', name: 'alice' });
+    assert.deepEqual(event.origin?.actor, { kind: 'user', name: 'alice', auth: 'password' });
     await expect(201, call('POST', '/projects/team-a/members', alice, { group: 'platform-team', role: 'reader' }), schemas.memberSchema);
     await expect(400, call('POST', '/projects/team-a/members', alice, { user: 'bob', role: 'developer', repositories: ['team-b/**'] }));
     await expect(400, call('POST', '/projects/team-a/members', alice, { user: 'bob', role: 'developer', repositories: ['team-a/a**'] }));
@@ -257,12 +257,27 @@ describe('management API', () => {
     await expect(403, call('POST', '/projects/team-a/robots', { username: robot.robot.name, password: robot.secret }, { name: 'spawn', grants: [{ repositories: ['team-a/**'], actions: ['pull'] }], expiresInDays: 1 }));
   });
 
+  test('the audit API is for system administrators; records name the actor and how it authenticated', async () => {
+    const anonymousAnswer = await registry.app.inject({ method: 'GET', url: '/api/v1/audit' });
+    assert.equal(anonymousAnswer.statusCode, 401);
+    assert.match(String(anonymousAnswer.headers['www-authenticate']), /^Basic /);
+    assert.equal((await registry.app.inject({ method: 'GET', url: '/api/v1/audit', headers: { authorization: basic(alice) } })).statusCode, 403);
+    const aliceToken = JSON.parse((await registry.app.inject({ method: 'GET', url: '/auth/token?service=portcullis', headers: { authorization: basic(alice) } })).body).token;
+    assert.equal((await registry.app.inject({ method: 'GET', url: '/api/v1/audit', headers: { authorization: `Bearer ${aliceToken}` } })).statusCode, 403);
+    await new Promise((r) => setTimeout(r, 400));
+    const res = await registry.app.inject({ method: 'GET', url: '/api/v1/audit?actor=alice', headers: { authorization: basic(admin) } });
+    assert.equal(res.statusCode, 200, res.body);
+    const records = JSON.stringify(JSON.parse(res.body));
+    assert.match(records, /"name":"alice"/);
+    assert.match(records, /"auth":"password"/);
+  });
+
   test('deleting a user removes memberships and tokens; events name actor and target', async () => {
     await expect(201, call('POST', '/projects/team-a/members', alice, { user: 'bob', role: 'reader' }));
     await expect(204, call('DELETE', '/users/bob', admin));
     const event = await lastEvent();
     assert.equal(event.change, 'user.deleted');
-    assert.deepEqual(event.origin?.actor, { kind: 'user', name: 'admin' });
+    assert.deepEqual(event.origin?.actor, { kind: 'user', name: 'admin', auth: 'password' });
     const members = await expect(200, call('GET', '/projects/team-a/members', alice), schemas.memberSchema.array());
     assert.ok(!members.some((m: { name: string }) => m.name === 'bob'));
     await expect(404, call('GET', '/users/bob', admin));

@@ -79,14 +79,14 @@ export async function createUser(registry: AuthRegistry, name: string, extra: Re
 export const sha256 = (bytes: Buffer | string) => `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 
 /** Pushes a tiny image (config + one layer + manifest) with a bearer token; returns the status of the manifest PUT (or the first failure). */
-export async function pushImage(registry: AuthRegistry, repository: string, tag: string, token: string): Promise<{ status: number; digest: string }> {
+export async function pushImage(registry: AuthRegistry, repository: string, tag: string, token: string): Promise<{ status: number; digest: string; manifest: Buffer }> {
   const auth = { authorization: `Bearer ${token}` };
   const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] }, n: Math.random() }));
   const layer = randomBytes(256);
   for (const blob of [config, layer]) {
     const res = await registry.fetch(`/v2/${repository}/blobs/uploads/?digest=${sha256(blob)}`, { method: 'POST', headers: { ...auth, 'content-type': 'application/octet-stream' }, body: blob });
     await res.arrayBuffer();
-    if (res.status !== 201) return { status: res.status, digest: '' };
+    if (res.status !== 201) return { status: res.status, digest: '', manifest: Buffer.alloc(0) };
   }
   const manifest = Buffer.from(
     JSON.stringify({
@@ -98,7 +98,7 @@ export async function pushImage(registry: AuthRegistry, repository: string, tag:
   );
   const res = await registry.fetch(`/v2/${repository}/manifests/${tag}`, { method: 'PUT', headers: { ...auth, 'content-type': 'application/vnd.oci.image.manifest.v1+json' }, body: manifest });
   await res.arrayBuffer();
-  return { status: res.status, digest: sha256(manifest) };
+  return { status: res.status, digest: sha256(manifest), manifest };
 }
 
 /** Decodes a JWT payload (no verification). */

@@ -36,12 +36,12 @@ describe('no secrets in the logs', () => {
     const robot = await ok(registry.api('POST', '/projects/team/robots', { auth: alice, body: { name: 'ci', grants: [{ repositories: ['team/**'], actions: ['pull', 'push'] }], expiresInDays: 1 } }));
     secrets.push(pat.secret, robot.secret);
     const credentials: Credentials[] = [admin, alice, { username: 'alice', password: pat.secret }, { username: robot.robot.name, password: robot.secret }];
-    for (const credential of credentials) {
+    for (const [index, credential] of credentials.entries()) {
       const res = await registry.fetch('/auth/token?service=portcullis&scope=repository:team/app:pull,push&offline_token=true', { headers: { authorization: basic(credential) } });
       const body = (await res.json()) as { token: string; refresh_token: string };
       assert.equal(res.status, 200);
       secrets.push(body.token, body.refresh_token);
-      assert.equal((await pushImage(registry, 'team/app', 'v1', body.token)).status, 201);
+      assert.equal((await pushImage(registry, 'team/app', `v${index}`, body.token)).status, 201);
       const direct = await registry.fetch('/v2/team/app/tags/list', { headers: { authorization: basic(credential) } });
       assert.equal(direct.status, 200);
       await direct.arrayBuffer();

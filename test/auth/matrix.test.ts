@@ -9,22 +9,22 @@ import { after, before, describe, test } from 'node:test';
 import { type AuthRegistry, type Credentials, admin, createUser, ok, pushImage, startAuthRegistry } from './helpers.ts';
 
 type Caller = 'anonymous' | 'reader' | 'developer' | 'maintainer' | 'project admin' | 'system admin' | 'robot' | 'token (maintainer, pull only)' | 'outsider';
-type Operation = 'pull' | 'push' | 'delete' | 'tag list' | 'catalog' | 'list members' | 'add member' | 'create robot';
+type Operation = 'pull' | 'push' | 'retag' | 'delete' | 'tag list' | 'catalog' | 'list members' | 'add member' | 'create robot';
 type Visibility = 'private' | 'public';
 
 const Y = true;
 const N = false;
 /** expected[caller][operation] = [private project, public project] */
 const expected: Record<Caller, Record<Operation, [boolean, boolean]>> = {
-  anonymous: { pull: [N, Y], push: [N, N], delete: [N, N], 'tag list': [N, Y], catalog: [N, Y], 'list members': [N, Y], 'add member': [N, N], 'create robot': [N, N] },
-  outsider: { pull: [N, Y], push: [N, N], delete: [N, N], 'tag list': [N, Y], catalog: [N, Y], 'list members': [N, Y], 'add member': [N, N], 'create robot': [N, N] },
-  reader: { pull: [Y, Y], push: [N, N], delete: [N, N], 'tag list': [Y, Y], catalog: [Y, Y], 'list members': [Y, Y], 'add member': [N, N], 'create robot': [N, N] },
-  developer: { pull: [Y, Y], push: [Y, Y], delete: [N, N], 'tag list': [Y, Y], catalog: [Y, Y], 'list members': [Y, Y], 'add member': [N, N], 'create robot': [N, N] },
-  maintainer: { pull: [Y, Y], push: [Y, Y], delete: [Y, Y], 'tag list': [Y, Y], catalog: [Y, Y], 'list members': [Y, Y], 'add member': [N, N], 'create robot': [N, N] },
-  'project admin': { pull: [Y, Y], push: [Y, Y], delete: [Y, Y], 'tag list': [Y, Y], catalog: [Y, Y], 'list members': [Y, Y], 'add member': [Y, Y], 'create robot': [Y, Y] },
-  'system admin': { pull: [Y, Y], push: [Y, Y], delete: [Y, Y], 'tag list': [Y, Y], catalog: [Y, Y], 'list members': [Y, Y], 'add member': [Y, Y], 'create robot': [Y, Y] },
-  robot: { pull: [Y, Y], push: [Y, Y], delete: [N, N], 'tag list': [Y, Y], catalog: [Y, Y], 'list members': [N, Y], 'add member': [N, N], 'create robot': [N, N] },
-  'token (maintainer, pull only)': { pull: [Y, Y], push: [N, N], delete: [N, N], 'tag list': [Y, Y], catalog: [Y, Y], 'list members': [N, Y], 'add member': [N, N], 'create robot': [N, N] },
+  anonymous: { pull: [N, Y], push: [N, N], retag: [N, N], delete: [N, N], 'tag list': [N, Y], catalog: [N, Y], 'list members': [N, Y], 'add member': [N, N], 'create robot': [N, N] },
+  outsider: { pull: [N, Y], push: [N, N], retag: [N, N], delete: [N, N], 'tag list': [N, Y], catalog: [N, Y], 'list members': [N, Y], 'add member': [N, N], 'create robot': [N, N] },
+  reader: { pull: [Y, Y], push: [N, N], retag: [N, N], delete: [N, N], 'tag list': [Y, Y], catalog: [Y, Y], 'list members': [Y, Y], 'add member': [N, N], 'create robot': [N, N] },
+  developer: { pull: [Y, Y], push: [Y, Y], retag: [N, N], delete: [N, N], 'tag list': [Y, Y], catalog: [Y, Y], 'list members': [Y, Y], 'add member': [N, N], 'create robot': [N, N] },
+  maintainer: { pull: [Y, Y], push: [Y, Y], retag: [Y, Y], delete: [Y, Y], 'tag list': [Y, Y], catalog: [Y, Y], 'list members': [Y, Y], 'add member': [N, N], 'create robot': [N, N] },
+  'project admin': { pull: [Y, Y], push: [Y, Y], retag: [Y, Y], delete: [Y, Y], 'tag list': [Y, Y], catalog: [Y, Y], 'list members': [Y, Y], 'add member': [Y, Y], 'create robot': [Y, Y] },
+  'system admin': { pull: [Y, Y], push: [Y, Y], retag: [Y, Y], delete: [Y, Y], 'tag list': [Y, Y], catalog: [Y, Y], 'list members': [Y, Y], 'add member': [Y, Y], 'create robot': [Y, Y] },
+  robot: { pull: [Y, Y], push: [Y, Y], retag: [N, N], delete: [N, N], 'tag list': [Y, Y], catalog: [Y, Y], 'list members': [N, Y], 'add member': [N, N], 'create robot': [N, N] },
+  'token (maintainer, pull only)': { pull: [Y, Y], push: [N, N], retag: [N, N], delete: [N, N], 'tag list': [Y, Y], catalog: [Y, Y], 'list members': [N, Y], 'add member': [N, N], 'create robot': [N, N] },
 };
 
 const projects: Record<Visibility, string> = { private: 'priv', public: 'pub' };
@@ -83,6 +83,20 @@ describe('authorisation matrix', () => {
       case 'push':
         code = await status(`/v2/${project}/app/blobs/uploads/`, { method: 'POST', headers: await bearer(`repository:${project}/app:pull,push`) });
         break;
+      case 'retag': {
+        // v1 and v2 pushed by the system administrator; the caller moves v1 to v2's manifest.
+        const repository = `${project}/rt${++counter}`;
+        const adminPush = await registry.token([`repository:${repository}:push`], admin);
+        assert.equal((await pushImage(registry, repository, 'v1', adminPush)).status, 201);
+        const second = await pushImage(registry, repository, 'v2', adminPush);
+        assert.equal(second.status, 201);
+        code = await status(`/v2/${repository}/manifests/v1`, {
+          method: 'PUT',
+          headers: { ...(await bearer(`repository:${repository}:pull,push`)), 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
+          body: second.manifest,
+        });
+        break;
+      }
       case 'delete': {
         // A fresh image per cell, pushed by the system administrator, so that allowed deletes do not interfere.
         const repository = `${project}/del${++counter}`;

@@ -148,6 +148,28 @@ describe('Docker token flow', () => {
     await res.arrayBuffer();
   });
 
+  test('retag: a developer may create tags and re-push the same manifest, but not move a tag', async () => {
+    const token = await registry.token(['repository:team-a/tags:pull,push'], alice);
+    const first = await pushImage(registry, 'team-a/tags', 'stable', token);
+    assert.equal(first.status, 201);
+    const put = (tag: string, manifest: Buffer) =>
+      registry.fetch(`/v2/team-a/tags/manifests/${tag}`, { method: 'PUT', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/vnd.oci.image.manifest.v1+json' }, body: manifest });
+    assert.equal((await put('stable', first.manifest)).status, 201, 'the same manifest again is not a retag');
+    const second = await pushImage(registry, 'team-a/tags', 'next', token);
+    assert.equal(second.status, 201);
+    const moved = await put('stable', second.manifest);
+    assert.equal(moved.status, 403);
+    const body = (await moved.json()) as { errors: Array<{ code: string; message: string }> };
+    assert.equal(body.errors[0]!.code, 'DENIED');
+    assert.match(body.errors[0]!.message, /retag/);
+    const res = await registry.fetch('/v2/team-a/tags/manifests/stable', { method: 'HEAD', headers: { authorization: `Bearer ${token}`, accept: 'application/vnd.oci.image.manifest.v1+json' } });
+    assert.equal(res.headers.get('docker-content-digest'), first.digest, 'the tag did not move');
+    // A maintainer may move it.
+    await ok(registry.api('POST', '/projects/team-a/members', { auth: admin, body: { user: 'alice', role: 'maintainer' } }));
+    const again = await put('stable', second.manifest);
+    assert.equal(again.status, 201);
+  });
+
   test('the catalog lists only what the caller may pull', async () => {
     const aliceToken = await registry.token(['repository:pub/lib:pull,push'], alice);
     assert.equal((await pushImage(registry, 'pub/lib', 'v1', aliceToken)).status, 201);
@@ -161,14 +183,14 @@ describe('Docker token flow', () => {
       return { body: (await res.json()) as { repositories: string[] }, link: res.headers.get('link') };
     };
     assert.deepEqual((await list()).body.repositories, ['pub/lib']);
-    assert.deepEqual((await list(bob)).body.repositories, ['pub/lib', 'team-a/app']);
-    assert.deepEqual((await list(admin)).body.repositories, ['pub/lib', 'secret/x', 'team-a/app']);
+    assert.deepEqual((await list(bob)).body.repositories, ['pub/lib', 'team-a/app', 'team-a/tags']);
+    assert.deepEqual((await list(admin)).body.repositories, ['pub/lib', 'secret/x', 'team-a/app', 'team-a/tags']);
     // Pages are filled with visible names only, and the Link header follows the last one shown.
     const first = await list(bob, '?n=1');
     assert.deepEqual(first.body.repositories, ['pub/lib']);
     assert.match(first.link ?? '', /last=pub%2Flib/);
-    const second = await list(bob, '?n=1&last=pub%2Flib');
-    assert.deepEqual(second.body.repositories, ['team-a/app']);
+    const second = await list(bob, '?n=2&last=pub%2Flib');
+    assert.deepEqual(second.body.repositories, ['team-a/app', 'team-a/tags']);
     assert.equal(second.link, null);
   });
 

@@ -8,14 +8,15 @@
  * operation is authorised by the permission table (through {@link Administration}); an anonymous
  * caller that is denied gets 401 with a Basic challenge, anyone else 403.
  */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { RegistryError } from '../../oci/errors.ts';
-import { type AccessService, AuthenticationError } from '../auth/access-service.ts';
+import type { AccessService } from '../auth/access-service.ts';
 import type { Administration } from '../auth/administration.ts';
-import { type Identity, anonymous } from '../auth/identity.ts';
-import { parseBasic, requestOrigin } from '../auth/registry-access.ts';
-import { type RegistryTokens, TokenError } from '../auth/registry-tokens.ts';
+import type { Identity } from '../auth/identity.ts';
+import { requestOrigin } from '../auth/registry-access.ts';
+import type { RegistryTokens } from '../auth/registry-tokens.ts';
+import { basicChallenge, identifyRequest } from '../auth/request-identity.ts';
 import type { RequestOrigin } from '../events/bus.ts';
 import * as s from './schemas.ts';
 
@@ -147,22 +148,7 @@ export async function registerManagementApi(app: FastifyInstance, deps: { admin:
   const { admin, access, tokens } = deps;
   const document = openApiDocument(admin);
 
-  const authenticate = async (request: FastifyRequest): Promise<Identity> => {
-    const header = request.headers.authorization;
-    if (header === undefined) return anonymous;
-    try {
-      if (/^Bearer\s/i.test(header)) {
-        const identity = await access.resolve((await tokens.verify(header.slice(7).trim())).principal);
-        if (identity) return identity;
-      } else {
-        const credentials = parseBasic(header);
-        if (credentials) return await access.authenticate(credentials.username, credentials.password, requestOrigin(request));
-      }
-    } catch (error) {
-      if (!(error instanceof AuthenticationError) && !(error instanceof TokenError)) throw error;
-    }
-    throw new RegistryError('UNAUTHORIZED', 'invalid credentials', { headers: { 'WWW-Authenticate': 'Basic realm="portcullis"' } });
-  };
+  const authenticate = identifyRequest({ access, tokens });
 
   await app.register(async (scope) => {
     scope.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: 1024 * 1024 }, (_request, body, done) => {
@@ -192,7 +178,7 @@ export async function registerManagementApi(app: FastifyInstance, deps: { admin:
             return route.status === 204 ? reply.code(204).send() : reply.code(route.status).send(result);
           } catch (error) {
             if (error instanceof RegistryError && error.code === 'DENIED' && actor.kind === 'anonymous') {
-              throw new RegistryError('UNAUTHORIZED', 'authentication required', { headers: { 'WWW-Authenticate': 'Basic realm="portcullis"' } });
+              throw new RegistryError('UNAUTHORIZED', 'authentication required', { headers: basicChallenge });
             }
             throw error;
           }

@@ -11,6 +11,8 @@ import { RegistryTokens } from '../auth/registry-tokens.ts';
 import { SigningKeys } from '../auth/signing-keys.ts';
 import type { AccessStore } from '../auth/store/ports.ts';
 import { SqlAccessStore } from '../auth/store/sql-access-store.ts';
+import { identifyRequest, requireAction } from '../auth/request-identity.ts';
+import { RetagGuard } from '../auth/retag-gate.ts';
 import { registerTokenEndpoint } from '../auth/token-endpoint.ts';
 import type { Config } from '../config/schema.ts';
 import { BlobService } from '../distribution/blobs.ts';
@@ -138,6 +140,7 @@ export async function buildRegistry(
   let adminBootstrap: Registry['adminBootstrap'];
   let keys: SigningKeys | undefined;
   let registerAuthRoutes = async () => undefined;
+  let auditAuthorize = options.auditAuthorize;
   if (config.auth.mode === 'token') {
     const a = config.auth;
     if (!stores.access) throw new Error('auth.mode token needs an access store');
@@ -154,7 +157,9 @@ export async function buildRegistry(
     keys = new SigningKeys(stores.access, { rotationMs: a.registryTokens.keyRotationDays * 86_400_000, retainMs: (a.registryTokens.ttlSeconds + a.registryTokens.clockSkewSeconds) * 1000 });
     await keys.maintain();
     const tokens = new RegistryTokens(keys, { issuer: a.issuer, service: a.service, ttlSeconds: a.registryTokens.ttlSeconds, clockToleranceSeconds: a.registryTokens.clockSkewSeconds });
-    accessControl = new TokenAccessControl({ tokens, access }, { realm: a.realm, basic: a.basicAuth });
+    const retag = new RetagGuard({ meta: stores.meta, access });
+    gates.manifestPush.push(retag.gate);
+    accessControl = new TokenAccessControl({ tokens, access, retag }, { realm: a.realm, basic: a.basicAuth });
     // Operators see failed logins and access changes in the log (names and reasons, never secrets).
     events.subscribe('auth.failed', (e) => app.log.warn({ username: e.username, method: e.method, reason: e.reason, clientAddress: e.origin?.clientAddress }, 'authentication failed'));
     events.subscribe('access.changed', (e) => app.log.info({ change: e.change, target: e.target, actor: e.origin?.actor }, 'access changed'));
@@ -162,6 +167,8 @@ export async function buildRegistry(
     if (bootstrap.created) adminBootstrap = { generatedPassword: bootstrap.generatedPassword };
     const admin = new Administration({ access, meta: stores.meta, events }, { robotMaxLifetimeDays: a.robots.maxLifetimeDays, tokenMaxLifetimeDays: a.personalTokens.maxLifetimeDays });
     const authDeps = { access, tokens, keys, admin };
+    // The audit API is for system administrators (unless the caller decides otherwise).
+    auditAuthorize ??= requireAction(identifyRequest(authDeps), access, 'audit.read', { kind: 'system' });
     registerAuthRoutes = async () => {
       await registerTokenEndpoint(app, authDeps);
       await registerManagementApi(app, authDeps);
@@ -182,7 +189,7 @@ export async function buildRegistry(
   app.setErrorHandler(registryErrorHandler);
   app.setNotFoundHandler((request, reply) => registryErrorHandler(new RegistryError('NOT_FOUND', `no endpoint at ${request.method} ${request.url.slice(0, 200)}`), request, reply));
   await registerDistributionRoutes(app, services);
-  if (audit && config.audit.api.enabled) await registerAuditRoutes(app, audit, { authorize: options.auditAuthorize, maxPageSize: config.audit.api.maxPageSize });
+  if (audit && config.audit.api.enabled) await registerAuditRoutes(app, audit, { authorize: auditAuthorize, maxPageSize: config.audit.api.maxPageSize });
   await registerAuthRoutes();
 
   let timer: NodeJS.Timeout | undefined;

@@ -21,13 +21,13 @@ import {
   type Action,
   type CredentialRef,
   type Identity,
-  type RepositoryAction,
+  type ScopeAction,
   type UserIdentity,
   anonymous,
-  repositoryActions,
+  scopeActions,
 } from './identity.ts';
 import { type PasswordPolicy, decoyHash, hashPassword, passwordProblem, verifyPassword } from './passwords.ts';
-import { type ProjectFacts, type Resource, allowedRepositoryActions, authorize } from './permissions.ts';
+import { type ProjectFacts, type Resource, allowedScopeActions, authorize } from './permissions.ts';
 import { type LoginGuard, noLoginGuard } from './ports.ts';
 import type { AccessEntry } from './scope.ts';
 import { generateSecret, parseSecret, randomPassword, secretMatches } from './secrets.ts';
@@ -370,11 +370,11 @@ export class AccessService {
         continue;
       }
       if (entry.type !== 'repository') continue;
-      const wanted = new Set<RepositoryAction>(entry.actions.includes('*') ? repositoryActions : repositoryActions.filter((a) => entry.actions.includes(a)));
+      const wanted = new Set<ScopeAction>(entry.actions.includes('*') ? scopeActions : scopeActions.filter((a) => entry.actions.includes(a)));
       if (wanted.size === 0) continue;
       let facts = await this.facts(projectOf(entry.name), identity);
       if (!facts && wanted.has('push')) facts = await this.#autoCreateProject(identity, projectOf(entry.name), origin);
-      const actions = allowedRepositoryActions(identity, entry.name, facts).filter((a) => wanted.has(a));
+      const actions = allowedScopeActions(identity, entry.name, facts).filter((a) => wanted.has(a));
       if (actions.length > 0) granted.push({ type: 'repository', name: entry.name, actions });
     }
     return granted;

@@ -11,8 +11,16 @@
  *   grants list, whatever their creator can do.
  */
 
-/** What can be done to a repository (the Docker scope actions, `*` expanded). */
-export const repositoryActions = ['pull', 'push', 'delete'] as const;
+/** The Docker token scope actions (`*` expands to these). */
+export const scopeActions = ['pull', 'push', 'delete'] as const;
+export type ScopeAction = (typeof scopeActions)[number];
+
+/**
+ * What can be done to a repository: the scope actions, and `retag` (moving an existing tag to
+ * another manifest, checked when the manifest is pushed; a push that creates a tag or re-pushes
+ * the same manifest needs `push` only).
+ */
+export const repositoryActions = [...scopeActions, 'retag'] as const;
 export type RepositoryAction = (typeof repositoryActions)[number];
 
 /** Project administration. */
@@ -23,7 +31,7 @@ export type ProjectAction = (typeof projectActions)[number];
  * Registry-wide actions. `catalog` is allowed to everyone (the listing is filtered by `pull`);
  * `account.manage` is a user's own password and personal access tokens.
  */
-export const systemActions = ['catalog', 'account.manage', 'project.create', 'user.manage', 'system.robot.manage'] as const;
+export const systemActions = ['catalog', 'account.manage', 'project.create', 'user.manage', 'system.robot.manage', 'audit.read'] as const;
 export type SystemAction = (typeof systemActions)[number];
 
 export type Action = RepositoryAction | ProjectAction | SystemAction;
@@ -117,15 +125,15 @@ export function identityName(identity: Identity): string | undefined {
   return identity.kind === 'anonymous' ? undefined : identity.name;
 }
 
-/** The `actor` of an event. */
-export function actorOf(identity: Identity): { kind: 'anonymous' | 'user' | 'robot' | 'system'; name?: string } {
+/** The `actor` of an event: kind, name and how it authenticated. */
+export function actorOf(identity: Identity): { kind: 'anonymous' | 'user' | 'robot' | 'system'; name?: string; auth?: string } {
   switch (identity.kind) {
     case 'anonymous':
       return { kind: 'anonymous' };
     case 'user':
-      return identity.credential.kind === 'system' ? { kind: 'system', name: identity.name } : { kind: 'user', name: identity.name };
+      return identity.credential.kind === 'system' ? { kind: 'system', name: identity.name, auth: 'system' } : { kind: 'user', name: identity.name, auth: identity.credential.kind };
     case 'robot':
     case 'workload':
-      return { kind: 'robot', name: identity.name };
+      return { kind: 'robot', name: identity.name, auth: identity.credential.kind };
   }
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { type Action, type Identity, type Role, type UserIdentity, anonymous, projectActions, repositoryActions } from './identity.ts';
-import { type ProjectFacts, type Resource, allowedRepositoryActions, authorize, rolePermissions } from './permissions.ts';
+import { type ProjectFacts, type Resource, allowedScopeActions, authorize, rolePermissions } from './permissions.ts';
 
 const user = (extra: Partial<UserIdentity> = {}): UserIdentity => ({
   kind: 'user',
@@ -22,8 +22,8 @@ test('the role table: each role allows exactly its actions, on repositories and 
   const expected: Record<Role, Action[]> = {
     reader: ['pull', 'project.read'],
     developer: ['pull', 'push', 'project.read'],
-    maintainer: ['pull', 'push', 'delete', 'project.read'],
-    admin: ['pull', 'push', 'delete', 'project.read', 'project.update', 'project.delete', 'member.manage', 'robot.manage'],
+    maintainer: ['pull', 'push', 'delete', 'retag', 'project.read'],
+    admin: ['pull', 'push', 'delete', 'retag', 'project.read', 'project.update', 'project.delete', 'member.manage', 'robot.manage'],
   };
   for (const [role, actions] of Object.entries(expected) as Array<[Role, Action[]]>) {
     assert.deepEqual([...rolePermissions[role]].sort(), [...actions].sort(), role);
@@ -72,13 +72,17 @@ test('grants narrowed by patterns allow repository actions on matching repositor
 test('robots and workloads can do exactly what their grants list, within their project', () => {
   const grants = [{ repositories: ['team/app'], actions: ['pull' as const, 'push' as const] }];
   const projectRobot: Identity = { kind: 'robot', id: 'r', name: 'robot$team+ci', project: 'team', grants, credential: { kind: 'robot', id: 'r' } };
-  assert.deepEqual(allowedRepositoryActions(projectRobot, 'team/app', facts('private')), ['pull', 'push']);
-  assert.deepEqual(allowedRepositoryActions(projectRobot, 'team/web', facts('private')), []);
+  assert.deepEqual(allowedScopeActions(projectRobot, 'team/app', facts('private')), ['pull', 'push']);
+  assert.deepEqual(allowedScopeActions(projectRobot, 'team/web', facts('private')), []);
   assert.equal(authorize(projectRobot, 'project.read', project, facts('private', [{ role: 'admin', repositories: undefined }])), false, 'robots have no roles');
   const escaping: Identity = { ...projectRobot, project: 'other' } as Identity;
-  assert.deepEqual(allowedRepositoryActions(escaping, 'team/app', facts('private')), [], "a project robot's grants never reach outside its project");
+  assert.deepEqual(allowedScopeActions(escaping, 'team/app', facts('private')), [], "a project robot's grants never reach outside its project");
+  assert.equal(authorize(projectRobot, 'retag', repo, facts('private')), false, 'moving tags needs retag in the grant');
+  const retagger: Identity = { ...projectRobot, grants: [{ repositories: ['team/app'], actions: ['push', 'retag'] }] } as Identity;
+  assert.equal(authorize(retagger, 'retag', repo, facts('private')), true);
+  assert.deepEqual(allowedScopeActions(retagger, 'team/app', facts('private')), ['push'], 'retag is not a Docker scope action');
   const workload: Identity = { kind: 'workload', issuer: 'https://ci', subject: 'repo:x', name: 'workload', project: undefined, grants, credential: { kind: 'anonymous' } };
-  assert.deepEqual(allowedRepositoryActions(workload, 'team/app', facts('private')), ['pull', 'push']);
+  assert.deepEqual(allowedScopeActions(workload, 'team/app', facts('private')), ['pull', 'push']);
   for (const action of ['catalog', 'project.create', 'user.manage', 'account.manage'] as const) {
     assert.equal(authorize(projectRobot, action, { kind: 'system' }, undefined), action === 'catalog', action);
   }
@@ -87,11 +91,11 @@ test('robots and workloads can do exactly what their grants list, within their p
 test('a restricted user (personal access token) needs both the role and the restriction', () => {
   const f = facts('private', [{ role: 'maintainer', repositories: undefined }]);
   const pat = user({ restriction: { grants: [{ repositories: ['team/**'], actions: ['pull'] }], management: false } });
-  assert.deepEqual(allowedRepositoryActions(pat, 'team/app', f), ['pull']);
+  assert.deepEqual(allowedScopeActions(pat, 'team/app', f), ['pull']);
   const wide = user({ restriction: { grants: [{ repositories: ['team/**'], actions: ['pull', 'push', 'delete'] }], management: false } });
-  assert.deepEqual(allowedRepositoryActions(wide, 'team/app', facts('private', [{ role: 'reader', repositories: undefined }])), ['pull'], 'a token never exceeds its user');
+  assert.deepEqual(allowedScopeActions(wide, 'team/app', facts('private', [{ role: 'reader', repositories: undefined }])), ['pull'], 'a token never exceeds its user');
   const adminPat = user({ systemAdmin: true, restriction: { grants: [{ repositories: ['team/app'], actions: ['pull'] }], management: false } });
-  assert.deepEqual(allowedRepositoryActions(adminPat, 'team/app', f), ['pull']);
+  assert.deepEqual(allowedScopeActions(adminPat, 'team/app', f), ['pull']);
   assert.equal(authorize(adminPat, 'user.manage', { kind: 'system' }, undefined), false, 'no management without the management flag');
   assert.equal(authorize(adminPat, 'member.manage', project, f), false);
   const managing = user({ systemAdmin: true, restriction: { grants: [], management: true } });
@@ -110,6 +114,9 @@ test('system actions', () => {
     [user({ systemAdmin: true }), 'user.manage', true],
     [user({ systemAdmin: true }), 'system.robot.manage', true],
     [user(), 'system.robot.manage', false],
+    [user({ systemAdmin: true }), 'audit.read', true],
+    [user({ canCreateProjects: true }), 'audit.read', false],
+    [user({ systemAdmin: true, restriction: { grants: [], management: false } }), 'audit.read', false],
   ];
   for (const [identity, action, expected] of cases) assert.equal(authorize(identity, action, { kind: 'system' }, undefined), expected, `${identity.kind} ${action}`);
 });

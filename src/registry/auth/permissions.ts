@@ -13,7 +13,9 @@ import {
   type ProjectAction,
   type RepositoryAction,
   type Role,
+  type ScopeAction,
   repositoryActions,
+  scopeActions,
 } from './identity.ts';
 import { matchesAny } from './repository-pattern.ts';
 
@@ -21,8 +23,8 @@ import { matchesAny } from './repository-pattern.ts';
 export const rolePermissions: Readonly<Record<Role, readonly (RepositoryAction | ProjectAction)[]>> = {
   reader: ['pull', 'project.read'],
   developer: ['pull', 'push', 'project.read'],
-  maintainer: ['pull', 'push', 'delete', 'project.read'],
-  admin: ['pull', 'push', 'delete', 'project.read', 'project.update', 'project.delete', 'member.manage', 'robot.manage'],
+  maintainer: ['pull', 'push', 'delete', 'retag', 'project.read'],
+  admin: ['pull', 'push', 'delete', 'retag', 'project.read', 'project.update', 'project.delete', 'member.manage', 'robot.manage'],
 };
 
 /** What everyone (anonymous included) may do in a public project. */
@@ -86,7 +88,7 @@ export function authorize(identity: Identity, action: Action, resource: Resource
     if (identity.kind !== 'user' || (identity.restriction && !identity.restriction.management)) return false;
     if (action === 'account.manage') return true;
     if (action === 'project.create') return identity.systemAdmin || identity.canCreateProjects;
-    return identity.systemAdmin && (action === 'user.manage' || action === 'system.robot.manage');
+    return identity.systemAdmin && (action === 'user.manage' || action === 'system.robot.manage' || action === 'audit.read');
   }
   const projectName = resource.kind === 'project' ? resource.name : projectOf(resource.name);
   if (!project || project.name !== projectName) return false;
@@ -118,7 +120,7 @@ export function authorize(identity: Identity, action: Action, resource: Resource
   }
 }
 
-/** The repository actions `identity` may perform on `repository` (for token issuance). */
-export function allowedRepositoryActions(identity: Identity, repository: string, project: ProjectFacts | undefined): RepositoryAction[] {
-  return repositoryActions.filter((action) => authorize(identity, action, { kind: 'repository', name: repository }, project));
+/** The Docker scope actions `identity` may perform on `repository` (for token issuance). */
+export function allowedScopeActions(identity: Identity, repository: string, project: ProjectFacts | undefined): ScopeAction[] {
+  return scopeActions.filter((action) => authorize(identity, action, { kind: 'repository', name: repository }, project));
 }

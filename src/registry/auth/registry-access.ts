@@ -20,6 +20,7 @@ import { type AccessService, AuthenticationError } from './access-service.ts';
 import { type Identity, type RepositoryAction, actorOf, repositoryActions } from './identity.ts';
 import type { RegistryAccessControl, RegistryRequest, RequestGrant } from './ports.ts';
 import { type RegistryTokens, TokenError, type VerifiedToken, tokenAllows } from './registry-tokens.ts';
+import type { RetagGuard } from './retag-gate.ts';
 import { type RequiredAccess, requiredAccess } from './route-access.ts';
 import { type AccessEntry, formatScope } from './scope.ts';
 
@@ -58,9 +59,12 @@ export class TokenAccessControl implements RegistryAccessControl {
   readonly #access: AccessService;
   readonly #options: RegistryAccessOptions;
 
-  constructor(deps: { tokens: RegistryTokens; access: AccessService }, options: RegistryAccessOptions) {
+  readonly #retag: RetagGuard | undefined;
+
+  constructor(deps: { tokens: RegistryTokens; access: AccessService; retag?: RetagGuard }, options: RegistryAccessOptions) {
     this.#tokens = deps.tokens;
     this.#access = deps.access;
+    this.#retag = deps.retag;
     this.#options = options;
   }
 
@@ -111,6 +115,7 @@ export class TokenAccessControl implements RegistryAccessControl {
         target.query.delete('from');
       }
     }
+    if (target.route.kind === 'manifest' && target.method === 'PUT') this.#retag?.remember(String(request.id), identity);
     return { actor: actorOf(identity), canList: this.#access.catalogFilter(identity) };
   }
 

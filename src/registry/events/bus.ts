@@ -12,7 +12,7 @@ export interface RequestOrigin {
   userAgent: string | undefined;
   requestId: string;
   /** Who acted; `anonymous` until access control lands. */
-  actor: { kind: 'anonymous' | 'user' | 'robot' | 'system'; name?: string };
+  actor: { kind: 'anonymous' | 'user' | 'robot' | 'system'; name?: string; /** How it authenticated: password, token, robot, refresh, system. */ auth?: string };
 }
 
 interface EventBase {
