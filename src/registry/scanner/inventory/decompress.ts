@@ -3,12 +3,14 @@
  * because Docker schema2 layers are all labelled `tar.gzip` whatever they hold; the declared media
  * type only produces a warning when it disagrees.
  */
-import { createGunzip, createZstdDecompress, constants as zc } from 'node:zlib';
+import { createGunzip, createZstdDecompress, constants as zc, type ZlibOptions, type ZstdOptions } from 'node:zlib';
 import type { Transform } from 'node:stream';
 
 export type Compression = 'gzip' | 'zstd' | 'none';
 
 const CHUNK = 512 * 1024;
+/** Decompressed bytes the decoder may run ahead of the tar reader (decoding overlaps parsing). */
+const AHEAD = 8 * 1024 * 1024;
 
 /** What the media type claims (undefined when the media type says nothing we know). */
 export function declaredCompression(mediaType: string): Compression | undefined {
@@ -31,6 +33,7 @@ export function sniffCompression(head: Uint8Array): Sniffed {
 }
 
 export function createDecoder(kind: 'gzip' | 'zstd'): Transform {
-  if (kind === 'gzip') return createGunzip({ chunkSize: CHUNK });
-  return createZstdDecompress({ chunkSize: CHUNK, params: { [zc.ZSTD_d_windowLogMax]: 27 } });
+  // highWaterMark is a Transform option zlib passes through (missing from the option types).
+  if (kind === 'gzip') return createGunzip({ chunkSize: CHUNK, highWaterMark: AHEAD } as ZlibOptions);
+  return createZstdDecompress({ chunkSize: CHUNK, highWaterMark: AHEAD, params: { [zc.ZSTD_d_windowLogMax]: 27 } } as ZstdOptions);
 }

@@ -12,11 +12,11 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { Readable, pipeline } from 'node:stream';
-import tar from 'tar-stream';
 import { LayerError, type InventoryWarning, type WarningCode } from './errors.ts';
 import { resolveLimits, type WalkLimits } from './limits.ts';
 import { ancestors, basename, dirname, joinPath, normalizeEntryPath, resolveInRoot } from './paths.ts';
 import { createDecoder, declaredCompression, sniffCompression, type Compression } from './decompress.ts';
+import { TarReader, type TarEntryConsumer, type TarEntryHeader } from './tar.ts';
 
 export type LayerSource = Readable | AsyncIterable<Uint8Array>;
 
@@ -270,57 +270,40 @@ async function walkLayer(layer: LayerInput, index: number, state: ImageState): P
   const counters = { compressed: 0, uncompressed: 0, compression: 'none' as Compression };
   const declared = declaredCompression(layer.mediaType);
 
-  const extract = tar.extract();
-  let feedError: unknown;
-  const feeder = (async () => {
-    try {
-      for await (const chunk of decodedChunks(source, counters, compHash, (kind) => {
-        if (declared !== undefined && declared !== kind) {
-          state.warnings.push({
-            code: 'media-type-mismatch',
-            message: `layer ${index} is labelled ${layer.mediaType} but holds ${kind === 'none' ? 'an uncompressed tar' : kind}; decoded as ${kind}`,
-            layerDigest: layer.digest,
-          });
-        }
-      })) {
-        counters.uncompressed += chunk.length;
-        state.imageBytes += chunk.length;
-        if (counters.uncompressed > limits.maxLayerBytes) {
-          throw new LayerError('size-limit', `layer decompresses to more than ${limits.maxLayerBytes} bytes`);
-        }
-        if (state.imageBytes > limits.maxImageBytes) {
-          throw new LayerError('size-limit', `image decompresses to more than ${limits.maxImageBytes} bytes`);
-        }
-        if (counters.compression !== 'none' && counters.uncompressed > limits.compressionRatioFloor
-          && counters.uncompressed > limits.maxCompressionRatio * Math.max(counters.compressed, 1)) {
-          throw new LayerError('decompression-bomb', `layer expands more than ${limits.maxCompressionRatio}x (${counters.compressed} compressed bytes gave over ${counters.uncompressed})`);
-        }
-        diffHash.update(chunk);
-        if (extract.destroyed || extract.destroying) return;
-        if (!extract.write(chunk)) await drained(extract);
-      }
-      (extract as unknown as { end(): void }).end();
-    } catch (e) {
-      feedError = toLayerError(e);
-      extract.destroy(feedError as Error);
-      throw feedError;
-    }
-  })();
-  feeder.catch(() => {});
-
   const delta: LayerDelta = { nodes: new Map(), removed: new Set(), replaced: new Set(), opaque: new Set(), ancestors: new Set() };
   const walker = new EntryHandler(layer, index, state, delta);
-  try {
-    for await (const entry of extract as unknown as AsyncIterable<TarEntry>) {
-      if (options.signal?.aborted) throw new LayerError('aborted', 'scan aborted');
-      await walker.handle(entry);
+  const reader = new TarReader((h) => walker.onEntry(h));
+  const chunks = decodedChunks(source, counters, compHash, (kind) => {
+    if (declared !== undefined && declared !== kind) {
+      state.warnings.push({
+        code: 'media-type-mismatch',
+        message: `layer ${index} is labelled ${layer.mediaType} but holds ${kind === 'none' ? 'an uncompressed tar' : kind}; decoded as ${kind}`,
+        layerDigest: layer.digest,
+      });
     }
-    await feeder;
+  });
+  try {
+    for await (const chunk of chunks) {
+      counters.uncompressed += chunk.length;
+      state.imageBytes += chunk.length;
+      if (counters.uncompressed > limits.maxLayerBytes) {
+        throw new LayerError('size-limit', `layer decompresses to more than ${limits.maxLayerBytes} bytes`);
+      }
+      if (state.imageBytes > limits.maxImageBytes) {
+        throw new LayerError('size-limit', `image decompresses to more than ${limits.maxImageBytes} bytes`);
+      }
+      if (counters.compression !== 'none' && counters.uncompressed > limits.compressionRatioFloor
+        && counters.uncompressed > limits.maxCompressionRatio * Math.max(counters.compressed, 1)) {
+        throw new LayerError('decompression-bomb', `layer expands more than ${limits.maxCompressionRatio}x (${counters.compressed} compressed bytes gave over ${counters.uncompressed})`);
+      }
+      if (options.signal?.aborted) throw new LayerError('aborted', 'scan aborted');
+      diffHash.update(chunk);
+      await reader.write(chunk);
+    }
+    reader.end();
   } catch (e) {
-    extract.destroy();
     if (typeof (source as Readable).destroy === 'function') (source as Readable).destroy();
-    // A failure of the decoder is the root cause even when the tar parser noticed first.
-    throw feedError ?? toLayerError(e);
+    throw toLayerError(e);
   }
 
   const diffId = `sha256:${diffHash.digest('hex')}`;
@@ -340,33 +323,8 @@ async function walkLayer(layer: LayerInput, index: number, state: ImageState): P
     compression: counters.compression,
     compressedBytes: counters.compressed,
     uncompressedBytes: counters.uncompressed,
-    entries: walker.entries,
+    entries: reader.entries,
   };
-}
-
-interface TarHeader {
-  name: string;
-  type: string | null;
-  size?: number;
-  mode?: number;
-  linkname?: string | null;
-}
-
-interface TarEntry extends AsyncIterable<Buffer> {
-  header: TarHeader;
-  resume(): unknown;
-}
-
-function drained(stream: { once(ev: string, fn: () => void): unknown; off?(ev: string, fn: () => void): unknown }): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      stream.off?.('drain', done);
-      stream.off?.('close', done);
-      resolve();
-    };
-    stream.once('drain', done);
-    stream.once('close', done);
-  });
 }
 
 /** Yields the decompressed bytes of a layer, sniffing the compression from its first bytes. */
@@ -469,15 +427,15 @@ class EntryHandler {
     };
   }
 
-  async handle(entry: TarEntry): Promise<void> {
+  /** Handles one tar entry's header; returns a consumer when its bytes are wanted. */
+  onEntry(h: TarEntryHeader): TarEntryConsumer | undefined {
     const { limits } = this.state;
     this.entries++;
     if (this.entries > limits.maxEntriesPerLayer) throw new LayerError('entry-limit', `more than ${limits.maxEntriesPerLayer} entries in one layer`);
     if (++this.state.imageEntries > limits.maxEntriesPerImage) throw new LayerError('entry-limit', `more than ${limits.maxEntriesPerImage} entries in the image`);
-    const h = entry.header;
     const raw = normalizeEntryPath(h.name, limits);
-    const type = h.type ?? 'file';
-    if (raw === '') return drain(entry);
+    const type = h.type;
+    if (raw === '') return undefined;
     const name = basename(raw);
 
     if (name.startsWith(WHITEOUT) && type !== 'directory') {
@@ -489,7 +447,7 @@ class EntryHandler {
         if (victim === '' || victim === '.' || victim === '..') throw new LayerError('invalid-whiteout', `whiteout '${raw}' names no entry`, { entryPath: raw });
         this.delta.removed.add(joinPath(dir, victim));
       }
-      return drain(entry);
+      return undefined;
     }
 
     const path = this.canonical(raw);
@@ -498,83 +456,123 @@ class EntryHandler {
       if (prev !== undefined) this.delta.replaced.add(path); // a directory replaces a lower file or symlink
       const own = this.delta.nodes.get(path);
       if (own !== undefined) this.dropDelta(path);
-      return drain(entry);
+      return undefined;
     }
     this.replace(path);
 
     if (type === 'symlink') {
-      const node: ViewNode = { type: 'symlink', path, layerIndex: this.index, size: 0, mode: h.mode ?? 0o777, target: h.linkname ?? '', retained: path.length };
+      const node: ViewNode = { type: 'symlink', path, layerIndex: this.index, size: 0, mode: h.mode, target: h.linkname, retained: path.length };
       const interest = this.select(path, { type: 'symlink', size: 0, mode: node.mode });
       if (interest !== undefined) node.tag = interest.tag;
       this.put(node);
       this.noteDirLink(node);
-      return drain(entry);
+      return undefined;
     }
     if (type === 'link') {
-      this.hardlink(path, h);
-      return drain(entry);
+      this.hardlink(path, h.linkname);
+      return undefined;
     }
-    if (type !== 'file' && type !== 'contiguous-file') return drain(entry);
+    if (type !== 'file' && type !== 'contiguous-file') return undefined;
 
-    const size = h.size ?? 0;
-    const mode = h.mode ?? 0o644;
-    const info: EntryInfo = { type: 'file', size, mode };
+    const size = h.size;
+    const info: EntryInfo = { type: 'file', size, mode: h.mode };
     const interest = this.select(path, info);
     let inspectMax = -1;
-    const inspectors: LayerInspector[] = [];
+    let inspectors: LayerInspector[] | undefined;
     for (const ins of this.state.options.inspectors ?? []) {
       const want = ins.select(path, info);
       if (want !== undefined && size <= want.maxSize) {
-        inspectors.push(ins);
+        (inspectors ??= []).push(ins);
         inspectMax = Math.max(inspectMax, want.maxSize);
       }
     }
-    if (interest === undefined && inspectors.length === 0) return drain(entry);
+    if (interest === undefined && inspectors === undefined) return undefined;
 
     const ctx = this.ctx(path);
-    const node: ViewNode | undefined = interest === undefined ? undefined : { type: 'file', path, layerIndex: this.index, size, mode, tag: interest.tag, retained: path.length + 64 };
+    const node: ViewNode | undefined = interest === undefined ? undefined : { type: 'file', path, layerIndex: this.index, size, mode: h.mode, tag: interest.tag, retained: path.length + 64 };
     if (node !== undefined && interest?.keepHistory) this.inheritHistory(node);
 
-    if (interest?.sink !== undefined && inspectors.length === 0) {
+    if (interest?.sink !== undefined && inspectors === undefined) {
       const sink = interest.sink(ctx);
       let wanted = true;
-      for await (const chunk of entry) if (wanted) wanted = sink.write(chunk);
-      node!.result = sink.end();
-      this.put(node!);
-      return;
+      return {
+        data: (chunk) => {
+          if (wanted) wanted = sink.write(chunk);
+        },
+        end: () => {
+          node!.result = sink.end();
+          this.put(node!);
+        },
+      };
     }
 
     const parseMax = interest?.parse !== undefined ? (interest.maxSize ?? 1024 * 1024) : -1;
-    const needContent = size <= Math.max(parseMax, inspectMax);
     if (interest?.parse !== undefined && size > parseMax) {
       ctx.warn('file-too-large', `/${path} is ${size} bytes, above the ${parseMax}-byte limit of the ${interest.tag} analyzer; skipped`);
     }
-    if (!needContent) {
-      if (node !== undefined && interest?.sink === undefined) {
+    if (size > Math.max(parseMax, inspectMax)) {
+      if (node !== undefined) {
         node.error = 'too large';
         this.put(node);
       }
-      return drain(entry);
+      return undefined;
     }
     if (this.state.retained + size > this.state.limits.maxRetainedBytes) {
       throw new LayerError('retained-limit', `analysed content would exceed ${this.state.limits.maxRetainedBytes} bytes in memory`, { entryPath: raw });
     }
-    const content = await readAll(entry, size);
-    for (const ins of inspectors) ins.inspect(content, ctx);
+    // The header gives the size: one allocation, no concatenation.
+    const content = Buffer.allocUnsafe(size);
+    let filled = 0;
+    return {
+      data: (chunk) => {
+        chunk.copy(content, filled);
+        filled += chunk.length;
+      },
+      end: () => this.analyse(content, ctx, interest, node, inspectors, parseMax),
+    };
+  }
+
+  private analyse(content: Buffer, ctx: FileContext, interest: FileInterest | undefined, node: ViewNode | undefined, inspectors: LayerInspector[] | undefined, parseMax: number): Promise<void> | void {
+    for (const ins of inspectors ?? []) ins.inspect(content, ctx);
     if (node === undefined || interest === undefined) return;
     if (interest.sink !== undefined) {
       const sink = interest.sink(ctx);
       sink.write(content);
       node.result = sink.end();
-    } else if (size <= parseMax && interest.parse !== undefined) {
-      try {
-        node.result = await interest.parse(content, ctx);
-        node.retained += size;
-      } catch (e) {
-        node.error = (e as Error)?.message ?? String(e);
-        ctx.warn('malformed-database', `/${path}: ${node.error}`);
-      }
+      this.put(node);
+      return;
     }
+    if (interest.parse === undefined || content.length > parseMax) {
+      this.put(node);
+      return;
+    }
+    const failed = (e: unknown): void => {
+      node.error = (e as Error)?.message ?? String(e);
+      ctx.warn('malformed-database', `/${ctx.path}: ${node.error}`);
+    };
+    let result: unknown;
+    try {
+      result = interest.parse(content, ctx);
+    } catch (e) {
+      failed(e);
+      this.put(node);
+      return;
+    }
+    if (result instanceof Promise) {
+      return result.then(
+        (r) => {
+          node.result = r;
+          node.retained += content.length;
+          this.put(node);
+        },
+        (e) => {
+          failed(e);
+          this.put(node);
+        },
+      );
+    }
+    node.result = result;
+    node.retained += content.length;
     this.put(node);
   }
 
@@ -677,10 +675,10 @@ class EntryHandler {
     node.retained += prev.retained;
   }
 
-  private hardlink(path: string, h: TarHeader): void {
+  private hardlink(path: string, linkname: string): void {
     let targetPath: string;
     try {
-      targetPath = this.canonical(normalizeEntryPath(h.linkname ?? '', this.state.limits));
+      targetPath = this.canonical(normalizeEntryPath(linkname, this.state.limits));
     } catch (e) {
       throw e instanceof LayerError ? new LayerError(e.code, `hard link /${path}: ${e.message}`, { entryPath: path }) : e;
     }
@@ -728,32 +726,4 @@ function applyDelta(state: ImageState, delta: LayerDelta): void {
     if (prev !== undefined) state.retained -= prev.retained;
     base.set(k, n);
   }
-}
-
-function drain(entry: TarEntry): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const s = entry as unknown as { on(ev: string, fn: (e?: unknown) => void): void; resume(): void };
-    let ended = false;
-    s.on('end', () => {
-      ended = true;
-      resolve();
-    });
-    s.on('error', (e) => reject(e));
-    s.on('close', () => {
-      if (!ended) reject(new LayerError('truncated', 'tar entry ends early'));
-    });
-    s.resume();
-  });
-}
-
-async function readAll(entry: TarEntry, size: number): Promise<Buffer> {
-  const buf = Buffer.allocUnsafe(size);
-  let off = 0;
-  for await (const chunk of entry) {
-    if (off + chunk.length > size) throw new LayerError('corrupt-tar', 'entry holds more data than its header says');
-    chunk.copy(buf, off);
-    off += chunk.length;
-  }
-  if (off !== size) throw new LayerError('truncated', `entry ends after ${off} of ${size} bytes`);
-  return buf;
 }
