@@ -25,6 +25,7 @@ import { EventBus } from '../events/bus.ts';
 import { type AuditAuthorizer, registerAuditRoutes } from '../audit/http.ts';
 import { Audit } from '../audit/service.ts';
 import { SqlAuditStore } from '../audit/store.ts';
+import { RegistryMetrics } from '../metrics/metrics.ts';
 import { GarbageCollector } from '../gc/collector.ts';
 import { FsBlobStore } from '../storage/fs/fs-blob-store.ts';
 import { PostgresDriver } from '../storage/postgres/postgres-driver.ts';
@@ -132,6 +133,8 @@ export async function buildRegistry(
   });
   const events = new EventBus({ onHandlerError: (error, event) => app.log.error({ err: error, event: event.type }, 'event handler failed') });
   const audit = config.audit.enabled ? await Audit.start({ store: await openAuditStore(config), events, logger: app.log }, config.audit, config.storage.dataDir) : undefined;
+  const metrics = config.metrics.enabled ? new RegistryMetrics({ events, audit }) : undefined;
+  metrics?.instrument(app);
   const gates = options.gates ?? noGates();
   const blobGraceMs = config.gc.blobGraceSeconds * 1000;
   const uploads = new UploadService({ blobs: stores.blobs, meta: stores.meta, events }, { blobMaxBytes: config.limits.blobMaxBytes, blobGraceMs });
@@ -190,6 +193,7 @@ export async function buildRegistry(
   app.setNotFoundHandler((request, reply) => registryErrorHandler(new RegistryError('NOT_FOUND', `no endpoint at ${request.method} ${request.url.slice(0, 200)}`), request, reply));
   await registerDistributionRoutes(app, services);
   if (audit && config.audit.api.enabled) await registerAuditRoutes(app, audit, { authorize: auditAuthorize, maxPageSize: config.audit.api.maxPageSize });
+  if (metrics) await metrics.register(app, config.metrics);
   await registerAuthRoutes();
 
   let timer: NodeJS.Timeout | undefined;

@@ -176,14 +176,14 @@ function insertStatement(rows: number): string {
   return `INSERT INTO audit_records (${COLUMNS}) VALUES ${values.join(', ')}`;
 }
 
+const CHUNKS = [100, 10, 1];
+const INSERTS = new Map(CHUNKS.map((rows) => [rows, insertStatement(rows)]));
+
 export class SqlAuditStore {
   readonly #db: SqlDriver;
-  /** Rows per INSERT: one on SQLite (a prepared statement, no round trip), many on PostgreSQL. */
-  readonly #rowsPerInsert: number;
 
   constructor(driver: SqlDriver) {
     this.#db = driver;
-    this.#rowsPerInsert = driver.dialect === 'sqlite' ? 1 : 100;
   }
 
   get dialect(): 'sqlite' | 'postgres' {
@@ -236,9 +236,14 @@ export class SqlAuditStore {
         prev = hash;
         return record;
       });
-      for (let i = 0; i < records.length; i += this.#rowsPerInsert) {
-        const chunk = records.slice(i, i + this.#rowsPerInsert);
-        await tx.run(insertStatement(chunk.length), chunk.flatMap(recordParams));
+      // PostgreSQL: multi-row INSERTs of 100, 10 and 1 rows (few round trips, three statement
+      // shapes). SQLite: one row per INSERT; there is no round trip, and node:sqlite binds
+      // numbered parameters (`?N`, what the driver makes of `$N`) more slowly the more a statement has.
+      const chunks = this.#db.dialect === 'postgres' ? CHUNKS : [1];
+      for (let i = 0; i < records.length; ) {
+        const rows = chunks.find((n) => n <= records.length - i)!;
+        await tx.run(INSERTS.get(rows)!, records.slice(i, i + rows).flatMap(recordParams));
+        i += rows;
       }
       const newHead = records.length > 0 ? { seq: records.at(-1)!.seq, hash: records.at(-1)!.hash } : head;
       const last = await this.#lastCheckpoint(tx);

@@ -171,6 +171,15 @@ export const configSchema = z.strictObject({
         .prefault({}),
     })
     .prefault({}),
+  /** Prometheus metrics (src/registry/metrics/metrics.ts). */
+  metrics: z
+    .strictObject({
+      enabled: z.boolean().default(false),
+      path: z.string().regex(/^\/[A-Za-z0-9/_-]*$/).default('/metrics'),
+      /** File with the bearer token scrapes must send; without it only loopback clients are answered. */
+      bearerTokenFile: z.string().optional(),
+    })
+    .prefault({}),
   auth: z
     .strictObject({
       /**
