@@ -96,9 +96,13 @@ describe('hostile layers fail cleanly with a reason', () => {
   });
 
   it('too much analysed content held in memory', async () => {
-    const big = [];
-    for (let i = 0; i < 8; i++) big.push({ name: `usr/lib/python3/site-packages/p${i}.dist-info/METADATA`, content: `Name: p${i}\nVersion: 1.0\n\n${'x'.repeat(300_000)}` });
-    await assert.rejects(inventoryImage([await layer(big)], { limits: { maxRetainedBytes: 1_000_000 } }), failsWith('retained-limit'));
+    // One file larger than the budget...
+    const one = [{ name: 'usr/lib/python3/site-packages/p.dist-info/METADATA', content: `Name: p\nVersion: 1.0\n\n${'x'.repeat(1_200_000)}` }];
+    await assert.rejects(inventoryImage([await layer(one)], { limits: { maxRetainedBytes: 1_000_000 } }), failsWith('retained-limit'));
+    // ...or results that add up (every stanza of these status.d files is kept).
+    const stanzas = Array.from({ length: 2000 }, (_, i) => `Package: pkg${i}\nStatus: install ok installed\nVersion: 1.0-${i}\n\n`).join('');
+    const many = Array.from({ length: 8 }, (_, i) => ({ name: `var/lib/dpkg/status.d/f${i}`, content: stanzas }));
+    await assert.rejects(inventoryImage([await layer(many)], { limits: { maxRetainedBytes: 1_000_000 } }), failsWith('retained-limit'));
   });
 
   it('a failing scan does not disturb another one running beside it', async () => {

@@ -86,3 +86,26 @@ describe('secret detection', () => {
     assert.equal(createSecretScanner().select('usr/bin/ls', { ...file, mode: 0o755 }), undefined);
   });
 });
+
+describe('secrets in the image config', () => {
+  it('environment, labels, command and build history; placeholders ignored', async () => {
+    const { findConfigSecrets } = await import('../../../src/registry/scanner/inventory/secrets.ts');
+    const found = findConfigSecrets({
+      config: {
+        Env: ['PATH=/usr/bin', `GITHUB_TOKEN=${GH}`, 'DB_PASSWORD=s3cr3t-value-42', 'API_KEY=${API_KEY}', 'SECRET_NAME=changeme'],
+        Labels: { 'org.opencontainers.image.source': 'https://example.com', 'deploy.key': AWS_ID },
+        Cmd: ['node', 'server.js'],
+      },
+      history: [{ created_by: '/bin/sh -c #(nop) ENV NPM_TOKEN=' + NPM }, { created_by: 'RUN apt-get update' }, { created_by: 'ARG DEPLOY_PASSWORD=hunter2hunter2' }],
+    });
+    assert.deepEqual(found.map((f) => `${f.rule} ${f.location}`).sort(), [
+      'aws-access-key-id label:deploy.key',
+      'env-secret env:DB_PASSWORD',
+      'env-secret history[2] (DEPLOY_PASSWORD)',
+      'github-token env:GITHUB_TOKEN',
+      'npm-token history[0]',
+    ]);
+    const s = JSON.stringify(found);
+    for (const secret of [GH, NPM, AWS_ID, 's3cr3t-value-42', 'hunter2hunter2']) assert.ok(!s.includes(secret));
+  });
+});

@@ -181,3 +181,59 @@ function lineOf(text: string, index: number): number {
   for (let i = text.indexOf('\n'); i !== -1 && i < index; i = text.indexOf('\n', i + 1)) n++;
   return n;
 }
+
+/** The parts of an OCI image config that can leak secrets. */
+export interface ImageConfigLike {
+  config?: { Env?: string[] | null; Labels?: Record<string, string> | null; Cmd?: string[] | null; Entrypoint?: string[] | null } | null;
+  history?: Array<{ created_by?: string }> | null;
+}
+
+export interface ConfigSecretFinding {
+  rule: string;
+  title: string;
+  severity: SecretSeverity;
+  /** `env:NAME`, `label:NAME`, `cmd`, `entrypoint` or `history[i]`. */
+  location: string;
+  fingerprint: string;
+}
+
+const TOKEN_RULES = SECRET_RULES.filter((r) => r.files === undefined);
+const SECRET_NAME = /(?:SECRET|TOKEN|PASSWORD|PASSWD|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|CREDENTIALS?)/i;
+
+/**
+ * Secrets in an image configuration: environment variables (by value pattern, or a secret-like
+ * name with a real value), labels, the command and the build history (`ENV`/`ARG` values and
+ * tokens in `RUN` lines end up there). Findings carry a fingerprint, never the value.
+ */
+export function findConfigSecrets(image: ImageConfigLike, key = 'portcullis-secret-fingerprint-v1'): ConfigSecretFinding[] {
+  const out: ConfigSecretFinding[] = [];
+  const fp = (rule: string, secret: string): string => createHmac('sha256', key).update(`${rule}\0${secret}`).digest('hex').slice(0, 32);
+  const scan = (value: string, location: string, name?: string): void => {
+    const found: string[] = [];
+    for (const rule of TOKEN_RULES) {
+      rule.regex.lastIndex = 0;
+      for (const m of value.matchAll(rule.regex)) {
+        const secret = (m[1] ?? m[0]).trim();
+        if (found.some((f) => f.includes(secret) || secret.includes(f))) continue;
+        found.push(secret);
+        out.push({ rule: rule.id, title: rule.title, severity: rule.severity, location, fingerprint: fp(rule.id, secret) });
+      }
+    }
+    const assignments: Array<[string, string]> = name !== undefined ? [[name, value]] : [...value.matchAll(/\b([A-Za-z_][A-Za-z0-9_]*)=("[^"]*"|'[^']*'|\S+)/g)].map((m) => [m[1]!, m[2]!] as [string, string]);
+    for (const [n, v] of assignments) {
+      if (!SECRET_NAME.test(n) || !notPlaceholder(v) || found.some((f) => v.includes(f))) continue;
+      out.push({ rule: 'env-secret', title: 'Secret-like variable with a value', severity: 'high', location: name !== undefined ? location : `${location} (${n})`, fingerprint: fp('env-secret', v) });
+    }
+  };
+  for (const e of image.config?.Env ?? []) {
+    const eq = e.indexOf('=');
+    if (eq > 0) scan(e.slice(eq + 1), `env:${e.slice(0, eq)}`, e.slice(0, eq));
+  }
+  for (const [k, v] of Object.entries(image.config?.Labels ?? {})) scan(v, `label:${k}`, k);
+  if (image.config?.Cmd) scan(image.config.Cmd.join(' '), 'cmd');
+  if (image.config?.Entrypoint) scan(image.config.Entrypoint.join(' '), 'entrypoint');
+  (image.history ?? []).forEach((h, i) => {
+    if (typeof h.created_by === 'string') scan(h.created_by, `history[${i}]`);
+  });
+  return out;
+}

@@ -562,7 +562,7 @@ class EntryHandler {
       return result.then(
         (r) => {
           node.result = r;
-          node.retained += content.length;
+          node.retained += resultSize(node.result, content.length);
           this.put(node);
         },
         (e) => {
@@ -572,7 +572,7 @@ class EntryHandler {
       );
     }
     node.result = result;
-    node.retained += content.length;
+    node.retained += resultSize(node.result, content.length);
     this.put(node);
   }
 
@@ -725,5 +725,17 @@ function applyDelta(state: ImageState, delta: LayerDelta): void {
     const prev = base.get(k);
     if (prev !== undefined) state.retained -= prev.retained;
     base.set(k, n);
+  }
+}
+
+/** Approximate memory a parse result keeps alive (its content is dropped; a jar's result is tiny). */
+function resultSize(result: unknown, contentSize: number): number {
+  if (result === undefined || result === null) return 0;
+  if (typeof result === 'string') return result.length * 2;
+  if (Buffer.isBuffer(result)) return result.length;
+  try {
+    return (JSON.stringify(result)?.length ?? 0) * 2;
+  } catch {
+    return contentSize;
   }
 }
