@@ -125,9 +125,9 @@ const MAX = 1024 * 1024;
 export function wantsSecretScan(path: string, info: EntryInfo): boolean {
   if (info.type !== 'file' || info.size === 0 || info.size > MAX) return false;
   const name = basename(path).toLowerCase();
-  if (NOISE.test(path)) return false;
-  if (NAMES.has(name) || isEnv(name)) return true;
-  return EXT.test(name) && APP_DIRS.test(path);
+  // Cheap name tests first: most paths of a layer fail them, and never reach the directory regexes.
+  if (!(NAMES.has(name) || isEnv(name) || (EXT.test(name) && APP_DIRS.test(path)))) return false;
+  return !NOISE.test(path);
 }
 
 export interface SecretScanner extends LayerInspector {
