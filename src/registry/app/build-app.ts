@@ -27,6 +27,7 @@ import { Audit } from '../audit/service.ts';
 import { SqlAuditStore } from '../audit/store.ts';
 import { RegistryMetrics } from '../metrics/metrics.ts';
 import { GarbageCollector } from '../gc/collector.ts';
+import { accessAuthorizer, createScanner, registerScannerRoutes, type ScanService, ScanStore } from '../scanner/index.ts';
 import { FsBlobStore } from '../storage/fs/fs-blob-store.ts';
 import { PostgresDriver } from '../storage/postgres/postgres-driver.ts';
 import type { BlobStore, MetadataStore } from '../storage/ports.ts';
@@ -90,6 +91,25 @@ export async function openAuditStore(config: Config): Promise<SqlAuditStore> {
   return store;
 }
 
+/**
+ * The scanner's store (jobs, results, exemptions). SQLite: a database file of its own, so that
+ * re-evaluation writes never hold the metadata write lock; PostgreSQL: the metadata database,
+ * through a small pool of its own.
+ */
+export async function openScanStore(config: Config): Promise<ScanStore> {
+  let driver: SqlDriver;
+  if (config.storage.metadata.kind === 'postgres') {
+    driver = new PostgresDriver({ connectionString: config.storage.metadata.postgresUrl!, max: 4 });
+  } else {
+    const path = resolve(config.scanner.sqlitePath ?? join(config.storage.dataDir, 'scanner', 'scanner.sqlite'));
+    await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+    driver = new SqliteDriver(path);
+  }
+  const store = new ScanStore(driver);
+  await store.migrate();
+  return store;
+}
+
 export interface Registry {
   app: FastifyInstance;
   events: EventBus;
@@ -99,6 +119,8 @@ export interface Registry {
   audit: Audit | undefined;
   /** Identity and access (absent when auth.mode is none). */
   access: AccessService | undefined;
+  /** Vulnerability scanning (absent when scanner.enabled is false). */
+  scanner: ScanService | undefined;
   /** Set when this start created the first administrator; `generatedPassword` must be shown once. */
   adminBootstrap: { generatedPassword: string | undefined } | undefined;
   close(): Promise<void>;
@@ -143,6 +165,7 @@ export async function buildRegistry(
   let adminBootstrap: Registry['adminBootstrap'];
   let keys: SigningKeys | undefined;
   let registerAuthRoutes = async () => undefined;
+  let scannerAuthorize: Parameters<typeof registerScannerRoutes>[1]['authorize'];
   let auditAuthorize = options.auditAuthorize;
   if (config.auth.mode === 'token') {
     const a = config.auth;
@@ -170,6 +193,7 @@ export async function buildRegistry(
     if (bootstrap.created) adminBootstrap = { generatedPassword: bootstrap.generatedPassword };
     const admin = new Administration({ access, meta: stores.meta, events }, { robotMaxLifetimeDays: a.robots.maxLifetimeDays, tokenMaxLifetimeDays: a.personalTokens.maxLifetimeDays });
     const authDeps = { access, tokens, keys, admin };
+    scannerAuthorize = accessAuthorizer({ access, identify: identifyRequest(authDeps) });
     // The audit API is for system administrators (unless the caller decides otherwise).
     auditAuthorize ??= requireAction(identifyRequest(authDeps), access, 'audit.read', { kind: 'system' });
     registerAuthRoutes = async () => {
@@ -195,6 +219,14 @@ export async function buildRegistry(
   if (audit && config.audit.api.enabled) await registerAuditRoutes(app, audit, { authorize: auditAuthorize, maxPageSize: config.audit.api.maxPageSize });
   if (metrics) await metrics.register(app, config.metrics);
   await registerAuthRoutes();
+  const scanStore = config.scanner.enabled ? await openScanStore(config) : undefined;
+  const scanner = scanStore
+    ? await createScanner({ store: scanStore, dataDir: config.storage.dataDir, meta: stores.meta, blobs: stores.blobs, events, uploads, manifests: services.manifests, logger: app.log }, config.scanner)
+    : undefined;
+  if (scanner) {
+    await registerScannerRoutes(app, { scanner, exemptions: scanner.exemptions, meta: stores.meta, events, authorize: scannerAuthorize });
+    await scanner.start();
+  }
 
   let timer: NodeJS.Timeout | undefined;
   if (config.gc.intervalSeconds > 0) {
@@ -226,12 +258,15 @@ export async function buildRegistry(
     stores,
     audit,
     access,
+    scanner,
     adminBootstrap,
     async close() {
       if (timer) clearInterval(timer);
       if (authTimer) clearInterval(authTimer);
+      await scanner?.stop();
       await app.close();
       await audit?.close();
+      await scanStore?.close();
       await stores.close();
     },
   };

@@ -221,6 +221,66 @@ export const configSchema = z.strictObject({
       autoCreateProjects: z.boolean().default(false),
     })
     .prefault({}),
+  /** Vulnerability scanning (docs/scanning.md): inventories, findings, SBOMs, exemptions. */
+  scanner: z
+    .strictObject({
+      /** Scan every pushed image and keep findings current when vulnerability data changes. */
+      enabled: z.boolean().default(true),
+      /** SQLite file of the scanner's jobs and results (SQLite metadata only; with PostgreSQL it uses that database); default `<dataDir>/scanner/scanner.sqlite`. */
+      sqlitePath: z.string().optional(),
+      /** Scans running at the same time in one server process. */
+      concurrency: z.number().int().min(1).max(64).default(2),
+      /** How often an idle worker looks for jobs (other replicas' pushes, retries that became due). */
+      pollIntervalMs: z.number().int().min(50).max(600_000).default(2000),
+      /** A job whose worker stops renewing its lease for this long is taken over by another. */
+      leaseSeconds: z.number().int().min(5).max(86_400).default(120),
+      /** Attempts of a scan that fails for a transient reason (a permanent one, such as a hostile layer, fails at once). */
+      maxAttempts: z.number().int().min(1).max(100).default(5),
+      retryInitialMs: z.number().int().positive().default(5000),
+      retryMaxMs: z.number().int().positive().default(600_000),
+      /** Key of the secret fingerprints (HMAC); set it to keep fingerprints unlinkable to other installations. */
+      secretsFingerprintKey: z.string().min(16).optional(),
+      /** Limits against tar and decompression bombs (see scanner/inventory/limits.ts). */
+      limits: z
+        .strictObject({
+          maxEntriesPerLayer: z.number().int().positive().default(500_000),
+          maxEntriesPerImage: z.number().int().positive().default(2_000_000),
+          maxLayerBytes: z.number().int().positive().default(32 * 1024 ** 3),
+          maxImageBytes: z.number().int().positive().default(128 * 1024 ** 3),
+          maxCompressionRatio: z.number().positive().default(200),
+        })
+        .prefault({}),
+      vulnerabilityData: z
+        .strictObject({
+          /** Findings computed with data older than this are reported as stale (a warning, and a fact for policy). */
+          maxAgeHours: z.number().positive().default(48),
+          /** How often the server checks whether an import elsewhere (CLI, another replica) replaced the database. */
+          reloadIntervalSeconds: z.number().int().nonnegative().default(30),
+        })
+        .prefault({}),
+      /** Stored inventories re-evaluated per page (one transaction) when the database changes. */
+      rematchPageSize: z.number().int().min(1).max(10_000).default(500),
+      sbom: z
+        .strictObject({
+          /** Attach SBOMs to each scanned image as OCI referrers. */
+          attach: z.boolean().default(true),
+          formats: z.array(z.enum(['cyclonedx', 'spdx'])).min(1).default(['cyclonedx', 'spdx']),
+          /** Host:port clients use, for the image purl's `repository_url` in SBOMs. */
+          registryHost: z.string().optional(),
+        })
+        .prefault({}),
+      exemptions: z
+        .strictObject({
+          /** Longest allowed lifetime of an exemption. */
+          maxDays: z.number().int().positive().max(3650).default(365),
+          /** Reports warn, and the log and an event tell, this long before an exemption expires. */
+          warnDays: z.number().int().nonnegative().default(14),
+        })
+        .prefault({}),
+      /** Re-scan (read the layers again) results of an older scanner version at start. */
+      rescanOnUpgrade: z.boolean().default(true),
+    })
+    .prefault({}),
   log: z
     .strictObject({
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

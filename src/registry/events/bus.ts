@@ -51,7 +51,35 @@ export type RegistryEvent =
   | (EventBase & { type: 'access.changed'; change: AccessChange; target: AccessTarget; detail?: Record<string, unknown> })
   /** A credential check at the token endpoint, /v2/ (Basic) or /api/v1; never carries the secret. */
   | (EventBase & { type: 'auth.succeeded'; username: string; method: AuthMethod })
-  | (EventBase & { type: 'auth.failed'; username: string; method: AuthMethod; reason: string });
+  | (EventBase & { type: 'auth.failed'; username: string; method: AuthMethod; reason: string })
+  /** The scanner finished an image (`failure`: with the reason, e.g. a hostile layer). */
+  | (EventBase & { type: 'scan.completed'; repository: string; digest: string; outcome: 'success' | 'failure'; reason?: string; packages?: number; summary?: ScanCounts; secrets?: number })
+  /** New vulnerability data changed an image's findings (re-evaluation, no layer read). */
+  | (EventBase & { type: 'scan.findings.changed'; repository: string; digest: string; database: string; summary: ScanCounts; newCritical: number; added: FindingBrief[]; removed: FindingBrief[]; changed: FindingBrief[] })
+  | (EventBase & { type: 'scan.exemption.created' | 'scan.exemption.revoked' | 'scan.exemption.expiring'; repository?: string; exemption: Record<string, unknown> })
+  | (EventBase & { type: 'vulndb.imported'; source: string; records: number; added: number; removed: number; changed: number });
+
+/** Findings of an image by severity. */
+export interface ScanCounts {
+  critical: number;
+  high: number;
+  medium: number;
+  low: number;
+  none: number;
+  unknown: number;
+  total: number;
+  fixable: number;
+  malicious: number;
+}
+
+export interface FindingBrief {
+  id: string;
+  severity: string;
+  package: string;
+  installedVersion: string;
+  fixAvailable: boolean;
+}
+
 
 export type AuthMethod = 'password' | 'token' | 'robot' | 'refresh';
 

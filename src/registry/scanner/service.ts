@@ -1,0 +1,553 @@
+/**
+ * The scanner as a capability module of the registry. It observes the core (never in its request
+ * path) and keeps its own durable state:
+ *
+ * - `manifest.pushed` of an image (or of an index: each platform image it lists) records the image
+ *   and queues a durable scan job keyed by digest; the handler only writes two small rows in the
+ *   scanner's own database, so pushes are not slowed;
+ * - a {@link JobWorker} with bounded concurrency claims jobs (lease + compare-and-set, safe for
+ *   several replicas), reads the manifest, configuration and layers from the stores, inventories
+ *   and matches, stores the result, attaches CycloneDX and SPDX SBOMs as OCI referrers (pushed
+ *   through the core's ManifestService, so `GET /v2/<name>/referrers/<digest>` lists them) and
+ *   publishes `scan.completed`;
+ * - a change of the vulnerability database (an import here, by the CLI, or by another replica)
+ *   queues one `rematch` job that re-evaluates every stored inventory page by page, without reading
+ *   a layer, and publishes `scan.findings.changed` for each image whose findings changed;
+ * - `manifest.deleted` forgets the image (its result when no repository holds it any more).
+ */
+import { randomUUID } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { setImmediate as yieldNow } from 'node:timers/promises';
+import { digestOf } from '../../oci/digest.ts';
+import { MediaType, manifestMediaTypes } from '../../oci/media-types.ts';
+import type { ManifestService } from '../distribution/manifests.ts';
+import type { UploadService } from '../distribution/uploads.ts';
+import type { EventBus, EventOf, RequestOrigin } from '../events/bus.ts';
+import type { BlobStore, MetadataStore } from '../storage/ports.ts';
+import { analyzeImage, SCANNER_VERSION } from './analyze.ts';
+import type { ConfigFinding } from './config-checks.ts';
+import { diffFindings, evaluationOf, inventoryOfInput, matchGroups } from './evaluation.ts';
+import { type ExemptionStore, exemptionView } from './exemptions.ts';
+import { classifyManifest, IMAGE_CONFIG_TYPES, imageFrom } from './image-source.ts';
+import { LayerError } from './inventory/errors.ts';
+import type { WalkLimits } from './inventory/limits.ts';
+import type { SecretFinding } from './inventory/secrets.ts';
+import { type ClaimedJob, type JobQueue, JobWorker, PermanentJobError, errorMessage } from './jobs.ts';
+import { buildReport, type ScanReport, type StoredInventory } from './report.ts';
+import { sbomBytes, sbomMediaType, type SbomFormat, type SbomSubject } from './sbom.ts';
+import type { Evaluation, ScanStore } from './store.ts';
+import type { VulnData } from './vulndata.ts';
+import type { ImportReport } from './vulndb/index.ts';
+
+export interface ScannerSettings {
+  concurrency: number;
+  pollIntervalMs: number;
+  leaseSeconds: number;
+  maxAttempts: number;
+  retryInitialMs: number;
+  retryMaxMs: number;
+  limits: Partial<WalkLimits>;
+  secretsKey?: string | undefined;
+  maxAgeSeconds: number;
+  reloadIntervalSeconds: number;
+  rematchPageSize: number;
+  sbom: { attach: boolean; formats: SbomFormat[]; registryHost?: string | undefined };
+  exemptions: { maxDays: number; warnDays: number };
+  rescanOnUpgrade: boolean;
+}
+
+export interface ScannerLogger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+export interface ScannerDeps {
+  store: ScanStore;
+  jobs: JobQueue;
+  exemptions: ExemptionStore;
+  vulns: VulnData;
+  meta: MetadataStore;
+  blobs: BlobStore;
+  events: EventBus;
+  /** Needed to attach SBOMs as referrers; without them SBOMs are only downloadable. */
+  uploads?: UploadService;
+  manifests?: ManifestService;
+  logger?: ScannerLogger;
+  now?: () => number;
+}
+
+export interface ScannerStats {
+  scansCompleted: number;
+  scansFailed: number;
+  /** Layer blobs opened for reading (a re-evaluation opens none). */
+  layersOpened: number;
+  rematches: number;
+  imagesReevaluated: number;
+  findingsChanged: number;
+  sbomsAttached: number;
+}
+
+export interface RematchReport {
+  evaluated: number;
+  changed: number;
+  durationMs: number;
+  database: string;
+}
+
+const silent: ScannerLogger = { info: () => undefined, warn: () => undefined, error: () => undefined };
+
+const REMATCH_JOB = 'rematch';
+
+function scanJobId(digest: string): string {
+  return `scan:${digest}`;
+}
+
+/** Who the scanner acts as when it pushes referrers. */
+function systemOrigin(): RequestOrigin {
+  return { clientAddress: '127.0.0.1', userAgent: `portcullis-scanner/${SCANNER_VERSION}`, requestId: randomUUID(), actor: { kind: 'system', name: 'scanner' } };
+}
+
+export class ScanService {
+  readonly stats: ScannerStats = { scansCompleted: 0, scansFailed: 0, layersOpened: 0, rematches: 0, imagesReevaluated: 0, findingsChanged: 0, sbomsAttached: 0 };
+  readonly #d: ScannerDeps;
+  readonly #s: ScannerSettings;
+  readonly #log: ScannerLogger;
+  readonly #now: () => number;
+  readonly worker: JobWorker;
+  readonly #unsubscribe: Array<() => void> = [];
+  #reloadTimer: NodeJS.Timeout | undefined;
+
+  constructor(deps: ScannerDeps, settings: ScannerSettings) {
+    this.#d = deps;
+    this.#s = settings;
+    this.#log = deps.logger ?? silent;
+    this.#now = deps.now ?? Date.now;
+    this.worker = new JobWorker(
+      deps.jobs,
+      { scan: (job, signal) => this.#runScan(job, signal), rematch: (_job, signal) => this.rematch(signal).then(() => undefined) },
+      { onGiveUp: (job, error) => this.#giveUp(job, error), onError: (error, job) => this.#log.error({ err: error, job: job?.id }, 'scanner job error') },
+      {
+        concurrency: settings.concurrency,
+        pollMs: settings.pollIntervalMs,
+        leaseMs: settings.leaseSeconds * 1000,
+        maxAttempts: settings.maxAttempts,
+        retryBaseMs: settings.retryInitialMs,
+        retryMaxMs: settings.retryMaxMs,
+        now: this.#now,
+      },
+    );
+  }
+
+  get exemptions(): ExemptionStore {
+    return this.#d.exemptions;
+  }
+
+  get vulns(): VulnData {
+    return this.#d.vulns;
+  }
+
+  get settings(): ScannerSettings {
+    return this.#s;
+  }
+
+  /** Subscribes to the core's events and starts the worker (and the database snapshot watch). */
+  async start(): Promise<void> {
+    const { events } = this.#d;
+    this.#unsubscribe.push(events.subscribe('manifest.pushed', (e) => this.onManifestPushed(e)));
+    this.#unsubscribe.push(events.subscribe('manifest.deleted', (e) => this.onManifestDeleted(e)));
+    // Findings computed with another database (an import while this server was down) are re-evaluated.
+    if (await this.#d.store.needsRematch(this.#d.vulns.identity().hash)) await this.enqueueRematch();
+    if (this.#s.rescanOnUpgrade) await this.enqueueOutdated();
+    this.worker.start();
+    if (this.#s.reloadIntervalSeconds > 0) {
+      this.#reloadTimer = setInterval(() => {
+        this.#d.vulns
+          .refresh()
+          .then((changed) => (changed ? this.enqueueRematch() : undefined))
+          .catch((error) => this.#log.error({ err: error }, 'vulnerability database reload failed'));
+        this.#warnExpiringExemptions().catch((error) => this.#log.error({ err: error }, 'exemption expiry check failed'));
+      }, this.#s.reloadIntervalSeconds * 1000);
+      this.#reloadTimer.unref();
+    }
+  }
+
+  async stop(): Promise<void> {
+    for (const u of this.#unsubscribe.splice(0)) u();
+    if (this.#reloadTimer) clearInterval(this.#reloadTimer);
+    await this.worker.stop();
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Events
+
+  /** Queues a scan of a pushed image, or of each image an index lists. */
+  async onManifestPushed(e: EventOf<'manifest.pushed'>): Promise<void> {
+    if (e.mediaType === MediaType.ociIndex || e.mediaType === MediaType.dockerManifestList) {
+      await this.#d.store.recordImage(e.repository, e.digest, e.mediaType, this.#now());
+      const record = await this.#d.meta.getManifest(e.repository, e.digest);
+      const kind = record ? classifyManifest(record.content) : undefined;
+      if (kind?.kind !== 'index') return;
+      for (const child of kind.manifests) {
+        if (child.mediaType === MediaType.ociManifest || child.mediaType === MediaType.dockerManifest) await this.enqueueScan(e.repository, child.digest, child.mediaType);
+      }
+      return;
+    }
+    // Artifacts (signatures, SBOMs, attestations, our own referrers) are not images.
+    if (e.artifactType !== undefined && !IMAGE_CONFIG_TYPES.includes(e.artifactType)) return;
+    if (!manifestMediaTypes.includes(e.mediaType)) return;
+    await this.enqueueScan(e.repository, e.digest, e.mediaType);
+  }
+
+  async onManifestDeleted(e: EventOf<'manifest.deleted'>): Promise<void> {
+    await this.#d.store.forgetImage(e.repository, e.digest);
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Queueing
+
+  /** Records the image and queues its scan (a no-op scan when a current result exists, which then only attaches SBOMs there). */
+  async enqueueScan(repository: string, digest: string, mediaType: string, options: { force?: boolean } = {}): Promise<void> {
+    const now = this.#now();
+    await this.#d.store.recordImage(repository, digest, mediaType, now);
+    const status = await this.#d.store.status(digest);
+    if (options.force || status === undefined || status.status === 'failed') await this.#d.store.markQueued(digest, now);
+    await this.#d.jobs.enqueue({ id: scanJobId(digest), kind: 'scan', repository, digest, payload: { force: options.force === true }, priority: 1 }, now, { replace: options.force === true });
+    this.worker.wake();
+  }
+
+  /** Queues re-evaluation of every stored inventory against the current database (one job, however often asked). */
+  async enqueueRematch(): Promise<void> {
+    await this.#d.jobs.enqueue({ id: REMATCH_JOB, kind: 'rematch', priority: 0, payload: { requestedAt: this.#now() } }, this.#now(), { replace: true });
+    this.worker.wake();
+  }
+
+  /** Queues a full re-scan (layers read again) of results made by an older scanner version. */
+  async enqueueOutdated(limit = 100_000): Promise<number> {
+    let after = '';
+    let n = 0;
+    while (n < limit) {
+      const digests = await this.#d.store.outdated(SCANNER_VERSION, after, 500);
+      if (digests.length === 0) break;
+      for (const digest of digests) {
+        const repository = (await this.#d.store.repositoriesOf(digest))[0];
+        if (repository === undefined) continue;
+        const image = await this.#d.store.image(repository, digest);
+        await this.enqueueScan(repository, digest, image?.mediaType ?? MediaType.ociManifest, { force: true });
+        n++;
+      }
+      after = digests.at(-1)!;
+    }
+    return n;
+  }
+
+  /** Queues a full re-scan of an image (or of each image of an index), on request. */
+  async rescan(repository: string, digest: string, mediaType: string, origin: RequestOrigin): Promise<void> {
+    if (mediaType === MediaType.ociIndex || mediaType === MediaType.dockerManifestList) {
+      const record = await this.#d.meta.getManifest(repository, digest);
+      const kind = record ? classifyManifest(record.content) : undefined;
+      for (const child of kind?.kind === 'index' ? kind.manifests : []) {
+        if (child.mediaType === MediaType.ociManifest || child.mediaType === MediaType.dockerManifest) await this.enqueueScan(repository, child.digest, child.mediaType, { force: true });
+      }
+    } else await this.enqueueScan(repository, digest, mediaType, { force: true });
+    this.#log.info({ repository, digest, actor: origin.actor }, 're-scan requested');
+  }
+
+  /** Results by status (all replicas). */
+  resultCounts(): ReturnType<ScanStore['counts']> {
+    return this.#d.store.counts();
+  }
+
+  /** Jobs waiting or running (all replicas). */
+  pendingJobs(): Promise<number> {
+    return this.#d.jobs.pending();
+  }
+
+  /** Imports vulnerability data (path or URL) and queues re-evaluation when it changed anything. */
+  async importVulnData(location: string, options: { force?: boolean } = {}): Promise<ImportReport> {
+    const report = await this.#d.vulns.import(location, { force: options.force === true });
+    if (report.status === 'imported') {
+      const c = report.changes;
+      this.#d.events.publish({ type: 'vulndb.imported', at: new Date(), origin: undefined, source: report.source, records: report.meta?.records ?? 0, added: c.added.length, removed: c.removed.length, changed: c.changed.length });
+      await this.enqueueRematch();
+    }
+    return report;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Scanning
+
+  async #runScan(job: ClaimedJob, signal: AbortSignal): Promise<void> {
+    const digest = job.digest!;
+    const store = this.#d.store;
+    const repositories = await store.repositoriesOf(digest);
+    let found: { repository: string; content: Buffer; mediaType: string } | undefined;
+    for (const repository of repositories) {
+      const record = await this.#d.meta.getManifest(repository, digest);
+      if (record) {
+        found = { repository, content: record.content, mediaType: record.mediaType };
+        break;
+      }
+      await store.forgetImage(repository, digest);
+    }
+    if (!found) return; // deleted everywhere meanwhile
+    const kind = classifyManifest(found.content);
+    if (kind.kind !== 'image') {
+      await store.markFailed(digest, `not an image: ${kind.kind === 'other' ? kind.reason : 'an index'}`, this.#now());
+      return;
+    }
+    const existing = await store.result(digest);
+    const current = existing?.status === 'complete' && existing.scannerVersion === SCANNER_VERSION;
+    if (!current || job.payload.force === true) {
+      await store.markRunning(digest, this.#now());
+      const openBlob = (d: string) => this.#d.blobs.read(d);
+      let source;
+      try {
+        source = await imageFrom(digest, kind, openBlob, { skipNonDistributable: true });
+      } catch (error) {
+        throw new PermanentJobError(`unreadable image configuration: ${errorMessage(error)}`);
+      }
+      for (const layer of source.layers) {
+        const open = layer.open!;
+        layer.open = () => {
+          this.stats.layersOpened++;
+          return open();
+        };
+      }
+      await this.#d.vulns.refresh();
+      let analysis;
+      try {
+        analysis = await analyzeImage(source, this.#d.vulns.matcher, this.#d.vulns.identity(), {
+          limits: this.#s.limits,
+          signal,
+          ...(this.#s.secretsKey !== undefined ? { secretsKey: this.#s.secretsKey } : {}),
+        });
+      } catch (error) {
+        // A hostile or corrupt layer is a verdict on the image: retrying cannot help.
+        if (error instanceof LayerError && error.code !== 'read-failed' && error.code !== 'aborted') throw new PermanentJobError(`${error.code}: ${error.message}`);
+        throw error;
+      }
+      const now = this.#now();
+      await store.saveScan(digest, analysis, now);
+      this.stats.scansCompleted++;
+      const s = analysis.evaluation.summary;
+      this.#log.info({ digest, repository: found.repository, packages: analysis.inventory.packages.length, findings: s.total, critical: s.bySeverity.critical }, 'image scanned');
+      for (const repository of await store.repositoriesOf(digest)) {
+        this.#d.events.publish({
+          type: 'scan.completed',
+          at: new Date(now),
+          origin: undefined,
+          repository,
+          digest,
+          outcome: 'success',
+          packages: analysis.inventory.packages.length,
+          summary: { ...s.bySeverity, total: s.total, fixable: s.fixable, malicious: s.malicious },
+          secrets: analysis.secrets.length,
+        });
+      }
+    }
+    if (this.#s.sbom.attach) await this.#attachSboms(digest, signal);
+  }
+
+  async #giveUp(job: ClaimedJob, error: unknown): Promise<void> {
+    if (job.kind !== 'scan' || job.digest === undefined) {
+      this.#log.error({ err: error, job: job.id }, 'scanner job failed for good');
+      return;
+    }
+    const reason = errorMessage(error);
+    await this.#d.store.markFailed(job.digest, reason, this.#now());
+    this.stats.scansFailed++;
+    this.#log.warn({ digest: job.digest, reason }, 'image scan failed');
+    for (const repository of await this.#d.store.repositoriesOf(job.digest)) {
+      this.#d.events.publish({ type: 'scan.completed', at: new Date(), origin: undefined, repository, digest: job.digest, outcome: 'failure', reason });
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // SBOMs
+
+  /** The SBOM of a stored scan, or undefined when there is no complete scan. */
+  async sbom(repository: string, digest: string, format: SbomFormat): Promise<Buffer | undefined> {
+    const r = await this.#d.store.result(digest);
+    if (!r || r.completedAt === undefined || !r.inventory) return undefined;
+    const inv = r.inventory as StoredInventory;
+    const subject: SbomSubject = { name: repository, digest, scannedAt: new Date(r.completedAt).toISOString(), os: r.os, registryHost: this.#s.sbom.registryHost, toolVersion: SCANNER_VERSION };
+    return sbomBytes(format, subject, inv.packages, inv.layers);
+  }
+
+  /** Pushes the SBOMs of `digest` as referrer artifacts into every repository holding it (idempotent). */
+  async #attachSboms(digest: string, signal: AbortSignal): Promise<void> {
+    const { uploads, manifests } = this.#d;
+    if (!uploads || !manifests) return;
+    for (const repository of await this.#d.store.repositoriesOf(digest)) {
+      if (signal.aborted) return;
+      const image = await this.#d.meta.getManifest(repository, digest);
+      if (!image) continue;
+      const row = await this.#d.store.image(repository, digest);
+      const referrers: Record<string, string> = {};
+      for (const format of this.#s.sbom.formats) {
+        const bytes = await this.sbom(repository, digest, format);
+        if (!bytes) return;
+        try {
+          referrers[format] = await this.#pushReferrer(repository, { digest, mediaType: image.mediaType, size: image.size }, format, bytes);
+        } catch (error) {
+          this.#log.warn({ err: error, repository, digest, format }, 'could not attach the SBOM');
+          continue;
+        }
+        const previous = row?.referrers?.[format];
+        if (previous !== undefined && previous !== referrers[format]) {
+          // A re-scan replaces the SBOM; the old one goes when deletion is allowed.
+          await manifests.delete(repository, previous, systemOrigin()).catch(() => undefined);
+        }
+      }
+      if (JSON.stringify(row?.referrers ?? {}) !== JSON.stringify(referrers)) {
+        await this.#d.store.setReferrers(repository, digest, referrers);
+        this.stats.sbomsAttached += Object.keys(referrers).length;
+      }
+    }
+  }
+
+  async #pushReferrer(repository: string, subject: { digest: string; mediaType: string; size: number }, format: SbomFormat, bytes: Buffer): Promise<string> {
+    const { uploads, manifests } = this.#d;
+    const origin = systemOrigin();
+    const empty = Buffer.from('{}');
+    const emptyDigest = digestOf(empty);
+    const blobDigest = digestOf(bytes);
+    for (const [digest, content] of [
+      [emptyDigest, empty],
+      [blobDigest, bytes],
+    ] as const) {
+      if (!(await this.#d.meta.linkedBlob(repository, digest))) await uploads!.monolithic(repository, digest, Readable.from([content]), content.length, origin);
+    }
+    const mediaType = sbomMediaType(format);
+    const r = await this.#d.store.result(subject.digest);
+    const manifest = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: MediaType.ociManifest,
+        artifactType: mediaType,
+        config: { mediaType: MediaType.ociEmpty, digest: emptyDigest, size: 2, data: 'e30=' },
+        layers: [{ mediaType, digest: blobDigest, size: bytes.length, annotations: { 'org.opencontainers.image.title': format === 'cyclonedx' ? 'sbom.cdx.json' : 'sbom.spdx.json' } }],
+        subject,
+        annotations: {
+          'org.opencontainers.image.created': new Date(r?.completedAt ?? 0).toISOString(),
+          'dev.portcullis.sbom.format': format === 'cyclonedx' ? 'CycloneDX 1.6' : 'SPDX 2.3',
+          'dev.portcullis.scanner.version': SCANNER_VERSION,
+        },
+      }),
+    );
+    const digest = digestOf(manifest);
+    await manifests!.put(repository, digest, manifest, MediaType.ociManifest, origin);
+    return digest;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Re-evaluation
+
+  /**
+   * Re-evaluates every stored inventory not yet evaluated against the current database: pages of
+   * compact match inputs, matched with the shared matcher, compared by fingerprint; only changed
+   * images get their findings rewritten (and an event). No layer is read.
+   */
+  async rematch(signal?: AbortSignal): Promise<RematchReport> {
+    const started = performance.now();
+    await this.#d.vulns.refresh();
+    const matcher = this.#d.vulns.matcher;
+    const db = this.#d.vulns.identity();
+    let after = '';
+    let evaluated = 0;
+    let changedCount = 0;
+    for (;;) {
+      signal?.throwIfAborted();
+      const rows = await this.#d.store.rematchPage(after, this.#s.rematchPageSize, db.hash);
+      if (rows.length === 0) break;
+      after = rows.at(-1)!.digest;
+      const changed: Array<{ digest: string; revision: number; evaluation: Evaluation }> = [];
+      const unchanged: string[] = [];
+      for (const row of rows) {
+        const inventory = inventoryOfInput(row.matchInput);
+        const { groups, fingerprint } = matchGroups(matcher, inventory);
+        if (fingerprint === row.fingerprint) unchanged.push(row.digest);
+        else changed.push({ digest: row.digest, revision: row.revision, evaluation: evaluationOf(inventory, groups, fingerprint, db) });
+      }
+      const before = await this.#d.store.findingsOf(changed.map((c) => c.digest));
+      const written = await this.#d.store.applyEvaluations(changed, unchanged, db, this.#now());
+      evaluated += rows.length;
+      for (const c of changed) {
+        if (!written.has(c.digest)) continue;
+        changedCount++;
+        await this.#publishChange(c.digest, before.get(c.digest)?.findings ?? [], c.evaluation, db.hash);
+      }
+      // Let requests in between pages (SQLite reads are synchronous).
+      await yieldNow();
+    }
+    this.stats.rematches++;
+    this.stats.imagesReevaluated += evaluated;
+    this.stats.findingsChanged += changedCount;
+    const report = { evaluated, changed: changedCount, durationMs: Math.round(performance.now() - started), database: db.hash };
+    if (evaluated > 0) this.#log.info({ rematch: report }, 'stored inventories re-evaluated');
+    return report;
+  }
+
+  async #publishChange(digest: string, before: Evaluation['findings'], evaluation: Evaluation, database: string): Promise<void> {
+    const change = diffFindings(before, evaluation.findings);
+    if (change.added.length + change.removed.length + change.changed.length === 0) return;
+    const brief = (f: Evaluation['findings'][number]) => ({ id: f.id, severity: f.severity, package: f.packageName, installedVersion: f.installedVersion, fixAvailable: f.fixAvailable });
+    const repositories = await this.#d.store.repositoriesOf(digest);
+    const s = evaluation.summary;
+    for (const repository of repositories) {
+      this.#d.events.publish({
+        type: 'scan.findings.changed',
+        at: new Date(),
+        origin: undefined,
+        repository,
+        digest,
+        database,
+        summary: { ...s.bySeverity, total: s.total, fixable: s.fixable, malicious: s.malicious },
+        newCritical: change.added.filter((f) => f.severity === 'critical' || f.malicious).length,
+        added: change.added.slice(0, 100).map(brief),
+        removed: change.removed.slice(0, 100).map(brief),
+        changed: change.changed.slice(0, 100).map(brief),
+      });
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Reports
+
+  /** The report of `digest` as seen from `repository`, or undefined when the registry never queued it. */
+  async report(repository: string, digest: string): Promise<ScanReport | undefined> {
+    const r = await this.#d.store.result(digest);
+    if (!r) return undefined;
+    const now = this.#now();
+    return buildReport({
+      repository,
+      digest,
+      status: r.status,
+      reason: r.reason,
+      completedAt: r.completedAt,
+      scannerVersion: r.scannerVersion,
+      os: r.os,
+      inventory: r.inventory as StoredInventory | undefined,
+      findings: r.findings,
+      secrets: r.secrets as SecretFinding[],
+      configFindings: r.configFindings as ConfigFinding[],
+      dbHash: r.dbHash,
+      dbUpdatedAt: r.dbUpdatedAt,
+      evaluatedAt: r.evaluatedAt,
+      currentDbHash: this.#d.vulns.identity().hash,
+      maxAgeSeconds: this.#s.maxAgeSeconds,
+      exemptions: await this.#d.exemptions.inForce(repository, now),
+      exemptionWarnDays: this.#s.exemptions.warnDays,
+      now,
+    });
+  }
+
+  async #warnExpiringExemptions(): Promise<void> {
+    const now = this.#now();
+    for (const e of await this.#d.exemptions.takeExpiring(now + this.#s.exemptions.warnDays * 86_400_000, now)) {
+      this.#log.warn({ exemption: e.id, vulnerability: e.vulnerability, owner: e.owner, expiresAt: new Date(e.expiresAt).toISOString() }, 'an exemption expires soon');
+      this.#d.events.publish({ type: 'scan.exemption.expiring', at: new Date(now), origin: undefined, ...(e.repository !== undefined ? { repository: e.repository } : {}), exemption: exemptionView(e) });
+    }
+  }
+}
