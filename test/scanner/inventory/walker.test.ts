@@ -159,6 +159,13 @@ describe('symlinks and hard links', () => {
       },
     );
     assert.ok(seen.includes('srv/data/db') && seen.includes('var/lib/data/db'));
+    // Hundreds of other symlinks (busybox applets) do not crowd the directory links out.
+    const applets = Array.from({ length: 400 }, (_, i) => ({ name: `bin/applet${i}`, type: 'symlink' as const, linkname: '/bin/busybox' }));
+    const r = await view(
+      [await layer([...applets, { name: 'lib', type: 'symlink', linkname: 'usr/lib' }]), await layer([{ name: 'usr/lib/foo/db', content: 'found' }])],
+      (p) => (p === 'lib/foo/db' ? text() : undefined),
+    );
+    assert.equal(r.files['usr/lib/foo/db'], 'found');
   });
 
   it('hard links share the analysed content of their target', async () => {

@@ -403,8 +403,11 @@ class EntryHandler {
   private readonly base: Map<string, ViewNode>;
   /** Proper ancestors of base nodes, rebuilt per layer. */
   private readonly baseAncestors: Set<string>;
-  /** Symlinks with short paths (e.g. `lib` -> `usr/lib`) whose targets give selection aliases. */
-  private readonly dirLinks: Array<{ link: string; target: string }>;
+  /**
+   * Symlinks that may point at directories, by resolved target (`usr/lib` -> [`lib`]): a file under
+   * a target is also reachable under each link, and analyzers may know it by that name.
+   */
+  private readonly linksByTarget: Map<string, string[]>;
 
   constructor(layer: LayerInput, index: number, state: ImageState, delta: LayerDelta) {
     this.layer = layer;
@@ -414,7 +417,7 @@ class EntryHandler {
     this.base = state.view.nodes;
     this.baseAncestors = new Set();
     for (const k of this.base.keys()) for (const a of ancestors(k)) this.baseAncestors.add(a);
-    this.dirLinks = [];
+    this.linksByTarget = new Map();
     for (const n of this.base.values()) if (n.type === 'symlink') this.noteDirLink(n);
   }
 
@@ -579,11 +582,12 @@ class EntryHandler {
   private select(path: string, info: EntryInfo): FileInterest | undefined {
     const sel = this.state.options.select;
     const direct = sel(path, info);
-    if (direct !== undefined) return direct;
-    for (const { link, target } of this.dirLinks) {
-      if (path.length > target.length && path.startsWith(target) && path.charCodeAt(target.length) === 47 /* / */) {
-        const alias = link + path.slice(target.length);
-        const r = sel(alias, info);
+    if (direct !== undefined || this.linksByTarget.size === 0) return direct;
+    for (const dir of ancestors(path)) {
+      const links = this.linksByTarget.get(dir);
+      if (links === undefined) continue;
+      for (const link of links) {
+        const r = sel(link + path.slice(dir.length), info);
         if (r !== undefined) return r;
       }
     }
@@ -591,18 +595,19 @@ class EntryHandler {
   }
 
   private noteDirLink(node: ViewNode): void {
-    if (this.dirLinks.length >= 64) return;
+    if (this.linksByTarget.size >= 4096) return;
     let depth = 1;
     for (let i = node.path.indexOf('/'); i !== -1; i = node.path.indexOf('/', i + 1)) depth++;
-    if (depth > 4) return;
+    if (depth > 8) return;
     const t = node.target ?? '';
     if (t === '' || /\.[a-z0-9]{1,5}$/i.test(t)) return; // looks like a file
     const start = t.startsWith('/') ? t : joinPath(dirname(node.path), t);
     const r = resolveInRoot(start, (p) => this.symlinkTarget(p), this.state.limits.maxSymlinkHops);
     if (!r.ok || r.path === '' || r.path === node.path) return;
-    const existing = this.dirLinks.findIndex((d) => d.link === node.path);
-    if (existing !== -1) this.dirLinks.splice(existing, 1);
-    this.dirLinks.push({ link: node.path, target: r.path });
+    const links = this.linksByTarget.get(r.path) ?? [];
+    if (links.length >= 8 || links.includes(node.path)) return;
+    links.push(node.path);
+    this.linksByTarget.set(r.path, links);
   }
 
   /** Node at `path` as this layer sees it: its own entries first, then what lower layers left. */
