@@ -289,6 +289,13 @@ describe('aborted requests › a client dying in the middle of an upload', () =>
     },
   );
 
+  test('an error answer to a request without a body (a 404, a 401 challenge) keeps the connection open', { todo: deviation('distribution', 'Go closes differently') }, async () => {
+    const repo = uniqueRepo('keepalive');
+    const missing = await client.get(`/v2/${repo}/manifests/absent`);
+    expectError(missing, 404, ['MANIFEST_UNKNOWN', 'NAME_UNKNOWN']);
+    assert.notEqual(missing.header('connection'), 'close');
+  });
+
   test('spec §Push: a monolithic PUT aborted midway stores no blob; a later complete push succeeds', async () => {
     const repo = uniqueRepo('abort-put');
     const content = randomBytesOf(128 * 1024, 'abort-put');

@@ -200,6 +200,8 @@ export function registryErrorHandler(error: unknown, request: FastifyRequest, re
   }
   if (registryError.status >= 500 && registryError.code !== 'INTERNAL') request.log.warn({ err: registryError.cause ?? registryError }, registryError.message);
   // Unread request bytes would otherwise be parsed as the next request on a keep-alive connection.
-  if (!request.raw.readableEnded && !request.raw.destroyed) reply.header('Connection', 'close');
+  // A request without a body (most 401s) keeps its connection.
+  const declaresBody = request.headers['transfer-encoding'] !== undefined || (request.headers['content-length'] ?? '0') !== '0';
+  if (declaresBody && !request.raw.readableEnded && !request.raw.destroyed) reply.header('Connection', 'close');
   return reply.code(registryError.status).headers({ ...apiVersionHeader, ...registryError.headers, 'Content-Type': 'application/json' }).send(JSON.stringify(registryError.toJSON()));
 }
