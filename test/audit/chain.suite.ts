@@ -374,6 +374,21 @@ export function runAuditSuite(backend: string, open: FixtureFactory): void {
     assert.equal(await f.store.deadLetterCount(), 1);
   });
 
+  withFixture('bus events: observations are dropped when the queue is full, security events never', async (f) => {
+    const { EventBus } = await import('../../src/registry/events/bus.ts');
+    const events = new EventBus();
+    const log = f.log({ maxQueue: 5, flushIntervalMs: 10_000 });
+    log.subscribe(events);
+    const origin = { clientAddress: '192.0.2.1', userAgent: 'x', requestId: 'r', actor: { kind: 'anonymous' as const } };
+    for (let i = 0; i < 20; i++) events.publish({ type: 'manifest.pulled', at: new Date(), origin, repository: 'a/b', digest: `sha256:${'1'.repeat(64)}`, mediaType: 'm', tag: undefined });
+    for (let i = 0; i < 10; i++) events.publish({ type: 'auth.failed', at: new Date(), origin, username: `u${i}`, method: 'password', reason: 'bad password' });
+    await new Promise((resolve) => setImmediate(resolve));
+    await log.close();
+    assert.equal((await f.store.query({ action: 'auth.failed', limit: 100 })).length, 10);
+    assert.equal((await f.store.query({ action: 'manifest.pulled', limit: 100 })).length, 5);
+    assert.equal(log.stats().dropped, 15);
+  });
+
   withFixture('concurrent writers (two replicas) form one chain', async (f) => {
     const other = await f.openStore();
     const a = f.log({ batchSize: 7 });

@@ -14,8 +14,8 @@ const envelope = new Set(['type', 'at', 'origin', 'repository', 'digest', 'tag',
 /** The actor of a request origin; the registry itself when there is none (GC, expiry). */
 export function actorOf(origin: RequestOrigin | undefined): AuditActor {
   if (!origin) return { kind: 'system', name: 'portcullis' };
-  const actor = origin.actor as RequestOrigin['actor'] & { auth?: string; method?: string };
-  return { kind: actor.kind, name: actor.name, auth: actor.auth ?? actor.method ?? (actor.kind === 'anonymous' ? 'none' : undefined) };
+  const actor = origin.actor;
+  return { kind: actor.kind, name: actor.name, auth: actor.auth ?? (actor.kind === 'anonymous' ? 'none' : undefined) };
 }
 
 /** The who/where part of an entry, from a request origin. */

@@ -50,6 +50,8 @@ export interface AuditLogStats {
   lastError: string | undefined;
 }
 
+const CRITICAL = /^(auth|access|policy|admission|config|audit)\./;
+
 interface Pending {
   fields: RecordFields;
   resolve?: (value: { seq: number }) => void;
@@ -89,10 +91,18 @@ export class AuditLog implements AuditAppender {
     }
   }
 
-  /** Records every bus event (after commit, off the request path). Returns the unsubscribe function. */
+  /**
+   * Records every bus event (after commit, off the request path). Security decisions and
+   * administration (`auth.*`, `access.*`, `policy.*`, `admission.*`, `config.*`, `audit.*`) are
+   * written at once and never dropped; observations (pulls, pushes, ...) are batched and may be
+   * dropped when the queue is full. Returns the unsubscribe function.
+   */
   subscribe(events: EventBus): () => void {
     return events.subscribe('*', (event) => {
-      for (const entry of entriesFromEvent(event)) this.record(entry);
+      for (const entry of entriesFromEvent(event)) {
+        if (CRITICAL.test(entry.action)) this.append(entry).catch((error) => this.#onError(error));
+        else this.record(entry);
+      }
     });
   }
 

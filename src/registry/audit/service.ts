@@ -70,6 +70,7 @@ export class Audit {
   readonly settings: AuditSettings;
   readonly #unsubscribe: () => void;
   readonly #timers: NodeJS.Timeout[] = [];
+  readonly #running = new Set<Promise<unknown>>();
   readonly #logger: Logger;
 
   private constructor(parts: { store: SqlAuditStore; log: AuditLog; signer: AuditSigner; retention: AuditRetention | undefined; forwarders: Forwarder[]; settings: AuditSettings; unsubscribe: () => void; logger: Logger }) {
@@ -127,9 +128,13 @@ export class Audit {
     const timer = setInterval(() => {
       if (running) return;
       running = true;
-      fn()
+      const run = fn()
         .catch((error) => this.#logger.error({ err: error }, 'audit: maintenance failed'))
-        .finally(() => (running = false));
+        .finally(() => {
+          running = false;
+          this.#running.delete(run);
+        });
+      this.#running.add(run);
     }, ms);
     timer.unref();
     this.#timers.push(timer);
@@ -149,6 +154,7 @@ export class Audit {
   /** Stops forwarding and maintenance, writes what is queued and signs a final checkpoint. */
   async close(): Promise<void> {
     for (const timer of this.#timers) clearInterval(timer);
+    await Promise.all(this.#running);
     this.#unsubscribe();
     await Promise.all(this.forwarders.map((f) => f.stop()));
     try {

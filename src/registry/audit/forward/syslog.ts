@@ -93,6 +93,9 @@ export class SyslogTransport implements Transport {
   readonly #format: Parameters<typeof formatSyslog>[1];
   #socket: Socket | undefined;
   #connecting: Promise<Socket> | undefined;
+  /** The socket being connected (destroyed by close()). */
+  #pending: Socket | undefined;
+  #closed = false;
   /** Records written on the current connection within the settle window. */
   #recent: Array<{ seq: number; at: number }> = [];
   #broken = false;
@@ -121,6 +124,8 @@ export class SyslogTransport implements Transport {
             key: s.keyFile ? readFileSync(s.keyFile) : undefined,
           })
         : netConnect({ host: this.#host, port: this.#port });
+      this.#pending = socket;
+      if (this.#closed) socket.destroy(new Error('syslog transport closed'));
       const timer = setTimeout(() => socket.destroy(new Error(`connect timeout after ${s.connectTimeoutMs} ms`)), s.connectTimeoutMs);
       const fail = (error: Error) => {
         clearTimeout(timer);
@@ -148,6 +153,7 @@ export class SyslogTransport implements Transport {
       });
     }).finally(() => {
       this.#connecting = undefined;
+      this.#pending = undefined;
     });
     return this.#connecting;
   }
@@ -188,6 +194,8 @@ export class SyslogTransport implements Transport {
   }
 
   async close(): Promise<void> {
+    this.#closed = true;
+    this.#pending?.destroy(new Error('syslog transport closed'));
     const socket = this.#socket;
     this.#socket = undefined;
     if (!socket || socket.destroyed) return;
