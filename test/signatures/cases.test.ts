@@ -49,7 +49,7 @@ import {
   SIG_DIR,
   cosignSigManifest,
   fx,
-  parseContainersImageSignature,
+  containersImageLayers,
   read,
   readJson,
   readText,
@@ -227,16 +227,7 @@ function runKeyImportCase(c: Case): Outcome {
 async function runContainersImageCase(c: Case): Promise<Outcome> {
   const vw = c.verify_with ?? {};
   const blobs = new MemoryBlobs();
-  const layers: { descriptor: Record<string, unknown>; payload: Buffer }[] = [];
-  if (c.files['signature']) {
-    const s = parseContainersImageSignature(read(c.files['signature']));
-    layers.push({ descriptor: { mediaType: s.mimeType, digest: digestOf(s.payload), size: s.payload.length, annotations: s.annotations }, payload: s.payload });
-  } else {
-    for (const s of c.signatures ?? []) {
-      const n = s['signature'] as string;
-      layers.push({ descriptor: readJson(c.files[`${n}.layer_descriptor`] as string), payload: read(c.files[`${n}.payload`] as string) });
-    }
-  }
+  const layers = containersImageLayers(c);
   const manifest = cosignSigManifest(blobs, layers);
   // the image digest as the registry computes it (sha256 of the stored manifest bytes)
   const imageDigest: string = c.files['image_manifest'] ? digestOf(read(c.files['image_manifest'])) : c.subject?.['payload_docker_manifest_digest'];

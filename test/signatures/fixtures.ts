@@ -102,3 +102,15 @@ export class OciLayout {
     return idx.manifests.find((m) => m.annotations?.['org.opencontainers.image.ref.name'] === name)?.digest;
   }
 }
+
+/** The `.sig` layers (descriptor + payload) of a containers/image case: one signature file, or numbered layer descriptors and payloads. */
+export function containersImageLayers(c: { files: Record<string, string>; signatures?: Record<string, unknown>[] }): { descriptor: Record<string, unknown>; payload: Buffer }[] {
+  if (c.files['signature']) {
+    const s = parseContainersImageSignature(read(c.files['signature']));
+    return [{ descriptor: { mediaType: s.mimeType, digest: digestOf(s.payload), size: s.payload.length, annotations: s.annotations }, payload: s.payload }];
+  }
+  return (c.signatures ?? []).map((s) => {
+    const n = s['signature'] as string;
+    return { descriptor: readJson<Record<string, unknown>>(c.files[`${n}.layer_descriptor`] as string), payload: read(c.files[`${n}.payload`] as string) };
+  });
+}

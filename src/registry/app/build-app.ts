@@ -34,6 +34,7 @@ import type { BlobStore, MetadataStore } from '../storage/ports.ts';
 import type { SqlDriver } from '../storage/sql/driver.ts';
 import { SqlMetadataStore } from '../storage/sql/sql-metadata-store.ts';
 import { SqliteDriver } from '../storage/sqlite/sqlite-driver.ts';
+import { MemorySignatureStore, registerSignatureRoutes, type SignatureAuthorizer, signatureAuthorizer, signaturePullGate, SignatureService, signatureSettings, type SignatureStore, SqlSignatureStore } from '../signatures/index.ts';
 
 /** The stores chosen by configuration (the only place that names concrete backends). */
 export interface Stores {
@@ -41,6 +42,8 @@ export interface Stores {
   meta: MetadataStore;
   /** Projects, users, robots, tokens, signing keys (same database as `meta`); needed when auth.mode is token. */
   access?: AccessStore;
+  /** Trust policies, verdicts (same database as `meta`); in memory when absent. */
+  signatures?: SignatureStore;
   close(): Promise<void>;
 }
 
@@ -69,7 +72,7 @@ export async function openStores(config: Config): Promise<Stores> {
   await meta.migrate();
   const access = new SqlAccessStore(driver);
   await access.migrate();
-  return { blobs, meta, access, close: () => meta.close() };
+  return { blobs, meta, access, signatures: new SqlSignatureStore(driver), close: () => meta.close() };
 }
 
 /**
@@ -119,6 +122,8 @@ export interface Registry {
   audit: Audit | undefined;
   /** Identity and access (absent when auth.mode is none). */
   access: AccessService | undefined;
+  /** Signatures, trust policies and the pull gate (absent when signatures.enabled is false). */
+  signatures: SignatureService | undefined;
   /** Vulnerability scanning (absent when scanner.enabled is false). */
   scanner: ScanService | undefined;
   /** Set when this start created the first administrator; `generatedPassword` must be shown once. */
@@ -162,6 +167,7 @@ export async function buildRegistry(
   const uploads = new UploadService({ blobs: stores.blobs, meta: stores.meta, events }, { blobMaxBytes: config.limits.blobMaxBytes, blobGraceMs });
   let accessControl: RegistryAccessControl | undefined;
   let access: AccessService | undefined;
+  let signatureAuthorize: SignatureAuthorizer | undefined;
   let adminBootstrap: Registry['adminBootstrap'];
   let keys: SigningKeys | undefined;
   let registerAuthRoutes = async () => undefined;
@@ -193,6 +199,7 @@ export async function buildRegistry(
     if (bootstrap.created) adminBootstrap = { generatedPassword: bootstrap.generatedPassword };
     const admin = new Administration({ access, meta: stores.meta, events }, { robotMaxLifetimeDays: a.robots.maxLifetimeDays, tokenMaxLifetimeDays: a.personalTokens.maxLifetimeDays });
     const authDeps = { access, tokens, keys, admin };
+    signatureAuthorize = signatureAuthorizer(identifyRequest(authDeps), access);
     scannerAuthorize = accessAuthorizer({ access, identify: identifyRequest(authDeps) });
     // The audit API is for system administrators (unless the caller decides otherwise).
     auditAuthorize ??= requireAction(identifyRequest(authDeps), access, 'audit.read', { kind: 'system' });
@@ -219,6 +226,14 @@ export async function buildRegistry(
   if (audit && config.audit.api.enabled) await registerAuditRoutes(app, audit, { authorize: auditAuthorize, maxPageSize: config.audit.api.maxPageSize });
   if (metrics) await metrics.register(app, config.metrics);
   await registerAuthRoutes();
+  const signatures = config.signatures.enabled
+    ? new SignatureService({ meta: stores.meta, blobs: stores.blobs, store: stores.signatures ?? new MemorySignatureStore(), events, logger: app.log }, signatureSettings(config))
+    : undefined;
+  if (signatures) {
+    signatures.subscribe();
+    gates.manifestPull.push(signaturePullGate({ service: signatures, events, logger: app.log }));
+    await registerSignatureRoutes(app, { service: signatures, meta: stores.meta, authorize: signatureAuthorize });
+  }
   const scanStore = config.scanner.enabled ? await openScanStore(config) : undefined;
   const scanner = scanStore
     ? await createScanner({ store: scanStore, dataDir: config.storage.dataDir, meta: stores.meta, blobs: stores.blobs, events, uploads, manifests: services.manifests, logger: app.log }, config.scanner)
@@ -259,12 +274,14 @@ export async function buildRegistry(
     audit,
     access,
     scanner,
+    signatures,
     adminBootstrap,
     async close() {
       if (timer) clearInterval(timer);
       if (authTimer) clearInterval(authTimer);
       await scanner?.stop();
       await app.close();
+      await signatures?.idle();
       await audit?.close();
       await scanStore?.close();
       await stores.close();

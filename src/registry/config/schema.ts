@@ -281,6 +281,24 @@ export const configSchema = z.strictObject({
       rescanOnUpgrade: z.boolean().default(true),
     })
     .prefault({}),
+  /** Signatures and attestations (docs/signatures.md): per-project trust policies, verification, "require a valid signature to pull". */
+  signatures: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      /** `host[:port]` clients use for this registry, for Notation trust-policy registry scopes; default `server.listen`. */
+      registryHost: z.string().min(1).optional(),
+      /** Verify an image when it or a signature for it is pushed (projects with a trust policy); otherwise at first pull or API read. */
+      verifyOnPush: z.boolean().default(true),
+      /** Verdicts kept in memory. */
+      cacheEntries: z.number().int().positive().default(100_000),
+      /** How long a verdict or policy is served from memory: another replica's change is seen within this time. */
+      cacheSeconds: z.number().int().nonnegative().max(3600).default(30),
+      /** A verdict older than this is recomputed (certificates, signatures and CRLs expire). */
+      maxVerdictAgeSeconds: z.number().int().positive().default(3600),
+      /** Signature artifacts read per image at most. */
+      maxArtifactsPerImage: z.number().int().positive().max(1000).default(64),
+    })
+    .prefault({}),
   log: z
     .strictObject({
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -47,6 +47,25 @@ export type RegistryEvent =
   /** The audit log nears (`warning`) or passes (`exceeded`: the oldest records are being archived) its size budget. */
   | (EventBase & { type: 'audit.budget'; level: 'warning' | 'exceeded'; usedBytes: number; budgetBytes: number })
   | (EventBase & { type: 'tag.deleted'; repository: string; tag: string; digest: string | undefined })
+  /** An image's signatures and attestations were (re)verified under its project's trust policy (signatures/service.ts). */
+  | (EventBase & {
+      type: 'signature.verified';
+      repository: string;
+      digest: string;
+      verdict: 'verified' | 'unsigned' | 'failed';
+      outcome: 'success' | 'failure';
+      /** What is missing, when not verified. */
+      reason?: string;
+      policyVersion: number;
+      trigger: 'push' | 'pull' | 'api' | 'policy-engine';
+      signatures: number;
+      signers: string[];
+      attestations: string[];
+    })
+  /** A pull was denied: the project requires a valid signature (signatures/gate.ts). */
+  | (EventBase & { type: 'signature.pull.denied'; repository: string; digest: string; tag: string | undefined; reason: string; policyVersion: number })
+  /** A project's trust policy was created, replaced or deleted (signatures/http.ts). */
+  | (EventBase & { type: 'trust-policy.changed'; project: string; change: 'created' | 'updated' | 'deleted'; version: number; requireSignatureToPull: boolean; policyHash?: string; keys: string[] })
   /** Identity and access administration: who (origin.actor) did what (change) to whom (target). */
   | (EventBase & { type: 'access.changed'; change: AccessChange; target: AccessTarget; detail?: Record<string, unknown> })
   /** A credential check at the token endpoint, /v2/ (Basic) or /api/v1; never carries the secret. */

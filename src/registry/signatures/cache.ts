@@ -5,15 +5,16 @@
  */
 import type { ImageVerification } from './policy.ts';
 
-export class VerificationCache {
+export class VerificationCache<T extends ImageVerification = ImageVerification> {
   readonly #max: number;
-  readonly #entries = new Map<string, ImageVerification>();
+  readonly #entries = new Map<string, T>();
 
   constructor(max = 10_000) {
     this.#max = max;
   }
 
-  get(digest: string, policyHash: string): ImageVerification | undefined {
+  /** `digest` may be qualified (e.g. `repository@digest`) when verdicts differ per repository. */
+  get(digest: string, policyHash: string): T | undefined {
     const key = `${digest}|${policyHash}`;
     const v = this.#entries.get(key);
     if (v) {
@@ -23,9 +24,10 @@ export class VerificationCache {
     return v;
   }
 
-  set(v: ImageVerification): void {
-    this.#entries.delete(v.cacheKey);
-    this.#entries.set(v.cacheKey, v);
+  /** Stores under `v.cacheKey`, or under `key` (`<qualified digest>|<policy hash>`, matching `get`). */
+  set(v: T, key = v.cacheKey): void {
+    this.#entries.delete(key);
+    this.#entries.set(key, v);
     while (this.#entries.size > this.#max) {
       const oldest = this.#entries.keys().next().value as string;
       this.#entries.delete(oldest);
@@ -35,6 +37,11 @@ export class VerificationCache {
   /** New referrers or tags for a digest: every cached verdict for it is dropped. */
   forgetDigest(digest: string): void {
     for (const k of [...this.#entries.keys()]) if (k.startsWith(`${digest}|`)) this.#entries.delete(k);
+  }
+
+  /** Drops every entry whose qualified digest starts with `prefix` (e.g. all of one repository). */
+  forgetPrefix(prefix: string): void {
+    for (const k of [...this.#entries.keys()]) if (k.startsWith(prefix)) this.#entries.delete(k);
   }
 
   get size(): number {

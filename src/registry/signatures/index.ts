@@ -31,3 +31,11 @@ export {
 } from './signing.ts';
 export { VerificationCache } from './cache.ts';
 export { DEFAULT_LIMITS, SignatureFormatError, type SignatureLimits } from './util.ts';
+
+// --- the registry capability (storage, HTTP, enforcement) ---
+export { SignatureService, signatureSettings, TrustPolicyDocumentSchema, type PullDecision, type SignatureStatus, type SignatureServiceOptions } from './service.ts';
+export { MemorySignatureStore, SqlSignatureStore, type SignatureStore, type TrustPolicyRecord } from './store.ts';
+export { registerSignatureRoutes, signatureAuthorizer, type SignatureAuthorizer } from './http.ts';
+export { signaturePullGate } from './gate.ts';
+export { factsOf, type SignatureFacts, type SignatureFactsProvider } from './facts.ts';
+export { collectArtifacts, isSignatureArtifactManifest } from './collect.ts';

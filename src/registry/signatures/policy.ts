@@ -85,8 +85,11 @@ export const TrustPolicySchema = z
             tsa: z.record(z.string(), z.array(PemSchema)).default({}),
           })
           .strict(),
-        /** The fully qualified repository (`registry/name`) used to select a statement by registry scope. */
-        repository: z.string().min(1),
+        /**
+         * The fully qualified repository (`registry/name`) used to select a statement by registry scope.
+         * Optional: the registry passes the repository being verified (`VerifyImageOptions.notationRepository`).
+         */
+        repository: z.string().min(1).optional(),
         /** CRLs (PEM) for revocation checks; without them revocation is logged as not checked. */
         crls: z.array(PemSchema).default([]),
       })
@@ -167,7 +170,7 @@ export function compilePolicy(input: unknown): CompiledPolicy {
     compiled.notation = {
       policy: parseNotationTrustPolicy(policy.notation.trustPolicy),
       stores: { ca: store(policy.notation.trustStores.ca), signingAuthority: store(policy.notation.trustStores.signingAuthority), tsa: store(policy.notation.trustStores.tsa) },
-      repository: policy.notation.repository,
+      repository: policy.notation.repository ?? '',
       crls: policy.notation.crls.flatMap((p) => parseCrls(p)),
     };
   }
@@ -219,6 +222,8 @@ export interface ImageVerification {
 
 export interface VerifyImageOptions {
   now?: Date;
+  /** The fully qualified repository (`registry/name`) the image is in, for Notation registry scopes; overrides `notation.repository`. */
+  notationRepository?: string;
 }
 
 /** Verify everything found for `digest` under a compiled policy. Never throws for bad artifacts. */
@@ -257,7 +262,7 @@ export function verifyImage(digest: string, artifacts: RecognizedArtifact[], pol
           const r = verifyNotation(a.envelope, {
             policy: policy.notation.policy,
             trustStores: policy.notation.stores,
-            repository: policy.notation.repository,
+            repository: opts.notationRepository ?? policy.notation.repository,
             expectedDigest: digest,
             now,
             crls: policy.notation.crls,

@@ -154,6 +154,33 @@ export function cosignSignatureManifest(layers: CosignSignatureLayerBlob['descri
   return { manifest, config };
 }
 
+/** The empty JSON config (`{}`) OCI 1.1 artifacts use. */
+export const EMPTY_CONFIG = Buffer.from('{}');
+
+/**
+ * An OCI 1.1 referrer: an image manifest with the empty config, `artifactType`, the given layers, and
+ * `subject` (what cosign `--registry-referrers-mode oci-1-1` and v3 bundles, and Notation, push).
+ */
+export function referrerManifest(
+  artifactType: string,
+  layers: { mediaType: string; digest: string; size: number; annotations?: Record<string, string> }[],
+  subject: { mediaType: string; digest: string; size: number },
+  annotations?: Record<string, string>,
+): { manifest: Buffer; config: Buffer } {
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      artifactType,
+      config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: digestOf(EMPTY_CONFIG), size: EMPTY_CONFIG.length },
+      layers,
+      subject,
+      ...(annotations && Object.keys(annotations).length > 0 ? { annotations } : {}),
+    }),
+  );
+  return { manifest, config: EMPTY_CONFIG };
+}
+
 /** The cosign tag for a signature or attestation of `digest`. */
 export function cosignTag(digest: string, suffix: 'sig' | 'att' | 'sbom'): string {
   const [alg, hex] = digest.split(':');

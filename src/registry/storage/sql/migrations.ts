@@ -89,5 +89,33 @@ export function migrations(dialect: 'sqlite' | 'postgres'): Migration[] {
         `CREATE INDEX manifests_pushed ON manifests (pushed_at)`,
       ],
     },
+    {
+      version: 3,
+      description: 'signatures: per-project trust policies (versioned), verification verdicts, index children (signatures/store.ts)',
+      statements: [
+        // policy is NULL once deleted: the row keeps the version counter, so versions never repeat
+        `CREATE TABLE trust_policies (
+           project ${name} PRIMARY KEY,
+           version BIGINT NOT NULL,
+           policy TEXT,
+           require_signature_to_pull INTEGER NOT NULL DEFAULT 0,
+           updated_at BIGINT NOT NULL,
+           updated_by TEXT)`,
+        `CREATE TABLE signature_verdicts (
+           repository ${name} NOT NULL,
+           digest TEXT NOT NULL,
+           policy_hash TEXT NOT NULL,
+           policy_version BIGINT NOT NULL,
+           verdict TEXT NOT NULL,
+           result TEXT NOT NULL,
+           verified_at BIGINT NOT NULL,
+           PRIMARY KEY (repository, digest))`,
+        `CREATE TABLE signature_index_children (
+           repository ${name} NOT NULL,
+           child TEXT NOT NULL,
+           parent TEXT NOT NULL,
+           PRIMARY KEY (repository, child, parent))`,
+      ],
+    },
   ];
 }
