@@ -27,6 +27,7 @@ import { Audit } from '../audit/service.ts';
 import { SqlAuditStore } from '../audit/store.ts';
 import { RegistryMetrics } from '../metrics/metrics.ts';
 import { GarbageCollector } from '../gc/collector.ts';
+import { createPolicyEnforcer } from '../policy/index.ts';
 import { accessAuthorizer, createScanner, registerScannerRoutes, type ScanService, ScanStore } from '../scanner/index.ts';
 import { FsBlobStore } from '../storage/fs/fs-blob-store.ts';
 import { PostgresDriver } from '../storage/postgres/postgres-driver.ts';
@@ -241,6 +242,12 @@ export async function buildRegistry(
   if (scanner) {
     await registerScannerRoutes(app, { scanner, exemptions: scanner.exemptions, meta: stores.meta, events, authorize: scannerAuthorize });
     await scanner.start();
+  }
+  if (config.policy.enabled) {
+    const policy = await createPolicyEnforcer({ meta: stores.meta, blobs: stores.blobs, events, scans: scanner }, config.policy);
+    policy.register(app);
+    gates.manifestPush.push(policy.pushGate);
+    gates.manifestPull.push(policy.pullGate);
   }
 
   let timer: NodeJS.Timeout | undefined;

@@ -171,6 +171,14 @@ export const configSchema = z.strictObject({
         .prefault({}),
     })
     .prefault({}),
+  /** Policy as code (policy/): documents loaded at start, enforced at the push and pull gates. */
+  policy: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      /** Policy documents (YAML); each names its project or `global` (the default for every project). */
+      files: z.array(z.string().min(1)).default([]),
+    })
+    .prefault({}),
   /** Prometheus metrics (src/registry/metrics/metrics.ts). */
   metrics: z
     .strictObject({

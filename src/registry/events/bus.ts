@@ -44,6 +44,19 @@ export type RegistryEvent =
     })
   | (EventBase & { type: 'manifest.pulled'; repository: string; digest: string; mediaType: string; tag: string | undefined })
   | (EventBase & { type: 'manifest.deleted'; repository: string; digest: string; tags: string[] })
+  /** A policy evaluation at an enforcement point (policy/enforcer.ts); `rules` lists the failed and errored rules. */
+  | (EventBase & {
+      type: 'policy.decision';
+      repository: string;
+      digest: string;
+      tag: string | undefined;
+      outcome: 'success' | 'denied';
+      reason: string | undefined;
+      point: 'push' | 'pull' | 'promotion' | 'admission';
+      policy: { name: string; project: string; version: number; hash: string };
+      rules: Array<{ rule: string; kind: string; mode: string; outcome: string; message?: string; facts: string[] }>;
+      warnings: string[];
+    })
   /** The audit log nears (`warning`) or passes (`exceeded`: the oldest records are being archived) its size budget. */
   | (EventBase & { type: 'audit.budget'; level: 'warning' | 'exceeded'; usedBytes: number; budgetBytes: number })
   | (EventBase & { type: 'tag.deleted'; repository: string; tag: string; digest: string | undefined })

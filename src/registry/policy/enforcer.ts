@@ -1,0 +1,235 @@
+/**
+ * Policy at the push and pull gates: gathers the input document's facts for a request (image
+ * config, tag state, scan report, signature facts), evaluates the project's policy (else the
+ * global one), publishes a `policy.decision` event, and denies with OCI `DENIED` naming the
+ * failed rules. `warn` rules are returned to the client as `Warning: 299` headers. Any failure
+ * while gathering facts or evaluating denies (the core turns a non-RegistryError into DENIED).
+ */
+import type { FastifyInstance } from 'fastify';
+import { RegistryError } from '../../oci/errors.ts';
+import type { ParsedManifest } from '../../oci/manifest.ts';
+import { projectOf } from '../../oci/reference.ts';
+import type { ManifestPushGate, PullGate } from '../distribution/gates.ts';
+import type { EventBus, RequestOrigin } from '../events/bus.ts';
+import type { ScanReport } from '../scanner/report.ts';
+import type { BlobStore, MetadataStore } from '../storage/ports.ts';
+import type { EnforcementPoint } from './document.ts';
+import type { CompiledPolicy, PolicyDecision } from './evaluate.ts';
+import { completeInput, type PolicyInput } from './input.ts';
+
+/** Where policies come from: the project's own, else the global default (undefined: no policy). */
+export interface PolicySource {
+  policyFor(project: string): Promise<CompiledPolicy | undefined>;
+}
+
+/**
+ * The signature facts policy consumes (a structural subset of signatures/facts.ts
+ * `SignatureFactsProvider`, so the signature service plugs in without this module importing it).
+ */
+export interface SignatureFactsProvider {
+  facts(repository: string, digest: string): Promise<{
+    verdict: string;
+    signedBy: Array<{ signer: { kind: string; keyId?: string; keyName?: string; subject?: string } }>;
+    attestedBy: Array<{ predicateType: string }>;
+    missing: string[];
+  }>;
+}
+
+/** The scanner's report for an image (exemptions applied), when scanning is enabled. */
+export interface ScanReportProvider {
+  report(repository: string, digest: string): Promise<ScanReport | undefined>;
+}
+
+export interface PolicyEnforcerDeps {
+  source: PolicySource;
+  meta: MetadataStore;
+  blobs: BlobStore;
+  events: EventBus;
+  scans?: ScanReportProvider | undefined;
+  signatures?: SignatureFactsProvider | undefined;
+}
+
+const CONFIG_MAX_BYTES = 4 * 1024 * 1024;
+const IMAGE_CONFIG_TYPES = new Set(['application/vnd.oci.image.config.v1+json', 'application/vnd.docker.container.image.v1+json']);
+/** Legacy cosign tags (`sha256-<hex>.sig|.att|.sbom`) carry signatures, not images. */
+const COSIGN_TAG = /^sha256-[0-9a-f]{64}(\.[a-z]+)?$/;
+const MAX_WARNINGS_PENDING = 10_000;
+
+function quoteWarning(text: string): string {
+  return `299 - "${text.replace(/[\\"]/g, '\\$&').replace(/[\r\n]+/g, ' ').slice(0, 1000)}"`;
+}
+
+export class PolicyEnforcer {
+  readonly #deps: PolicyEnforcerDeps;
+  /** Warnings for requests in flight, by request id, written as headers in onSend. */
+  readonly #warnings = new Map<string, string[]>();
+
+  constructor(deps: PolicyEnforcerDeps) {
+    this.#deps = deps;
+  }
+
+  /** The manifest push gate. Referrers (signatures, SBOMs) and non-image artifacts are not evaluated. */
+  readonly pushGate: ManifestPushGate = async (r) => {
+    if (r.manifest.subject || (r.tag && COSIGN_TAG.test(r.tag))) return;
+    const isIndex = r.manifest.manifests.length > 0 || r.manifest.config === undefined;
+    if (!isIndex && !IMAGE_CONFIG_TYPES.has(r.manifest.config?.mediaType ?? '')) return;
+    const policy = await this.#deps.source.policyFor(projectOf(r.repository));
+    if (!policy?.appliesAt('push')) return;
+    const previous = r.tag ? await this.#deps.meta.resolveTag(r.repository, r.tag) : undefined;
+    const input = await this.#input('push', r.repository, r.digest, r.tag, r.manifest.mediaType, r.manifest, r.content.length, r.origin, previous);
+    this.#enforce(policy, input, r.origin);
+  };
+
+  /** The manifest pull gate (GET and HEAD). */
+  readonly pullGate: PullGate = async (r) => {
+    const policy = await this.#deps.source.policyFor(projectOf(r.repository));
+    if (!policy?.appliesAt('pull')) return;
+    const record = await this.#deps.meta.getManifest(r.repository, r.digest);
+    if (!record || record.subject) return;
+    const manifest = JSON.parse(record.content.toString('utf8')) as Partial<ParsedManifest> & { config?: ParsedManifest['config']; layers?: ParsedManifest['layers'] };
+    const parsed: ParsedManifest = {
+      mediaType: record.mediaType,
+      artifactType: record.artifactType,
+      config: manifest.config,
+      layers: manifest.layers ?? [],
+      manifests: manifest.manifests ?? [],
+      subject: undefined,
+      annotations: record.annotations,
+    };
+    if (parsed.config && !IMAGE_CONFIG_TYPES.has(parsed.config.mediaType)) return;
+    const input = await this.#input('pull', r.repository, r.digest, r.tag, r.mediaType, parsed, record.size, r.origin, undefined);
+    this.#enforce(policy, input, r.origin);
+  };
+
+  /** Writes pending `Warning` headers on the response of the request that caused them. */
+  register(app: FastifyInstance): void {
+    app.addHook('onSend', async (request, reply, payload) => {
+      const warnings = this.#warnings.get(String(request.id));
+      if (warnings) {
+        this.#warnings.delete(String(request.id));
+        reply.header('Warning', warnings.map(quoteWarning));
+      }
+      return payload;
+    });
+    app.addHook('onResponse', async (request) => {
+      this.#warnings.delete(String(request.id));
+    });
+  }
+
+  /** Evaluates, publishes the decision, and throws DENIED when an enforced rule failed. */
+  #enforce(policy: CompiledPolicy, input: PolicyInput, origin: RequestOrigin): PolicyDecision {
+    const decision = policy.evaluate(input);
+    this.#publish(decision, input, origin);
+    if (decision.warnings.length > 0 && this.#warnings.size < MAX_WARNINGS_PENDING) {
+      this.#warnings.set(origin.requestId, [...(this.#warnings.get(origin.requestId) ?? []), ...decision.warnings]);
+    }
+    if (!decision.allowed) {
+      throw new RegistryError('DENIED', `denied by policy ${decision.policy.name} v${decision.policy.version}: ${decision.denials.join('; ')}`, {
+        detail: { policy: decision.policy, point: decision.point, denials: decision.denials },
+      });
+    }
+    return decision;
+  }
+
+  #publish(decision: PolicyDecision, input: PolicyInput, origin: RequestOrigin): void {
+    this.#deps.events.publish({
+      type: 'policy.decision',
+      at: new Date(),
+      origin,
+      repository: decision.repository,
+      digest: decision.digest,
+      tag: input.image.tags[0],
+      outcome: decision.allowed ? 'success' : 'denied',
+      reason: decision.denials.join('; ') || undefined,
+      point: decision.point,
+      policy: decision.policy,
+      rules: decision.rules.filter((r) => r.outcome !== 'pass' && r.outcome !== 'skipped'),
+      warnings: decision.warnings,
+    });
+  }
+
+  async #input(point: EnforcementPoint, repository: string, digest: string, tag: string | undefined, mediaType: string, manifest: ParsedManifest, manifestSize: number, origin: RequestOrigin, previousTagTarget: string | undefined): Promise<PolicyInput> {
+    const config = await this.#imageConfig(manifest);
+    const size = manifestSize + (manifest.config?.size ?? 0) + manifest.layers.reduce((n, l) => n + l.size, 0);
+    const [report, signatures] = await Promise.all([
+      point === 'push' || !this.#deps.scans ? undefined : this.#deps.scans.report(repository, digest),
+      this.#deps.signatures && point !== 'push' ? this.#deps.signatures.facts(repository, digest) : undefined,
+    ]);
+    return completeInput({
+      image: {
+        digest,
+        repository,
+        project: projectOf(repository),
+        tags: tag ? [tag] : [],
+        mediaType,
+        platform: { os: config?.os ?? '', architecture: config?.architecture ?? '', variant: config?.variant ?? '' },
+        labels: config?.config?.Labels ?? {},
+        annotations: manifest.annotations ?? {},
+        created: config?.created ?? '',
+        size,
+      },
+      scan: report ? scanFacts(report) : {},
+      signatures: signatures
+        ? {
+            verdict: signatures.verdict,
+            signers: signatures.signedBy.map((s) => (s.signer.keyName ?? s.signer.keyId ?? s.signer.subject ?? s.signer.kind)),
+            attestations: signatures.attestedBy.map((a) => a.predicateType),
+            missing: signatures.missing,
+          }
+        : {},
+      request: { point, action: point, who: { kind: origin.actor.kind, name: origin.actor.name ?? '' }, previousTagTarget: previousTagTarget ?? '' },
+    });
+  }
+
+  /** The image config (labels, created, platform), read when small; undefined for indexes. */
+  async #imageConfig(manifest: ParsedManifest): Promise<ImageConfig | undefined> {
+    const d = manifest.config;
+    if (!d || !IMAGE_CONFIG_TYPES.has(d.mediaType)) return undefined;
+    if (d.size > CONFIG_MAX_BYTES) throw new RegistryError('DENIED', `image config of ${d.size} bytes is too large for policy evaluation`);
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for await (const chunk of (await this.#deps.blobs.read(d.digest)) as AsyncIterable<Buffer>) {
+      total += chunk.length;
+      if (total > CONFIG_MAX_BYTES) throw new RegistryError('DENIED', 'image config is too large for policy evaluation');
+      chunks.push(chunk);
+    }
+    const value = JSON.parse(Buffer.concat(chunks).toString('utf8')) as ImageConfig;
+    const labels = value.config?.Labels;
+    const clean: Record<string, string> = {};
+    if (labels && typeof labels === 'object') for (const [k, v] of Object.entries(labels)) if (typeof v === 'string') clean[k] = v;
+    return {
+      os: typeof value.os === 'string' ? value.os : undefined,
+      architecture: typeof value.architecture === 'string' ? value.architecture : undefined,
+      variant: typeof value.variant === 'string' ? value.variant : undefined,
+      created: typeof value.created === 'string' ? value.created : undefined,
+      config: { Labels: clean },
+    };
+  }
+}
+
+interface ImageConfig {
+  os?: string | undefined;
+  architecture?: string | undefined;
+  variant?: string | undefined;
+  created?: string | undefined;
+  config?: { Labels?: Record<string, string> | null };
+}
+
+/** The scan part of the input document from a scanner report (exempted findings excluded). */
+export function scanFacts(report: ScanReport): Partial<PolicyInput['scan']> {
+  const s = report.summary.bySeverity;
+  const licences = new Set<string>();
+  return {
+    status: report.status,
+    scannedAt: report.scannedAt ?? '',
+    summary: { total: report.summary.total, critical: s.critical, high: s.high, medium: s.medium, low: s.low, fixable: report.summary.fixable },
+    findings: report.findings.map((f) => ({
+      id: f.id,
+      severity: f.severity,
+      ...(f.score !== undefined ? { score: f.score } : {}),
+      fixAvailable: f.fixAvailable,
+      package: { name: f.package.name, version: f.package.version },
+    })),
+    licences: [...licences],
+  };
+}
