@@ -94,17 +94,23 @@ export async function sha256File(file: string): Promise<string> {
   return hash.digest('hex');
 }
 
-/** Archive files in `dir`, oldest first (absent directory: none). Leftover temporaries are removed. */
-export async function listArchives(dir: string): Promise<string[]> {
-  let names: string[];
+async function names(dir: string): Promise<string[]> {
   try {
-    names = await readdir(dir);
+    return await readdir(dir);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw error;
   }
-  for (const name of names.filter((n) => n.endsWith('.jsonl.gz.tmp'))) await rm(join(dir, name), { force: true });
-  return names
+}
+
+/** Removes temporaries a crash left behind (retention only: the verifier must not race a writer). */
+export async function removeTemporaries(dir: string): Promise<void> {
+  for (const name of (await names(dir)).filter((n) => n.endsWith('.jsonl.gz.tmp'))) await rm(join(dir, name), { force: true });
+}
+
+/** Archive files in `dir`, oldest first (absent directory: none). */
+export async function listArchives(dir: string): Promise<string[]> {
+  return (await names(dir))
     .filter((n) => /^audit-\d{12}-\d{12}\.jsonl\.gz$/.test(n))
     .sort()
     .map((n) => join(dir, n));

@@ -15,7 +15,7 @@
  * files on that replica's disk).
  */
 import { basename } from 'node:path';
-import { writeArchive } from './archive.ts';
+import { removeTemporaries, writeArchive } from './archive.ts';
 import type { AuditSigner } from './keys.ts';
 import type { AuditAppender } from './log.ts';
 import type { StoredRecord } from './record.ts';
@@ -87,8 +87,9 @@ export class AuditRetention {
     const report: RetentionReport = { archived: 0, file: undefined, usedBytes: used, heldBy: undefined };
     const marker = await this.#store.lastArchiveMarker();
     const archivedThrough = marker ? (JSON.parse(marker.details ?? '{}') as { throughSeq?: number }).throughSeq ?? 0 : 0;
-    // Rows a crash left behind after their archive was recorded.
+    // Rows and files a crash left behind.
     await this.#deleteThrough(archivedThrough);
+    await removeTemporaries(this.#options.archiveDir);
     const bounds = await this.#store.bounds();
     if (bounds.first === undefined || bounds.last === undefined) return report;
 
