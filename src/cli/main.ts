@@ -21,6 +21,8 @@ Usage:
       Prove the audit log intact, query it, export it as JSON Lines.
   portcullis vulndb import PATH|URL | vulndb status, portcullis scan ... (see portcullis scan --help)
       Vulnerability data, and scans of local images (OCI layout, archive) or a registry's report.
+  portcullis policy check POLICY... | policy test POLICY --input FILE (see portcullis policy --help)
+      Validate policy documents; evaluate one against an input document (exit 1 when denied).
   portcullis --help
 
 Configuration: a YAML file (--config), then PORTCULLIS_* environment variables, then flags.
@@ -39,6 +41,7 @@ export async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'audit') return (await import('../registry/audit/cli.ts')).auditMain(argv.slice(1));
   if (argv[0] === 'vulndb') return (await import('../registry/scanner/cli.ts')).vulndbMain(argv.slice(1));
   if (argv[0] === 'scan') return (await import('../registry/scanner/cli.ts')).scanMain(argv.slice(1));
+  if (argv[0] === 'policy') return (await import('../registry/policy/cli.ts')).policyMain(argv.slice(1));
   // `admin` has options of its own.
   if (argv[0] === 'admin') return (await import('./admin.ts')).adminMain(argv.slice(1));
   let parsed;
