@@ -50,7 +50,7 @@ export interface AuditLogStats {
   lastError: string | undefined;
 }
 
-const CRITICAL = /^(auth|access|policy|admission|config|audit)\./;
+const CRITICAL = /^(auth|access|config|audit)\./;
 
 interface Pending {
   fields: RecordFields;
@@ -92,15 +92,16 @@ export class AuditLog implements AuditAppender {
   }
 
   /**
-   * Records every bus event (after commit, off the request path). Security decisions and
-   * administration (`auth.*`, `access.*`, `policy.*`, `admission.*`, `config.*`, `audit.*`) are
-   * written at once and never dropped; observations (pulls, pushes, ...) are batched and may be
-   * dropped when the queue is full. Returns the unsubscribe function.
+   * Records every bus event (after commit, off the request path). Authentication, administration
+   * and the audit log's own events (`auth.*`, `access.*`, `config.*`, `audit.*`) and every
+   * outcome other than success (a policy denial, a failed check) are written at once and never
+   * dropped; the rest (pulls, pushes, allowed policy decisions: the hot path) is batched and may
+   * be dropped when the queue is full. Returns the unsubscribe function.
    */
   subscribe(events: EventBus): () => void {
     return events.subscribe('*', (event) => {
       for (const entry of entriesFromEvent(event)) {
-        if (CRITICAL.test(entry.action)) this.append(entry).catch((error) => this.#onError(error));
+        if (CRITICAL.test(entry.action) || entry.outcome !== 'success') this.append(entry).catch((error) => this.#onError(error));
         else this.record(entry);
       }
     });
