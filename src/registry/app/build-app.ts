@@ -15,7 +15,6 @@ import { identifyRequest, requireAction } from '../auth/request-identity.ts';
 import { RetagGuard } from '../auth/retag-gate.ts';
 import { registerTokenEndpoint } from '../auth/token-endpoint.ts';
 import type { Config } from '../config/schema.ts';
-import { edgeServerOptions, openEdge } from './edge.ts';
 import { BlobService } from '../distribution/blobs.ts';
 import { type Gates, noGates } from '../distribution/gates.ts';
 import { registerDistributionRoutes, registryErrorHandler } from '../distribution/http.ts';
@@ -28,7 +27,7 @@ import { Audit } from '../audit/service.ts';
 import { SqlAuditStore } from '../audit/store.ts';
 import { RegistryMetrics } from '../metrics/metrics.ts';
 import { GarbageCollector } from '../gc/collector.ts';
-import { createPolicyEnforcer } from '../policy/index.ts';
+import { createPolicyEnforcer, MemoryPolicyStore, type PolicyStore, registerPolicyRoutes, SqlPolicyStore } from '../policy/index.ts';
 import { accessAuthorizer, createScanner, registerScannerRoutes, type ScanService, ScanStore } from '../scanner/index.ts';
 import { FsBlobStore } from '../storage/fs/fs-blob-store.ts';
 import { PostgresDriver } from '../storage/postgres/postgres-driver.ts';
@@ -46,6 +45,8 @@ export interface Stores {
   access?: AccessStore;
   /** Trust policies, verdicts (same database as `meta`); in memory when absent. */
   signatures?: SignatureStore;
+  /** Policy documents (same database as `meta`); in memory when absent. */
+  policies?: PolicyStore;
   close(): Promise<void>;
 }
 
@@ -74,7 +75,7 @@ export async function openStores(config: Config): Promise<Stores> {
   await meta.migrate();
   const access = new SqlAccessStore(driver);
   await access.migrate();
-  return { blobs, meta, access, signatures: new SqlSignatureStore(driver), close: () => meta.close() };
+  return { blobs, meta, access, signatures: new SqlSignatureStore(driver), policies: new SqlPolicyStore(driver), close: () => meta.close() };
 }
 
 /**
@@ -153,7 +154,6 @@ export async function buildRegistry(
     exposeHeadRoutes: false,
     trustProxy: config.server.trustProxy,
     keepAliveTimeout: config.server.keepAliveTimeoutSeconds * 1000,
-    ...edgeServerOptions(config.edge),
     // Distribution URLs are case-sensitive and may be long (nested names + digests).
     routerOptions: { maxParamLength: 1024, caseSensitive: true, ignoreTrailingSlash: false },
     return503OnClosing: true,
@@ -165,8 +165,6 @@ export async function buildRegistry(
   const audit = config.audit.enabled ? await Audit.start({ store: await openAuditStore(config), events, logger: app.log }, config.audit, config.storage.dataDir) : undefined;
   const metrics = config.metrics.enabled ? new RegistryMetrics({ events, audit }) : undefined;
   metrics?.instrument(app);
-  // First hook of every request: IP lists and per-address rate limit.
-  const edge = openEdge(config.edge, app, options.loginGuard);
   const gates = options.gates ?? noGates();
   const blobGraceMs = config.gc.blobGraceSeconds * 1000;
   const uploads = new UploadService({ blobs: stores.blobs, meta: stores.meta, events }, { blobMaxBytes: config.limits.blobMaxBytes, blobGraceMs });
@@ -182,7 +180,7 @@ export async function buildRegistry(
     const a = config.auth;
     if (!stores.access) throw new Error('auth.mode token needs an access store');
     access = new AccessService(
-      { store: stores.access, events, guard: edge.loginGuard },
+      { store: stores.access, events, guard: options.loginGuard },
       {
         passwordPolicy: a.passwords,
         credentialCacheMs: a.credentialCacheSeconds * 1000,
@@ -196,7 +194,7 @@ export async function buildRegistry(
     const tokens = new RegistryTokens(keys, { issuer: a.issuer, service: a.service, ttlSeconds: a.registryTokens.ttlSeconds, clockToleranceSeconds: a.registryTokens.clockSkewSeconds });
     const retag = new RetagGuard({ meta: stores.meta, access });
     gates.manifestPush.push(retag.gate);
-    accessControl = edge.limitIdentity(new TokenAccessControl({ tokens, access, retag }, { realm: a.realm, basic: a.basicAuth }));
+    accessControl = new TokenAccessControl({ tokens, access, retag }, { realm: a.realm, basic: a.basicAuth });
     // Operators see failed logins and access changes in the log (names and reasons, never secrets).
     events.subscribe('auth.failed', (e) => app.log.warn({ username: e.username, method: e.method, reason: e.reason, clientAddress: e.origin?.clientAddress }, 'authentication failed'));
     events.subscribe('access.changed', (e) => app.log.info({ change: e.change, target: e.target, actor: e.origin?.actor }, 'access changed'));
@@ -248,7 +246,9 @@ export async function buildRegistry(
     await scanner.start();
   }
   if (config.policy.enabled) {
-    const policy = await createPolicyEnforcer({ meta: stores.meta, blobs: stores.blobs, events, scans: scanner }, config.policy);
+    const policyStore = stores.policies ?? new MemoryPolicyStore();
+    const policy = await createPolicyEnforcer({ meta: stores.meta, blobs: stores.blobs, events, scans: scanner, signatures }, policyStore, config.policy);
+    await registerPolicyRoutes(app, { store: policyStore, authorize: signatureAuthorize });
     policy.register(app);
     gates.manifestPush.push(policy.pushGate);
     gates.manifestPull.push(policy.pullGate);
@@ -296,7 +296,6 @@ export async function buildRegistry(
       await audit?.close();
       await scanStore?.close();
       await stores.close();
-      await edge.close();
     },
   };
 }

@@ -117,5 +117,19 @@ export function migrations(dialect: 'sqlite' | 'postgres'): Migration[] {
            PRIMARY KEY (repository, child, parent))`,
       ],
     },
+    {
+      version: 4,
+      description: 'policy: per-project policy documents, every version kept; a NULL document is a deletion (policy/store.ts)',
+      statements: [
+        `CREATE TABLE policy_documents (
+           project ${name} NOT NULL,
+           version BIGINT NOT NULL,
+           document TEXT,
+           hash TEXT,
+           created_at BIGINT NOT NULL,
+           created_by TEXT,
+           PRIMARY KEY (project, version))`,
+      ],
+    },
   ];
 }
