@@ -15,6 +15,7 @@ import { identifyRequest, requireAction } from '../auth/request-identity.ts';
 import { RetagGuard } from '../auth/retag-gate.ts';
 import { registerTokenEndpoint } from '../auth/token-endpoint.ts';
 import type { Config } from '../config/schema.ts';
+import { edgeServerOptions, openEdge } from './edge.ts';
 import { BlobService } from '../distribution/blobs.ts';
 import { type Gates, noGates } from '../distribution/gates.ts';
 import { registerDistributionRoutes, registryErrorHandler } from '../distribution/http.ts';
@@ -154,6 +155,7 @@ export async function buildRegistry(
     exposeHeadRoutes: false,
     trustProxy: config.server.trustProxy,
     keepAliveTimeout: config.server.keepAliveTimeoutSeconds * 1000,
+    ...edgeServerOptions(config.edge),
     // Distribution URLs are case-sensitive and may be long (nested names + digests).
     routerOptions: { maxParamLength: 1024, caseSensitive: true, ignoreTrailingSlash: false },
     return503OnClosing: true,
@@ -165,6 +167,8 @@ export async function buildRegistry(
   const audit = config.audit.enabled ? await Audit.start({ store: await openAuditStore(config), events, logger: app.log }, config.audit, config.storage.dataDir) : undefined;
   const metrics = config.metrics.enabled ? new RegistryMetrics({ events, audit }) : undefined;
   metrics?.instrument(app);
+  // First hook of every request: IP lists and per-address rate limit.
+  const edge = openEdge(config.edge, app, options.loginGuard);
   const gates = options.gates ?? noGates();
   const blobGraceMs = config.gc.blobGraceSeconds * 1000;
   const uploads = new UploadService({ blobs: stores.blobs, meta: stores.meta, events }, { blobMaxBytes: config.limits.blobMaxBytes, blobGraceMs });
@@ -180,7 +184,7 @@ export async function buildRegistry(
     const a = config.auth;
     if (!stores.access) throw new Error('auth.mode token needs an access store');
     access = new AccessService(
-      { store: stores.access, events, guard: options.loginGuard },
+      { store: stores.access, events, guard: edge.loginGuard },
       {
         passwordPolicy: a.passwords,
         credentialCacheMs: a.credentialCacheSeconds * 1000,
@@ -194,7 +198,7 @@ export async function buildRegistry(
     const tokens = new RegistryTokens(keys, { issuer: a.issuer, service: a.service, ttlSeconds: a.registryTokens.ttlSeconds, clockToleranceSeconds: a.registryTokens.clockSkewSeconds });
     const retag = new RetagGuard({ meta: stores.meta, access });
     gates.manifestPush.push(retag.gate);
-    accessControl = new TokenAccessControl({ tokens, access, retag }, { realm: a.realm, basic: a.basicAuth });
+    accessControl = edge.limitIdentity(new TokenAccessControl({ tokens, access, retag }, { realm: a.realm, basic: a.basicAuth }));
     // Operators see failed logins and access changes in the log (names and reasons, never secrets).
     events.subscribe('auth.failed', (e) => app.log.warn({ username: e.username, method: e.method, reason: e.reason, clientAddress: e.origin?.clientAddress }, 'authentication failed'));
     events.subscribe('access.changed', (e) => app.log.info({ change: e.change, target: e.target, actor: e.origin?.actor }, 'access changed'));
@@ -296,6 +300,7 @@ export async function buildRegistry(
       await audit?.close();
       await scanStore?.close();
       await stores.close();
+      await edge.close();
     },
   };
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { isCidr } from '../edge/networks.ts';
 
 /**
  * The one configuration schema. Sources, lowest precedence first: built-in defaults, a YAML
@@ -18,6 +19,52 @@ export const configSchema = z.strictObject({
       trustProxy: z.boolean().default(false),
       /** Seconds an idle keep-alive connection stays open. */
       keepAliveTimeoutSeconds: z.number().int().positive().default(75),
+    })
+    .prefault({}),
+  /** The network edge (src/registry/edge/, docs/edge.md): brute-force protection, rate limits, IP lists, request limits. */
+  edge: z
+    .strictObject({
+      /** Redis holding login failures and rate-limit buckets for every replica (e.g. redis://127.0.0.1:6379); in memory (this process only) when unset. */
+      redisUrl: z.string().regex(/^rediss?:\/\//, 'expected redis://... or rediss://...').optional(),
+      /** Prefix of every Redis key (several registries may share one Redis). */
+      redisKeyPrefix: z.string().min(1).default('portcullis:edge:'),
+      /**
+       * Networks (CIDR) never locked out or rate limited: the administrators' networks. Loopback by
+       * default, because behind a local reverse proxy without trustProxy every client has that
+       * address (and would be locked out together); set [] to protect loopback too.
+       */
+      trustedNetworks: z.array(z.string().refine(isCidr, 'expected an address or CIDR block')).default(['127.0.0.0/8', '::1']),
+      /** Only these networks may connect when not empty (CIDR, IPv4 and IPv6); the client address honours server.trustProxy. */
+      allow: z.array(z.string().refine(isCidr, 'expected an address or CIDR block')).default([]),
+      /** These networks may not connect (403 DENIED); wins over allow. */
+      deny: z.array(z.string().refine(isCidr, 'expected an address or CIDR block')).default([]),
+      /** Failed logins per account and per address: free failures, then doubling delays up to a lockout (429 + Retry-After). */
+      logins: z
+        .strictObject({
+          enabled: z.boolean().default(true),
+          /** The freeFailures-th failure starts the back-off: baseDelaySeconds, doubling with each further failure up to lockoutSeconds. */
+          freeFailures: z.number().int().positive().default(5),
+          baseDelaySeconds: z.number().positive().default(1),
+          lockoutSeconds: z.number().positive().default(900),
+          /** Failures are forgotten this long after the last one. */
+          forgetAfterSeconds: z.number().int().positive().default(3600),
+        })
+        .prefault({}),
+      /** Token buckets (429 TOOMANYREQUESTS + Retry-After); 0 requests per second disables one. */
+      rateLimits: z
+        .strictObject({
+          /** Every request from one client address. */
+          perAddress: z.strictObject({ requestsPerSecond: z.number().nonnegative().default(200), burst: z.number().int().positive().default(1000) }).prefault({}),
+          /** /v2/ requests of one user or robot (after authentication). */
+          perIdentity: z.strictObject({ requestsPerSecond: z.number().nonnegative().default(100), burst: z.number().int().positive().default(500) }).prefault({}),
+        })
+        .prefault({}),
+      /** Slow or huge requests: the whole header must arrive within headersTimeoutSeconds, a request within requestTimeoutSeconds (0: none; blob uploads can be long), an idle socket is closed after socketIdleSeconds. */
+      headersTimeoutSeconds: z.number().int().positive().max(600).default(30),
+      requestTimeoutSeconds: z.number().int().nonnegative().default(3600),
+      socketIdleSeconds: z.number().int().nonnegative().default(300),
+      /** Largest request header block (bytes). */
+      maxHeaderBytes: z.number().int().min(4096).max(1024 * 1024).default(16 * 1024),
     })
     .prefault({}),
   storage: z

@@ -1,0 +1,60 @@
+/**
+ * Composition of the network edge from `config.edge`: the state backend (Redis when configured,
+ * memory otherwise), the brute-force guard, the IP lists and rate limits, and the HTTP server
+ * limits against slow or huge requests.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { LoginGuard, RegistryAccessControl } from '../auth/ports.ts';
+import type { Config } from '../config/schema.ts';
+import { BruteForceGuard } from '../edge/login-guard.ts';
+import { memoryEdgeState } from '../edge/memory-state.ts';
+import { NetworkList } from '../edge/networks.ts';
+import type { BucketSpec, EdgeState } from '../edge/ports.ts';
+import { RedisEdgeState } from '../edge/redis-state.ts';
+import { installRequestLimits, rateLimitedAccess, type RateLimitOptions } from '../edge/request-limits.ts';
+
+type EdgeConfig = Config['edge'];
+
+/** Options of Node's HTTP server (through Fastify) against slowloris and header floods. */
+export function edgeServerOptions(config: EdgeConfig): { requestTimeout: number; connectionTimeout: number; http: { headersTimeout: number; requestTimeout: number; maxHeaderSize: number } } {
+  const requestTimeout = config.requestTimeoutSeconds * 1000;
+  // Node requires headersTimeout <= requestTimeout when the latter is set.
+  const headersTimeout = requestTimeout > 0 ? Math.min(config.headersTimeoutSeconds * 1000, requestTimeout) : config.headersTimeoutSeconds * 1000;
+  return { requestTimeout, connectionTimeout: config.socketIdleSeconds * 1000, http: { headersTimeout, requestTimeout, maxHeaderSize: config.maxHeaderBytes } };
+}
+
+export interface Edge {
+  loginGuard: LoginGuard;
+  /** Applies the per-identity rate limit to /v2/ access control. */
+  limitIdentity(access: RegistryAccessControl): RegistryAccessControl;
+  close(): Promise<void>;
+}
+
+function bucket(limit: { requestsPerSecond: number; burst: number }): BucketSpec | undefined {
+  return limit.requestsPerSecond > 0 ? { capacity: limit.burst, refillPerSecond: limit.requestsPerSecond } : undefined;
+}
+
+/** Builds the edge and installs its request hook on `app` (before any route is registered). */
+export function openEdge(config: EdgeConfig, app: FastifyInstance, loginGuard?: LoginGuard, state?: EdgeState): Edge {
+  const edgeState = state ?? (config.redisUrl ? new RedisEdgeState(config.redisUrl, config.redisKeyPrefix) : memoryEdgeState());
+  const trusted = new NetworkList(config.trustedNetworks);
+  const limits: RateLimitOptions = { buckets: edgeState.buckets, perAddress: bucket(config.rateLimits.perAddress), perIdentity: bucket(config.rateLimits.perIdentity), exempt: trusted };
+  installRequestLimits(app, { allow: new NetworkList(config.allow), deny: new NetworkList(config.deny) }, limits);
+  const guard =
+    loginGuard ??
+    (config.logins.enabled
+      ? new BruteForceGuard(edgeState.failures, {
+          freeFailures: config.logins.freeFailures,
+          baseDelayMs: config.logins.baseDelaySeconds * 1000,
+          maxDelayMs: config.logins.lockoutSeconds * 1000,
+          forgetAfterMs: config.logins.forgetAfterSeconds * 1000,
+          trusted,
+          onError: (error) => app.log.error({ err: error }, 'login guard could not record a login'),
+        })
+      : undefined);
+  return {
+    loginGuard: guard ?? { check: async () => undefined, record: () => undefined },
+    limitIdentity: (access) => rateLimitedAccess(access, limits),
+    close: () => edgeState.close(),
+  };
+}
