@@ -15,7 +15,7 @@ import { identifyRequest, requireAction } from '../auth/request-identity.ts';
 import { RetagGuard } from '../auth/retag-gate.ts';
 import { registerTokenEndpoint } from '../auth/token-endpoint.ts';
 import type { Config } from '../config/schema.ts';
-import { edgeServerOptions, openEdge } from './edge.ts';
+import { edgeServerOptions, openEdge, tlsServerFactory } from './edge.ts';
 import { BlobService } from '../distribution/blobs.ts';
 import { type Gates, noGates } from '../distribution/gates.ts';
 import { registerDistributionRoutes, registryErrorHandler } from '../distribution/http.ts';
@@ -156,6 +156,7 @@ export async function buildRegistry(
     trustProxy: config.server.trustProxy,
     keepAliveTimeout: config.server.keepAliveTimeoutSeconds * 1000,
     ...edgeServerOptions(config.edge),
+    serverFactory: tlsServerFactory(config),
     // Distribution URLs are case-sensitive and may be long (nested names + digests).
     routerOptions: { maxParamLength: 1024, caseSensitive: true, ignoreTrailingSlash: false },
     return503OnClosing: true,

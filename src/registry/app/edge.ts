@@ -12,6 +12,8 @@ import { NetworkList } from '../edge/networks.ts';
 import type { BucketSpec, EdgeState } from '../edge/ports.ts';
 import { RedisEdgeState } from '../edge/redis-state.ts';
 import { installRequestLimits, rateLimitedAccess, type RateLimitOptions } from '../edge/request-limits.ts';
+import { createTlsServer } from '../edge/tls.ts';
+import type { Server } from 'node:http';
 
 type EdgeConfig = Config['edge'];
 
@@ -21,6 +23,24 @@ export function edgeServerOptions(config: EdgeConfig): { requestTimeout: number;
   // Node requires headersTimeout <= requestTimeout when the latter is set.
   const headersTimeout = requestTimeout > 0 ? Math.min(config.headersTimeoutSeconds * 1000, requestTimeout) : config.headersTimeoutSeconds * 1000;
   return { requestTimeout, connectionTimeout: config.socketIdleSeconds * 1000, http: { headersTimeout, requestTimeout, maxHeaderSize: config.maxHeaderBytes } };
+}
+
+/**
+ * The HTTPS server when `server.tls` is set (for Fastify's `serverFactory`), else undefined (plain HTTP).
+ * Fastify types its raw server as http.Server; an https.Server serves the same request events.
+ */
+export function tlsServerFactory(config: Config): ((handler: (request: never, response: never) => void) => Server) | undefined {
+  const tls = config.server.tls;
+  if (!tls?.certFile || !tls.keyFile) return undefined;
+  const { certFile, keyFile } = tls;
+  const options = edgeServerOptions(config.edge);
+  return (handler) =>
+    createTlsServer(
+      { certFile, keyFile, minVersion: tls.minVersion, reloadIntervalMs: tls.reloadIntervalSeconds * 1000 },
+      { ...options.http, keepAliveTimeout: config.server.keepAliveTimeoutSeconds * 1000, connectionTimeout: options.connectionTimeout },
+      handler as never,
+      (error) => (error ? console.error(`portcullis: TLS certificate reload failed, keeping the previous one: ${(error as Error).message}`) : console.log('portcullis: TLS certificate reloaded')),
+    ) as unknown as Server;
 }
 
 export interface Edge {

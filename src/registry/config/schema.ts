@@ -17,6 +17,18 @@ export const configSchema = z.strictObject({
         .default('127.0.0.1:5000'),
       /** Trust X-Forwarded-* from a reverse proxy (client address, scheme). */
       trustProxy: z.boolean().default(false),
+      /** HTTPS (src/registry/edge/tls.ts): PEM certificate chain and key; re-read when they change. */
+      tls: z
+        .strictObject({
+          certFile: z.string().min(1).optional(),
+          keyFile: z.string().min(1).optional(),
+          minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
+          /** How often the files are checked for a new certificate; 0 never. */
+          reloadIntervalSeconds: z.number().int().nonnegative().default(10),
+        })
+        .optional(),
+      /** Serve plain HTTP on a non-loopback address (e.g. behind a TLS-terminating proxy). Without tls it is refused otherwise. */
+      allowPlainHttp: z.boolean().default(false),
       /** Seconds an idle keep-alive connection stays open. */
       keepAliveTimeoutSeconds: z.number().int().positive().default(75),
     })
@@ -360,6 +372,12 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
 }).superRefine((config, ctx) => {
+  const tls = config.server.tls;
+  if (tls?.certFile && !tls.keyFile) ctx.addIssue({ code: 'custom', path: ['server', 'tls', 'certFile'], message: 'server.tls.certFile needs server.tls.keyFile' });
+  if (tls?.keyFile && !tls.certFile) ctx.addIssue({ code: 'custom', path: ['server', 'tls', 'keyFile'], message: 'server.tls.keyFile needs server.tls.certFile' });
+  if (!tls?.certFile && !config.server.allowPlainHttp && !isLoopbackListen(config.server.listen)) {
+    ctx.addIssue({ code: 'custom', path: ['server', 'tls'], message: `plain HTTP on ${config.server.listen} (not loopback): configure server.tls, or set server.allowPlainHttp behind a TLS-terminating proxy` });
+  }
   if (config.auth.mode === 'none' && !isLoopbackListen(config.server.listen)) {
     ctx.addIssue({ code: 'custom', path: ['auth', 'mode'], message: `auth.mode none (no authentication) is only allowed on a loopback listen address, not ${config.server.listen}` });
   }
