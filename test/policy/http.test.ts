@@ -112,6 +112,11 @@ describe('policy gates over HTTP', () => {
     assert.equal(moved.status, 403);
     assert.match(await moved.text(), /releases-immutable: tag v1 matches immutable pattern v\* and already points at sha256:/);
     assert.equal((await put('team/app', sha256(b), b)).status, 201, 'by digest is fine');
+    const del = await fetch(`${base}/v2/team/app/manifests/v1`, { method: 'DELETE' });
+    assert.equal(del.status, 403);
+    assert.match(await del.text(), /releases-immutable: tag v1 matches immutable pattern v\* and cannot be deleted/);
+    assert.equal((await put('team/app', 'scratch', b)).status, 201);
+    assert.equal((await fetch(`${base}/v2/team/app/manifests/scratch`, { method: 'DELETE' })).status, 202);
   });
 
   it('a warn rule allows with a Warning: 299 header', async () => {

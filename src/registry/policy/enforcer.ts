@@ -101,8 +101,35 @@ export class PolicyEnforcer {
     this.#enforce(policy, input, r.origin);
   };
 
-  /** Writes pending `Warning` headers on the response of the request that caused them. */
+  /**
+   * Tag deletion (`DELETE /v2/NAME/manifests/TAG`): the core has no delete gate, so this hook
+   * evaluates the push-point `immutable-tags` rules with `request.action == "delete"` before the
+   * route runs (after authentication hooks). Deletion by digest is not covered yet.
+   */
+  async checkTagDelete(repository: string, tag: string, origin: RequestOrigin): Promise<void> {
+    const policy = await this.#deps.source.policyFor(projectOf(repository));
+    if (!policy?.appliesAt('push')) return;
+    const digest = await this.#deps.meta.resolveTag(repository, tag);
+    if (!digest) return;
+    const input = completeInput({
+      image: { digest, repository, project: projectOf(repository), tags: [tag] },
+      request: { point: 'push', action: 'delete', who: { kind: origin.actor.kind, name: origin.actor.name ?? '' } },
+    });
+    const decision = policy.evaluate(input, (rule) => rule.kind === 'immutable-tags');
+    if (decision.rules.every((r) => r.outcome === 'skipped')) return;
+    this.#publish(decision, input, origin);
+    if (!decision.allowed) throw new RegistryError('DENIED', `denied by policy ${decision.policy.name} v${decision.policy.version}: ${decision.denials.join('; ')}`);
+  }
+
+  /** Writes pending `Warning` headers on the response of the request that caused them; guards tag deletion. */
   register(app: FastifyInstance): void {
+    app.addHook('preHandler', async (request) => {
+      if (request.method !== 'DELETE') return;
+      const match = /^\/v2\/(.+)\/manifests\/([A-Za-z0-9_][A-Za-z0-9._-]{0,127})$/.exec(request.url.split('?', 1)[0]!);
+      if (!match) return;
+      const origin: RequestOrigin = { clientAddress: request.ip, userAgent: request.headers['user-agent'], requestId: String(request.id), actor: { kind: 'anonymous' } };
+      await this.checkTagDelete(match[1]!, match[2]!, origin);
+    });
     app.addHook('onSend', async (request, reply, payload) => {
       const warnings = this.#warnings.get(String(request.id));
       if (warnings) {

@@ -56,13 +56,14 @@ export class CompiledPolicy {
     return this.document.rules.some((r) => !r.points || r.points.includes(point));
   }
 
-  evaluate(input: PolicyInput): PolicyDecision {
+  /** `only`: evaluate just the rules it accepts (others are `skipped`), e.g. immutability on a tag delete. */
+  evaluate(input: PolicyInput, only?: (rule: PolicyRule) => boolean): PolicyDecision {
     const point = input.request.point;
     const rules: RuleResult[] = [];
     const denials: string[] = [];
     const warnings: string[] = [];
     for (const rule of this.document.rules) {
-      if (rule.points && !rule.points.includes(point)) {
+      if ((rule.points && !rule.points.includes(point)) || (only && !only(rule))) {
         rules.push({ rule: rule.name, kind: rule.kind, mode: rule.mode, outcome: 'skipped', facts: [] });
         continue;
       }
