@@ -18,11 +18,13 @@ import type { Server } from 'node:http';
 type EdgeConfig = Config['edge'];
 
 /** Options of Node's HTTP server (through Fastify) against slowloris and header floods. */
-export function edgeServerOptions(config: EdgeConfig): { requestTimeout: number; connectionTimeout: number; http: { headersTimeout: number; requestTimeout: number; maxHeaderSize: number } } {
+export function edgeServerOptions(config: EdgeConfig): { requestTimeout: number; connectionTimeout: number; http: { headersTimeout: number; requestTimeout: number; maxHeaderSize: number; connectionsCheckingInterval: number } } {
   const requestTimeout = config.requestTimeoutSeconds * 1000;
   // Node requires headersTimeout <= requestTimeout when the latter is set.
   const headersTimeout = requestTimeout > 0 ? Math.min(config.headersTimeoutSeconds * 1000, requestTimeout) : config.headersTimeoutSeconds * 1000;
-  return { requestTimeout, connectionTimeout: config.socketIdleSeconds * 1000, http: { headersTimeout, requestTimeout, maxHeaderSize: config.maxHeaderBytes } };
+  // Node enforces both timeouts only when it checks its connections (every 30 s by default).
+  const connectionsCheckingInterval = Math.min(1000, headersTimeout);
+  return { requestTimeout, connectionTimeout: config.socketIdleSeconds * 1000, http: { headersTimeout, requestTimeout, maxHeaderSize: config.maxHeaderBytes, connectionsCheckingInterval } };
 }
 
 /**

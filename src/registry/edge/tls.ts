@@ -28,13 +28,13 @@ function stamp(settings: TlsSettings): string {
 /** Creates the HTTPS server; `onReload` hears of every reload (or failure to, which keeps the old certificate). */
 export function createTlsServer(
   settings: TlsSettings,
-  http: { headersTimeout: number; requestTimeout: number; maxHeaderSize: number; keepAliveTimeout: number; connectionTimeout: number },
+  http: { headersTimeout: number; requestTimeout: number; maxHeaderSize: number; connectionsCheckingInterval: number; keepAliveTimeout: number; connectionTimeout: number },
   handler: RequestListener<typeof IncomingMessage, typeof ServerResponse>,
   onReload: (error: unknown) => void = () => undefined,
 ): Server {
   const material = () => ({ cert: readFileSync(settings.certFile), key: readFileSync(settings.keyFile) });
   const server = createServer(
-    { ...material(), minVersion: settings.minVersion, ciphers: tlsCiphers, honorCipherOrder: true, headersTimeout: http.headersTimeout, requestTimeout: http.requestTimeout, maxHeaderSize: http.maxHeaderSize },
+    { ...material(), minVersion: settings.minVersion, ciphers: tlsCiphers, honorCipherOrder: true, headersTimeout: http.headersTimeout, requestTimeout: http.requestTimeout, maxHeaderSize: http.maxHeaderSize, connectionsCheckingInterval: http.connectionsCheckingInterval },
     handler,
   );
   server.keepAliveTimeout = http.keepAliveTimeout;
