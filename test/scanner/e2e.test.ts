@@ -114,6 +114,7 @@ describe('scanning end to end: umoci, skopeo, portcullis serve, portcullis vulnd
       assert.equal(base.layers.length, 2);
       for (const f of base.findings) assert.equal(f.layer.index, f.package.kind === 'dpkg' ? 0 : 1, `${f.id} attributed to its layer`);
       assert.deepEqual(ids(slim), python, 'the whiteout removed the dpkg database and its findings');
+      assert.ok(base.licences.includes('BSD-3-Clause'), `licences from the Python metadata: ${base.licences.join(', ')}`);
       assert.equal(slim.layers.length, 3);
       assert.equal(slim.summary.packages, base.summary.packages - 90);
 

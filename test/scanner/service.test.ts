@@ -57,6 +57,7 @@ describe('scanner in the registry', { skip }, () => {
       assert.equal(report.database.stale, false);
       assert.ok(report.database.contentHash);
       assert.deepEqual(report.configFindings.map((c: any) => c.rule), ['no-user']);
+      assert.deepEqual(report.licences, [], 'no copyright files in this layer');
 
       // SBOMs are referrers of the image, pushed through the registry itself.
       const referrers = await waitFor('two SBOM referrers', async () => {

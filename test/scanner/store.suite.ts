@@ -9,7 +9,7 @@ import { describe, test } from 'node:test';
 import { ExemptionStore, newExemption } from '../../src/registry/scanner/exemptions.ts';
 import { JobQueue } from '../../src/registry/scanner/jobs.ts';
 import { type Evaluation, type ScanRecord, ScanStore } from '../../src/registry/scanner/store.ts';
-import { summarize } from '../../src/registry/scanner/evaluation.ts';
+import { evaluationOf, type FindingTemplate, templateKey } from '../../src/registry/scanner/evaluation.ts';
 import type { VulnerabilityFinding } from '../../src/registry/scanner/model.ts';
 
 export type OpenStore = () => Promise<{ store: ScanStore; /** A second connection to the same database (another replica). */ other: () => Promise<ScanStore>; close(): Promise<void> }>;
@@ -20,12 +20,15 @@ function finding(id: string, severity: VulnerabilityFinding['severity'], package
   return { id, aliases: [], cves: [], packageIndex, packageName: 'p', ecosystem: 'npm', matchedName: 'p', installedVersion: '1.0.0', fixedVersions: ['1.0.1'], fixAvailable: true, severity, severitySource: 'cvss:3.1', malicious: false };
 }
 
+/** An evaluation of findings (each its own template list, all on package 0). */
 function evaluation(findings: VulnerabilityFinding[], fingerprint: string, dbHash: string): Evaluation {
-  return { findings, fingerprint, summary: summarize(findings), dbHash, dbUpdatedAt: 1000 };
+  const templates: FindingTemplate[] = findings.map(({ packageIndex: _i, packageName: _n, ...t }) => t);
+  const e = evaluationOf(templates.length > 0 ? [{ packageIndex: 0, findings: templates }] : [], { hash: dbHash, updatedAt: 1000 });
+  return { ...e, fingerprint };
 }
 
 function record(ev: Evaluation): ScanRecord {
-  return { scannerVersion: '1', os: { id: 'debian', versionId: '12' }, inventory: { packages: [] }, matchInput: { layers: [], packages: [['npm', 'p', '1.0.0', null, null, null, null]] }, secrets: [], configFindings: [], evaluation: ev };
+  return { scannerVersion: '1', os: { id: 'debian', versionId: '12' }, inventory: { packages: [{ name: 'p' }] }, matchInput: { layers: [], packages: [['npm', 'p', '1.0.0', null, null, null, null]] }, secrets: [], configFindings: [], evaluation: ev };
 }
 
 export function runScanStoreSuite(engine: string, open: OpenStore): void {
@@ -168,8 +171,14 @@ export function runScanStoreSuite(engine: string, open: OpenStore): void {
         assert.equal((await s.result(d(2)))?.summary?.bySeverity.critical, 1);
         assert.equal((await s.result(d(3)))?.dbHash, 'db2');
         assert.deepEqual((await s.rematchPage('', 10, 'db2')).map((p) => p.digest), [d(4), d(5)]);
-        const before = await s.findingsOf([d(2), d(4)]);
-        assert.equal(before.get(d(2))?.findings[0]?.id, 'CVE-9');
+        const before = await s.refsOf([d(2), d(4)]);
+        const key = (await s.result(d(2)))!.findings[0]!;
+        assert.equal(key.id, 'CVE-9');
+        assert.equal(key.packageName, 'p', 'materialised with the package of the inventory');
+        const [, k] = before.get(d(2))!.split(':') as [string, string];
+        assert.equal(before.get(d(4)), '');
+        assert.equal((await s.templates([k, 'nope'])).get(k)?.severity, 'critical');
+        assert.equal(k, templateKey((await s.templates([k])).get(k)!), 'keys are content hashes');
         assert.deepEqual(await s.counts(), { queued: 0, running: 0, complete: 5, failed: 0 });
       } finally {
         await h.close();

@@ -21,7 +21,7 @@ import { archiveImage, ociLayoutImage, splitLayoutSpec, type ImageSource } from 
 import { LayerError } from './inventory/errors.ts';
 import { buildReport, failsThreshold, SEVERITY_NAMES, sarif, table, type ScanReport } from './report.ts';
 import { sbomBytes, type SbomFormat } from './sbom.ts';
-import type { SeverityName } from './evaluation.ts';
+import { materializeFindings, parseRefs, type SeverityName, templatesOf } from './evaluation.ts';
 import { VulnData } from './vulndata.ts';
 
 export const scannerUsage = `  portcullis vulndb import PATH|URL [--config FILE | --data-dir DIR] [--force] [--json]
@@ -226,7 +226,7 @@ export async function localScan(config: Config, where: { layout: string } | { ar
     scannerVersion: SCANNER_VERSION,
     os: analysis.os,
     inventory: analysis.inventory,
-    findings: analysis.evaluation.findings,
+    findings: materializeFindings(parseRefs(analysis.evaluation.refs), templatesOf(analysis.evaluation), analysis.inventory.packages),
     secrets: analysis.secrets as never,
     configFindings: analysis.configFindings as never,
     dbHash: analysis.evaluation.dbHash,

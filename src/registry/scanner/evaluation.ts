@@ -1,16 +1,21 @@
 /**
  * Evaluating an inventory against the vulnerability database, in the form that is stored and that
- * re-evaluation compares: findings, a fingerprint of them and counts.
+ * re-evaluation compares.
  *
  * Re-evaluation reads only the compact {@link MatchInput} of each image (what the matcher looks at,
- * plus the layer of each package for attribution), never the layers. The fingerprint is a hash of
- * (package index, finding content) pairs computed from the matcher's shared finding templates, so
- * telling "unchanged" images apart costs one hash per finding, not a materialised finding each.
+ * plus the layer of each package for attribution), never the layers. Findings are stored as
+ * references: (package index, template key) pairs, where a template is the package-independent
+ * part of a finding (id, aliases, severity, fixed versions...) shared by every image with the same
+ * package version, stored once and keyed by a hash of its content. An image's findings are then a
+ * few dozen bytes per finding to write, the fingerprint (a hash of the references) tells unchanged
+ * images apart without materialising anything, and the full finding is rebuilt only for a report.
  */
 import { createHash } from 'node:crypto';
 import type { Inventory, InventoryPackage, VulnerabilityFinding } from './model.ts';
 import type { FindingTemplate, Matcher, PackageFindings } from './matching/matcher.ts';
-import type { Evaluation, FindingSummary, MatchInput, MatchTuple, SeverityCounts } from './store.ts';
+
+export type { FindingTemplate } from './matching/matcher.ts';
+import type { FindingSummary, MatchInput, MatchTuple, SeverityCounts } from './store.ts';
 
 export const SEVERITIES = ['critical', 'high', 'medium', 'low', 'none', 'unknown'] as const;
 export type SeverityName = (typeof SEVERITIES)[number];
@@ -54,7 +59,7 @@ export function inventoryOfInput(input: MatchInput): Inventory {
 const templateKeys = new WeakMap<FindingTemplate, string>();
 
 /** A stable key of a finding template's content (cached on the shared template object). */
-function templateKey(t: FindingTemplate): string {
+export function templateKey(t: FindingTemplate): string {
   let k = templateKeys.get(t);
   if (k === undefined) {
     k = createHash('sha256').update(JSON.stringify(t)).digest('base64url').slice(0, 22);
@@ -63,12 +68,6 @@ function templateKey(t: FindingTemplate): string {
   return k;
 }
 
-/** Fingerprint of grouped findings: equal exactly when the materialised findings would be equal. */
-export function fingerprintOf(groups: readonly PackageFindings[]): string {
-  const h = createHash('sha256');
-  for (const g of groups) for (const t of g.findings) h.update(`${g.packageIndex}|${templateKey(t)}\n`);
-  return h.digest('hex');
-}
 
 export function summarize(findings: Iterable<Pick<VulnerabilityFinding, 'severity' | 'fixAvailable' | 'malicious'>>): FindingSummary {
   const s: FindingSummary = { total: 0, bySeverity: emptyCounts(), fixable: 0, fixableBySeverity: emptyCounts(), malicious: 0 };
@@ -84,60 +83,193 @@ export function summarize(findings: Iterable<Pick<VulnerabilityFinding, 'severit
   return s;
 }
 
-function materialize(t: FindingTemplate, p: InventoryPackage, packageIndex: number): VulnerabilityFinding {
-  const f: VulnerabilityFinding = { ...t, aliases: [...t.aliases], cves: [...t.cves], fixedVersions: [...t.fixedVersions], packageIndex, packageName: p.name };
-  if (p.layerDiffId !== undefined) f.layerDiffId = p.layerDiffId;
-  if (p.layerDigest !== undefined) f.layerDigest = p.layerDigest;
-  return f;
-}
-
 export interface DatabaseIdentity {
   hash: string;
   updatedAt: number;
 }
 
-/** Grouped findings and their fingerprint (the cheap first step of re-evaluation). */
-export function matchGroups(matcher: Matcher, inventory: Inventory): { groups: PackageFindings[]; fingerprint: string } {
-  const groups = matcher.matchGrouped(inventory);
-  return { groups, fingerprint: fingerprintOf(groups) };
+/** One finding of an image: the package (index into the inventory) and the key of its template. */
+export type FindingRef = [number, string];
+
+/**
+ * Findings of one evaluation against one database. `refs` encodes the references compactly:
+ * `<package index>:<key>,<key>;<package index>:<key>...` in package order, which is also what the
+ * fingerprint hashes.
+ */
+export interface Evaluation {
+  refs: string;
+  /** The matcher's shared template lists per package (to store templates not stored yet, to materialise). */
+  groups: ReadonlyArray<{ packageIndex: number; findings: readonly FindingTemplate[] }>;
+  /** Hash of `refs`: equal exactly when the findings are equal. */
+  fingerprint: string;
+  summary: FindingSummary;
+  dbHash: string;
+  dbUpdatedAt: number;
 }
 
-/** The full evaluation (materialised findings, counts) from grouped findings. */
-export function evaluationOf(inventory: Inventory, groups: readonly PackageFindings[], fingerprint: string, db: DatabaseIdentity): Evaluation {
-  const findings: VulnerabilityFinding[] = [];
-  for (const g of groups) {
-    const p = inventory.packages[g.packageIndex]!;
-    for (const t of g.findings) findings.push(materialize(t, p, g.packageIndex));
+interface GroupInfo {
+  keys: string;
+  summary: FindingSummary;
+}
+
+/** Per shared template list (one per package identity and version per database generation): its keys and counts. */
+const groupInfos = new WeakMap<readonly FindingTemplate[], GroupInfo>();
+
+function groupInfo(list: readonly FindingTemplate[]): GroupInfo {
+  let info = groupInfos.get(list);
+  if (!info) {
+    info = { keys: list.map(templateKey).join(','), summary: summarize(list) };
+    groupInfos.set(list, info);
   }
-  return { findings, fingerprint, summary: summarize(findings), dbHash: db.hash, dbUpdatedAt: db.updatedAt };
+  return info;
+}
+
+function addSummary(into: FindingSummary, s: FindingSummary): void {
+  into.total += s.total;
+  into.fixable += s.fixable;
+  into.malicious += s.malicious;
+  for (const k of SEVERITIES) {
+    into.bySeverity[k] += s.bySeverity[k];
+    into.fixableBySeverity[k] += s.fixableBySeverity[k];
+  }
+}
+
+/** The evaluation of an inventory's grouped findings: work per package with findings, not per finding. */
+export function evaluationOf(groups: ReadonlyArray<{ packageIndex: number; findings: readonly FindingTemplate[] }>, db: DatabaseIdentity): Evaluation {
+  const parts: string[] = [];
+  const summary: FindingSummary = { total: 0, bySeverity: emptyCounts(), fixable: 0, fixableBySeverity: emptyCounts(), malicious: 0 };
+  for (const g of groups) {
+    if (g.findings.length === 0) continue;
+    const info = groupInfo(g.findings);
+    parts.push(`${g.packageIndex}:${info.keys}`);
+    addSummary(summary, info.summary);
+  }
+  const refs = parts.join(';');
+  return { refs, groups, fingerprint: createHash('sha256').update(refs).digest('hex'), summary, dbHash: db.hash, dbUpdatedAt: db.updatedAt };
 }
 
 export function evaluate(matcher: Matcher, inventory: Inventory, db: DatabaseIdentity): Evaluation {
-  const { groups, fingerprint } = matchGroups(matcher, inventory);
-  return evaluationOf(inventory, groups, fingerprint, db);
+  return evaluationOf(matcher.matchGrouped(inventory), db);
 }
 
-/** Identity of a finding across evaluations (vulnerability on a package). */
-export function findingKey(f: Pick<VulnerabilityFinding, 'id' | 'packageIndex'>): string {
-  return `${f.id}@${f.packageIndex}`;
+function splitRefs(refs: string): Map<number, string> {
+  const out = new Map<number, string>();
+  if (refs.length === 0) return out;
+  for (const part of refs.split(';')) {
+    const colon = part.indexOf(':');
+    out.set(Number(part.slice(0, colon)), part.slice(colon + 1));
+  }
+  return out;
+}
+
+function refsOfGroup(packageIndex: number, keys: string | undefined): FindingRef[] {
+  return keys ? keys.split(',').map((k): FindingRef => [packageIndex, k]) : [];
+}
+
+/** The references encoded in `refs`. */
+export function parseRefs(refs: string): FindingRef[] {
+  return [...splitRefs(refs)].flatMap(([i, keys]) => refsOfGroup(i, keys));
+}
+
+/** The references in `after` and not in `before` (added) and the reverse (removed); unchanged packages are skipped whole. */
+export function differingRefs(before: string, after: string): { before: FindingRef[]; after: FindingRef[] } {
+  const b = splitRefs(before);
+  const a = splitRefs(after);
+  const out = { before: [] as FindingRef[], after: [] as FindingRef[] };
+  for (const i of new Set([...b.keys(), ...a.keys()])) {
+    const old = b.get(i);
+    const now = a.get(i);
+    if (old === now) continue;
+    const oldKeys = new Set(old ? old.split(',') : []);
+    const newKeys = new Set(now ? now.split(',') : []);
+    for (const k of newKeys) if (!oldKeys.has(k)) out.after.push([i, k]);
+    for (const k of oldKeys) if (!newKeys.has(k)) out.before.push([i, k]);
+  }
+  return out;
+}
+
+/** Key -> template of an evaluation's groups (only `packageIndexes` when given). */
+export function templatesOf(evaluation: Pick<Evaluation, 'groups'>, packageIndexes?: ReadonlySet<number>): Map<string, FindingTemplate> {
+  const out = new Map<string, FindingTemplate>();
+  for (const g of evaluation.groups) {
+    if (packageIndexes && !packageIndexes.has(g.packageIndex)) continue;
+    for (const t of g.findings) out.set(templateKey(t), t);
+  }
+  return out;
+}
+
+/** What a finding needs of its package. */
+export type FindingPackage = Pick<InventoryPackage, 'name' | 'layerDiffId' | 'layerDigest'>;
+
+/** Full findings from references (templates missing from `templates` are skipped). */
+export function materializeFindings(refs: readonly FindingRef[], templates: ReadonlyMap<string, FindingTemplate>, packages: readonly (FindingPackage | undefined)[]): VulnerabilityFinding[] {
+  const out: VulnerabilityFinding[] = [];
+  for (const [packageIndex, key] of refs) {
+    const t = templates.get(key);
+    if (!t) continue;
+    const p = packages[packageIndex];
+    const f: VulnerabilityFinding = { ...t, aliases: [...t.aliases], cves: [...t.cves], fixedVersions: [...t.fixedVersions], packageIndex, packageName: p?.name ?? '' };
+    if (p?.layerDiffId !== undefined) f.layerDiffId = p.layerDiffId;
+    if (p?.layerDigest !== undefined) f.layerDigest = p.layerDigest;
+    out.push(f);
+  }
+  return out;
+}
+
+/** What a change event says about one finding. */
+export interface FindingBriefOf {
+  id: string;
+  severity: string;
+  package: string;
+  installedVersion: string;
+  fixAvailable: boolean;
 }
 
 export interface FindingsChange {
-  added: VulnerabilityFinding[];
-  removed: VulnerabilityFinding[];
+  added: FindingBriefOf[];
+  removed: FindingBriefOf[];
   /** Same vulnerability and package, other severity or fix information. */
-  changed: VulnerabilityFinding[];
+  changed: FindingBriefOf[];
+  /** Added findings that are critical or malicious (all of them, not only those listed). */
+  newCritical: number;
 }
 
-export function diffFindings(before: readonly VulnerabilityFinding[], after: readonly VulnerabilityFinding[]): FindingsChange {
-  const old = new Map(before.map((f) => [findingKey(f), f]));
-  const now = new Map(after.map((f) => [findingKey(f), f]));
-  const change: FindingsChange = { added: [], removed: [], changed: [] };
-  for (const [k, f] of now) {
-    const o = old.get(k);
-    if (!o) change.added.push(f);
-    else if (o.severity !== f.severity || o.fixedVersions.join() !== f.fixedVersions.join() || o.score !== f.score) change.changed.push(f);
+type Resolved = { t: FindingTemplate; packageIndex: number };
+
+function resolve(refs: readonly FindingRef[], templates: ReadonlyMap<string, FindingTemplate>): Map<string, Resolved> {
+  const out = new Map<string, Resolved>();
+  for (const [packageIndex, key] of refs) {
+    const t = templates.get(key);
+    if (t) out.set(`${t.id}@${packageIndex}`, { t, packageIndex });
   }
-  for (const [k, f] of old) if (!now.has(k)) change.removed.push(f);
+  return out;
+}
+
+/**
+ * What changed, from the references only in the old findings (`removed`) and only in the new ones
+ * (`added`, see {@link differingRefs}): a vulnerability on a package in both is a changed finding
+ * (other severity, fixed versions...). Lists are cut at `limit`.
+ */
+export function diffRefs(
+  removed: readonly FindingRef[],
+  removedTemplates: ReadonlyMap<string, FindingTemplate>,
+  added: readonly FindingRef[],
+  addedTemplates: ReadonlyMap<string, FindingTemplate>,
+  packages: ReadonlyArray<{ name: string } | undefined>,
+  limit = 100,
+): FindingsChange {
+  const old = resolve(removed, removedTemplates);
+  const now = resolve(added, addedTemplates);
+  const change: FindingsChange = { added: [], removed: [], changed: [], newCritical: 0 };
+  const brief = ({ t, packageIndex }: Resolved): FindingBriefOf => ({ id: t.id, severity: t.severity, package: packages[packageIndex]?.name ?? '', installedVersion: t.installedVersion, fixAvailable: t.fixAvailable });
+  for (const [k, r] of now) {
+    if (old.has(k)) {
+      if (change.changed.length < limit) change.changed.push(brief(r));
+      continue;
+    }
+    if (r.t.severity === 'critical' || r.t.malicious) change.newCritical++;
+    if (change.added.length < limit) change.added.push(brief(r));
+  }
+  for (const [k, r] of old) if (!now.has(k) && change.removed.length < limit) change.removed.push(brief(r));
   return change;
 }

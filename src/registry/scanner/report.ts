@@ -66,6 +66,8 @@ export interface ScanReport {
   /** Counts without exempted findings; `all` counts every finding. */
   summary: FindingSummary & { exempted: number; all: FindingSummary; packages: number; secrets: number; configFindings: number };
   layers: Array<{ index: number; digest: string; diffId: string; packages: number; findings: number }>;
+  /** Distinct licences of the inventory's packages, as recorded (SPDX ids or the raw strings). */
+  licences: string[];
   findings: ReportFinding[];
   exempted: ReportFinding[];
   secrets: Array<Omit<SecretFinding, 'layerIndex'> & { layerIndex: number }>;
@@ -199,6 +201,7 @@ export function buildReport(input: ReportInput): ScanReport {
     warnings,
     summary: { ...effective, exempted: exempted.length, all, packages: packages.length, secrets: input.secrets.length, configFindings: input.configFindings.length },
     layers: perLayer,
+    licences: [...new Set(packages.flatMap((p) => p.licenses ?? []))].sort(),
     findings,
     exempted,
     secrets: input.secrets as ScanReport['secrets'],

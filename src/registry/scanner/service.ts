@@ -26,7 +26,7 @@ import type { EventBus, EventOf, RequestOrigin } from '../events/bus.ts';
 import type { BlobStore, MetadataStore } from '../storage/ports.ts';
 import { analyzeImage, SCANNER_VERSION } from './analyze.ts';
 import type { ConfigFinding } from './config-checks.ts';
-import { diffFindings, evaluationOf, inventoryOfInput, matchGroups } from './evaluation.ts';
+import { differingRefs, diffRefs, type Evaluation, evaluationOf, type FindingsChange, inventoryOfInput, templatesOf } from './evaluation.ts';
 import { type ExemptionStore, exemptionView } from './exemptions.ts';
 import { classifyManifest, IMAGE_CONFIG_TYPES, imageFrom } from './image-source.ts';
 import { LayerError } from './inventory/errors.ts';
@@ -35,7 +35,8 @@ import type { SecretFinding } from './inventory/secrets.ts';
 import { type ClaimedJob, type JobQueue, JobWorker, PermanentJobError, errorMessage } from './jobs.ts';
 import { buildReport, type ScanReport, type StoredInventory } from './report.ts';
 import { sbomBytes, sbomMediaType, type SbomFormat, type SbomSubject } from './sbom.ts';
-import type { Evaluation, ScanStore } from './store.ts';
+import type { VulnerabilityFinding } from './model.ts';
+import type { ScanStore } from './store.ts';
 import type { VulnData } from './vulndata.ts';
 import type { ImportReport } from './vulndb/index.ts';
 
@@ -462,21 +463,30 @@ export class ScanService {
       const rows = await this.#d.store.rematchPage(after, this.#s.rematchPageSize, db.hash);
       if (rows.length === 0) break;
       after = rows.at(-1)!.digest;
-      const changed: Array<{ digest: string; revision: number; evaluation: Evaluation }> = [];
+      const changed: Array<{ digest: string; revision: number; evaluation: Evaluation; packages: Array<{ name: string }> }> = [];
       const unchanged: string[] = [];
       for (const row of rows) {
         const inventory = inventoryOfInput(row.matchInput);
-        const { groups, fingerprint } = matchGroups(matcher, inventory);
-        if (fingerprint === row.fingerprint) unchanged.push(row.digest);
-        else changed.push({ digest: row.digest, revision: row.revision, evaluation: evaluationOf(inventory, groups, fingerprint, db) });
+        const evaluation = evaluationOf(matcher.matchGrouped(inventory), db);
+        if (evaluation.fingerprint === row.fingerprint) unchanged.push(row.digest);
+        else changed.push({ digest: row.digest, revision: row.revision, evaluation, packages: inventory.packages });
       }
-      const before = await this.#d.store.findingsOf(changed.map((c) => c.digest));
+      const before = await this.#d.store.refsOf(changed.map((c) => c.digest));
       const written = await this.#d.store.applyEvaluations(changed, unchanged, db, this.#now());
       evaluated += rows.length;
-      for (const c of changed) {
-        if (!written.has(c.digest)) continue;
-        changedCount++;
-        await this.#publishChange(c.digest, before.get(c.digest)?.findings ?? [], c.evaluation, db.hash);
+      if (written.size > 0) {
+        // Only the packages whose findings differ are materialised (old templates read by key).
+        const diffs = new Map(changed.filter((c) => written.has(c.digest)).map((c) => [c.digest, differingRefs(before.get(c.digest) ?? '', c.evaluation.refs)]));
+        const oldKeys = [...diffs.values()].flatMap((d) => d.before.map(([, key]) => key));
+        const oldTemplates = await this.#d.store.templates(oldKeys);
+        for (const c of changed) {
+          const diff = diffs.get(c.digest);
+          if (!diff) continue;
+          changedCount++;
+          const newTemplates = templatesOf(c.evaluation, new Set(diff.after.map(([i]) => i)));
+          const change = diffRefs(diff.before, oldTemplates, diff.after, newTemplates, c.packages);
+          await this.#publishChange(c.digest, change, c.evaluation, db.hash);
+        }
       }
       // Let requests in between pages (SQLite reads are synchronous).
       await yieldNow();
@@ -489,13 +499,10 @@ export class ScanService {
     return report;
   }
 
-  async #publishChange(digest: string, before: Evaluation['findings'], evaluation: Evaluation, database: string): Promise<void> {
-    const change = diffFindings(before, evaluation.findings);
+  async #publishChange(digest: string, change: FindingsChange, evaluation: Evaluation, database: string): Promise<void> {
     if (change.added.length + change.removed.length + change.changed.length === 0) return;
-    const brief = (f: Evaluation['findings'][number]) => ({ id: f.id, severity: f.severity, package: f.packageName, installedVersion: f.installedVersion, fixAvailable: f.fixAvailable });
-    const repositories = await this.#d.store.repositoriesOf(digest);
     const s = evaluation.summary;
-    for (const repository of repositories) {
+    for (const repository of await this.#d.store.repositoriesOf(digest)) {
       this.#d.events.publish({
         type: 'scan.findings.changed',
         at: new Date(),
@@ -504,10 +511,10 @@ export class ScanService {
         digest,
         database,
         summary: { ...s.bySeverity, total: s.total, fixable: s.fixable, malicious: s.malicious },
-        newCritical: change.added.filter((f) => f.severity === 'critical' || f.malicious).length,
-        added: change.added.slice(0, 100).map(brief),
-        removed: change.removed.slice(0, 100).map(brief),
-        changed: change.changed.slice(0, 100).map(brief),
+        newCritical: change.newCritical,
+        added: change.added,
+        removed: change.removed,
+        changed: change.changed,
       });
     }
   }

@@ -9,6 +9,8 @@
  *   re-evaluation reads instead of layers, secrets, image-configuration findings, the findings with
  *   their fingerprint and counts, and the vulnerability database (content hash, import time) they
  *   were computed with;
+ * - `scan_finding_templates`: the package-independent part of findings, stored once and named by a
+ *   hash of their content; results hold (package index, template key) references (evaluation.ts);
  * - `scan_exemptions`: accepted risks (exemptions.ts).
  *
  * Migrations have their own track, `scanner_schema_migrations` (as the access and audit stores):
@@ -21,7 +23,10 @@
 import { applyMigrations } from '../auth/store/migrations.ts';
 import type { Row, SqlDriver, SqlExecutor } from '../storage/sql/driver.ts';
 import type { Migration } from '../storage/sql/migrations.ts';
+import { type Evaluation, type FindingPackage, type FindingTemplate, materializeFindings, parseRefs, templateKey } from './evaluation.ts';
 import type { OperatingSystem, VulnerabilityFinding } from './model.ts';
+
+export type { Evaluation } from './evaluation.ts';
 
 export function scannerMigrations(): Migration[] {
   return [
@@ -98,6 +103,14 @@ export function scannerMigrations(): Migration[] {
         `CREATE INDEX scan_exemptions_project ON scan_exemptions (project, vulnerability)`,
       ],
     },
+    {
+      version: 2,
+      description: 'findings as references to shared finding templates',
+      statements: [
+        `CREATE TABLE scan_finding_templates (key TEXT PRIMARY KEY, body TEXT NOT NULL, created_at BIGINT NOT NULL)`,
+        `ALTER TABLE scan_results ADD COLUMN finding_refs TEXT`,
+      ],
+    },
   ];
 }
 
@@ -143,15 +156,6 @@ export interface ScanRecord {
   evaluation: Evaluation;
 }
 
-/** Findings of one evaluation against one database. */
-export interface Evaluation {
-  findings: VulnerabilityFinding[];
-  fingerprint: string;
-  summary: FindingSummary;
-  dbHash: string;
-  dbUpdatedAt: number;
-}
-
 export interface ScanResultRow {
   digest: string;
   status: ScanStatus;
@@ -194,6 +198,10 @@ const json = <T>(v: unknown, fallback: T): T => (typeof v === 'string' && v.leng
 /** Scan results and images; jobs are in jobs.ts, exemptions in exemptions.ts (same driver). */
 export class ScanStore {
   readonly db: SqlDriver;
+  /** Template keys known to be stored (bounded; a miss only costs an INSERT ... DO NOTHING). */
+  readonly #storedTemplates = new Set<string>();
+  /** The matcher's shared template lists whose templates are all stored. */
+  #storedGroups = new WeakSet<readonly FindingTemplate[]>();
 
   constructor(db: SqlDriver) {
     this.db = db;
@@ -276,40 +284,96 @@ export class ScanStore {
   /** Stores a completed scan (a new revision of the digest's inventory). */
   async saveScan(digest: string, record: ScanRecord, now: number): Promise<void> {
     const e = record.evaluation;
-    await this.db.run(
-      `INSERT INTO scan_results (digest, status, queued_at, started_at, completed_at, scanner_version, revision, os, inventory, match_input, secrets,
-                                 config_findings, findings, fingerprint, summary, critical, high, fixable, db_hash, db_updated_at, evaluated_at)
-       VALUES ($1, 'complete', $2, $2, $2, $3, 1, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $2)
-       ON CONFLICT (digest) DO UPDATE SET status = 'complete', reason = NULL, completed_at = excluded.completed_at, scanner_version = excluded.scanner_version,
-         revision = scan_results.revision + 1, os = excluded.os, inventory = excluded.inventory, match_input = excluded.match_input, secrets = excluded.secrets,
-         config_findings = excluded.config_findings, findings = excluded.findings, fingerprint = excluded.fingerprint, summary = excluded.summary,
-         critical = excluded.critical, high = excluded.high, fixable = excluded.fixable, db_hash = excluded.db_hash, db_updated_at = excluded.db_updated_at,
-         evaluated_at = excluded.evaluated_at`,
-      [
-        digest,
-        now,
-        record.scannerVersion,
-        record.os ? JSON.stringify(record.os) : null,
-        JSON.stringify(record.inventory),
-        JSON.stringify(record.matchInput),
-        JSON.stringify(record.secrets),
-        JSON.stringify(record.configFindings),
-        JSON.stringify(e.findings),
-        e.fingerprint,
-        JSON.stringify(e.summary),
-        e.summary.bySeverity.critical,
-        e.summary.bySeverity.high,
-        e.summary.fixable,
-        e.dbHash,
-        e.dbUpdatedAt,
-      ],
-    );
+    const inserted = await this.db.transaction(async (tx) => {
+      const keys = await this.#storeTemplates(tx, [e], now);
+      await tx.run(
+        `INSERT INTO scan_results (digest, status, queued_at, started_at, completed_at, scanner_version, revision, os, inventory, match_input, secrets,
+                                   config_findings, finding_refs, fingerprint, summary, critical, high, fixable, db_hash, db_updated_at, evaluated_at)
+         VALUES ($1, 'complete', $2, $2, $2, $3, 1, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $2)
+         ON CONFLICT (digest) DO UPDATE SET status = 'complete', reason = NULL, completed_at = excluded.completed_at, scanner_version = excluded.scanner_version,
+           revision = scan_results.revision + 1, os = excluded.os, inventory = excluded.inventory, match_input = excluded.match_input, secrets = excluded.secrets,
+           config_findings = excluded.config_findings, findings = NULL, finding_refs = excluded.finding_refs, fingerprint = excluded.fingerprint, summary = excluded.summary,
+           critical = excluded.critical, high = excluded.high, fixable = excluded.fixable, db_hash = excluded.db_hash, db_updated_at = excluded.db_updated_at,
+           evaluated_at = excluded.evaluated_at`,
+        [
+          digest,
+          now,
+          record.scannerVersion,
+          record.os ? JSON.stringify(record.os) : null,
+          JSON.stringify(record.inventory),
+          JSON.stringify(record.matchInput),
+          JSON.stringify(record.secrets),
+          JSON.stringify(record.configFindings),
+          e.refs,
+          e.fingerprint,
+          JSON.stringify(e.summary),
+          e.summary.bySeverity.critical,
+          e.summary.bySeverity.high,
+          e.summary.fixable,
+          e.dbHash,
+          e.dbUpdatedAt,
+        ],
+      );
+      return keys;
+    });
+    this.#remember(inserted);
+  }
+
+  /** Inserts the templates of `evaluations` not known to be stored; returns what to remember once committed. */
+  async #storeTemplates(tx: SqlExecutor, evaluations: Evaluation[], now: number): Promise<Stored> {
+    const missing = new Map<string, FindingTemplate>();
+    const groups: Array<readonly FindingTemplate[]> = [];
+    for (const e of evaluations) {
+      for (const g of e.groups) {
+        if (this.#storedGroups.has(g.findings)) continue;
+        groups.push(g.findings);
+        for (const t of g.findings) {
+          const key = templateKey(t);
+          if (!this.#storedTemplates.has(key)) missing.set(key, t);
+        }
+      }
+    }
+    const entries = [...missing];
+    for (let i = 0; i < entries.length; i += 200) {
+      const chunk = entries.slice(i, i + 200);
+      const values = chunk.map((_, j) => `($${j * 3 + 1}, $${j * 3 + 2}, $${j * 3 + 3})`).join(', ');
+      await tx.run(`INSERT INTO scan_finding_templates (key, body, created_at) VALUES ${values} ON CONFLICT (key) DO NOTHING`, chunk.flatMap(([key, t]) => [key, JSON.stringify(t), now]));
+    }
+    return { keys: [...missing.keys()], groups };
+  }
+
+  #remember(stored: Stored): void {
+    if (this.#storedTemplates.size + stored.keys.length > 1_000_000) {
+      this.#storedTemplates.clear();
+      this.#storedGroups = new WeakSet();
+    }
+    for (const k of stored.keys) this.#storedTemplates.add(k);
+    for (const g of stored.groups) this.#storedGroups.add(g);
+  }
+
+  /** Finding templates by key. */
+  async templates(keys: Iterable<string>): Promise<Map<string, FindingTemplate>> {
+    const list = [...new Set(keys)];
+    const out = new Map<string, FindingTemplate>();
+    for (let i = 0; i < list.length; i += 500) {
+      const chunk = list.slice(i, i + 500);
+      for (const r of await this.db.all(`SELECT key, body FROM scan_finding_templates WHERE key IN (${placeholders(chunk.length)})`, chunk)) {
+        out.set(String(r.key), JSON.parse(String(r.body)) as FindingTemplate);
+      }
+    }
+    return out;
   }
 
   async result(digest: string): Promise<ScanResultRow | undefined> {
     const rows = await this.db.all('SELECT * FROM scan_results WHERE digest = $1', [digest]);
     const r = rows[0];
     if (!r) return undefined;
+    const inventory = json<{ packages?: FindingPackage[] } | undefined>(r.inventory, undefined);
+    let findings = json<VulnerabilityFinding[]>(r.findings, []);
+    if (typeof r.finding_refs === 'string') {
+      const refs = parseRefs(r.finding_refs);
+      findings = materializeFindings(refs, await this.templates(refs.map(([, key]) => key)), inventory?.packages ?? []);
+    }
     return {
       digest: String(r.digest),
       status: String(r.status) as ScanStatus,
@@ -320,10 +384,10 @@ export class ScanStore {
       scannerVersion: str(r.scanner_version),
       revision: Number(r.revision),
       os: json<OperatingSystem | undefined>(r.os, undefined),
-      inventory: json<unknown>(r.inventory, undefined),
+      inventory,
       secrets: json<unknown[]>(r.secrets, []),
       configFindings: json<unknown[]>(r.config_findings, []),
-      findings: json<VulnerabilityFinding[]>(r.findings, []),
+      findings,
       summary: json<FindingSummary | undefined>(r.summary, undefined),
       dbHash: str(r.db_hash),
       dbUpdatedAt: num(r.db_updated_at),
@@ -351,12 +415,12 @@ export class ScanStore {
     return rows.map((r) => ({ digest: String(r.digest), revision: Number(r.revision), fingerprint: str(r.fingerprint), matchInput: JSON.parse(String(r.match_input)) as MatchInput }));
   }
 
-  /** The stored findings of some digests (to tell what changed). */
-  async findingsOf(digests: string[]): Promise<Map<string, { findings: VulnerabilityFinding[]; summary: FindingSummary | undefined }>> {
-    const out = new Map<string, { findings: VulnerabilityFinding[]; summary: FindingSummary | undefined }>();
+  /** The stored finding references of some digests, encoded (evaluation.ts), to tell what changed. */
+  async refsOf(digests: string[]): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
     if (digests.length === 0) return out;
-    const rows = await this.db.all(`SELECT digest, findings, summary FROM scan_results WHERE digest IN (${placeholders(digests.length)})`, digests);
-    for (const r of rows) out.set(String(r.digest), { findings: json<VulnerabilityFinding[]>(r.findings, []), summary: json<FindingSummary | undefined>(r.summary, undefined) });
+    const rows = await this.db.all(`SELECT digest, finding_refs FROM scan_results WHERE digest IN (${placeholders(digests.length)})`, digests);
+    for (const r of rows) out.set(String(r.digest), typeof r.finding_refs === 'string' ? r.finding_refs : '');
     return out;
   }
 
@@ -366,20 +430,23 @@ export class ScanStore {
    * `unchanged`. Returns the digests whose findings were written.
    */
   async applyEvaluations(changed: Array<{ digest: string; revision: number; evaluation: Evaluation }>, unchanged: string[], db: { hash: string; updatedAt: number }, now: number): Promise<Set<string>> {
-    return this.db.transaction(async (tx) => {
+    const { written, keys } = await this.db.transaction(async (tx) => {
+      const keys = await this.#storeTemplates(tx, changed.map((c) => c.evaluation), now);
       const written = new Set<string>();
       for (const c of changed) {
         const e = c.evaluation;
         const n = await tx.run(
-          `UPDATE scan_results SET findings = $3, fingerprint = $4, summary = $5, critical = $6, high = $7, fixable = $8, db_hash = $9, db_updated_at = $10, evaluated_at = $11
+          `UPDATE scan_results SET findings = NULL, finding_refs = $3, fingerprint = $4, summary = $5, critical = $6, high = $7, fixable = $8, db_hash = $9, db_updated_at = $10, evaluated_at = $11
            WHERE digest = $1 AND revision = $2`,
-          [c.digest, c.revision, JSON.stringify(e.findings), e.fingerprint, JSON.stringify(e.summary), e.summary.bySeverity.critical, e.summary.bySeverity.high, e.summary.fixable, e.dbHash, e.dbUpdatedAt, now],
+          [c.digest, c.revision, e.refs, e.fingerprint, JSON.stringify(e.summary), e.summary.bySeverity.critical, e.summary.bySeverity.high, e.summary.fixable, e.dbHash, e.dbUpdatedAt, now],
         );
         if (n > 0) written.add(c.digest);
       }
       await markEvaluated(tx, unchanged, db, now);
-      return written;
+      return { written, keys };
     });
+    this.#remember(keys);
+    return written;
   }
 
   /** Digests with a result of an older scanner version (for re-scans when the scanner improves). */
@@ -409,6 +476,11 @@ async function markEvaluated(tx: SqlExecutor, digests: string[], db: { hash: str
     const chunk = digests.slice(i, i + 500);
     await tx.run(`UPDATE scan_results SET db_hash = $1, db_updated_at = $2, evaluated_at = $3 WHERE digest IN (${placeholders(chunk.length, 4)})`, [db.hash, db.updatedAt, now, ...chunk]);
   }
+}
+
+interface Stored {
+  keys: string[];
+  groups: Array<readonly FindingTemplate[]>;
 }
 
 function placeholders(n: number, from = 1): string {
