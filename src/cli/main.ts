@@ -103,7 +103,7 @@ async function serve(config: Config): Promise<number> {
   const address = registry.app.server.address();
   const actualPort = typeof address === 'object' && address ? address.port : port;
   const shown = host.includes(':') ? `[${host}]` : host;
-  console.log(`portcullis: listening on http://${shown}:${actualPort}`);
+  console.log(`portcullis: listening on ${config.server.tls?.certFile ? 'https' : 'http'}://${shown}:${actualPort}`);
   console.log(`portcullis: data in ${config.storage.dataDir} (${config.storage.metadata.kind} metadata, ${config.storage.blobs.kind} blobs)`);
   if (registry.adminBootstrap) {
     const generated = registry.adminBootstrap.generatedPassword;
