@@ -45,6 +45,14 @@ describe('policy API and stored policies', () => {
     const allowed = await t.request('GET', '/v2/prod/app/manifests/1.0', { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
     assert.equal(allowed.status, 200, JSON.stringify(allowed.body));
     await assert.rejects(t.pushImage('prod/app', 'latest'), /403/);
+    const explained = await t.request('GET', '/api/v1/policy/explain?repository=prod/app&reference=1.0&point=push');
+    assert.equal(explained.status, 200, JSON.stringify(explained.body));
+    assert.equal(explained.body.allowed, true);
+    assert.deepEqual(explained.body.rules.map((r: { rule: string; outcome: string }) => `${r.rule}:${r.outcome}`), ['signed:skipped', 'no-latest:pass']);
+    const pull = await t.request('GET', `/api/v1/policy/explain?repository=prod/app&reference=${image.digest}&point=pull`);
+    assert.equal(pull.body.rules[0].outcome, 'pass');
+    assert.equal((await t.request('GET', '/api/v1/policy/explain?repository=prod/app&reference=nope')).status, 404);
+    assert.equal((await t.request('GET', '/api/v1/policy/explain?repository=prod/app&reference=1.0&point=mars')).status, 400);
 
     assert.equal((await putPolicy('prod', POLICY.replace(/  - \{ name: no-latest.*\n/, ''))).status, 201);
     await t.pushImage('prod/app', 'latest');

@@ -253,7 +253,7 @@ export async function buildRegistry(
   if (config.policy.enabled) {
     const policyStore = stores.policies ?? new MemoryPolicyStore();
     const policy = await createPolicyEnforcer({ meta: stores.meta, blobs: stores.blobs, events, scans: scanner, signatures }, policyStore, config.policy);
-    await registerPolicyRoutes(app, { store: policyStore, authorize: signatureAuthorize });
+    await registerPolicyRoutes(app, { store: policyStore, authorize: signatureAuthorize, enforcer: policy });
     policy.register(app);
     gates.manifestPush.push(policy.pushGate);
     gates.manifestPull.push(policy.pullGate);

@@ -86,16 +86,7 @@ export class PolicyEnforcer {
     if (!policy?.appliesAt('pull')) return;
     const record = await this.#deps.meta.getManifest(r.repository, r.digest);
     if (!record || record.subject) return;
-    const manifest = JSON.parse(record.content.toString('utf8')) as Partial<ParsedManifest> & { config?: ParsedManifest['config']; layers?: ParsedManifest['layers'] };
-    const parsed: ParsedManifest = {
-      mediaType: record.mediaType,
-      artifactType: record.artifactType,
-      config: manifest.config,
-      layers: manifest.layers ?? [],
-      manifests: manifest.manifests ?? [],
-      subject: undefined,
-      annotations: record.annotations,
-    };
+    const parsed = storedManifest(record);
     if (parsed.config && !IMAGE_CONFIG_TYPES.has(parsed.config.mediaType)) return;
     const input = await this.#input('pull', r.repository, r.digest, r.tag, r.mediaType, parsed, record.size, r.origin, undefined);
     this.#enforce(policy, input, r.origin);
@@ -119,6 +110,21 @@ export class PolicyEnforcer {
     if (decision.rules.every((r) => r.outcome === 'skipped')) return;
     this.#publish(decision, input, origin);
     if (!decision.allowed) throw new RegistryError('DENIED', `denied by policy ${decision.policy.name} v${decision.policy.version}: ${decision.denials.join('; ')}`);
+  }
+
+  /**
+   * The decision the policy would take for a stored image at `point`, without enforcing or
+   * publishing it (`portcullis policy explain`, the API). Undefined when the image is unknown or
+   * no policy applies.
+   */
+  async explain(repository: string, reference: string, point: EnforcementPoint, origin: RequestOrigin): Promise<PolicyDecision | undefined> {
+    const tag = reference.includes(':') ? undefined : reference;
+    const digest = tag ? await this.#deps.meta.resolveTag(repository, tag) : reference;
+    const record = digest ? await this.#deps.meta.getManifest(repository, digest) : undefined;
+    const policy = await this.#deps.source.policyFor(projectOf(repository));
+    if (!record || !policy) return undefined;
+    const input = await this.#input(point, repository, record.digest, tag, record.mediaType, storedManifest(record), record.size, origin, point === 'push' ? record.digest : undefined);
+    return policy.evaluate(input);
   }
 
   /** Writes pending `Warning` headers on the response of the request that caused them; guards tag deletion. */
@@ -232,6 +238,20 @@ export class PolicyEnforcer {
       config: { Labels: clean },
     };
   }
+}
+
+/** A stored manifest's parts the input document needs. */
+function storedManifest(record: { content: Buffer; mediaType: string; artifactType: string | undefined; annotations: Record<string, string> | undefined }): ParsedManifest {
+  const manifest = JSON.parse(record.content.toString('utf8')) as Partial<ParsedManifest>;
+  return {
+    mediaType: record.mediaType,
+    artifactType: record.artifactType,
+    config: manifest.config,
+    layers: manifest.layers ?? [],
+    manifests: manifest.manifests ?? [],
+    subject: undefined,
+    annotations: record.annotations,
+  };
 }
 
 interface ImageConfig {

@@ -8,7 +8,10 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { RegistryError } from '../../oci/errors.ts';
-import { parsePolicy, PolicyError } from './document.ts';
+import { projectOf as ociProjectOf } from '../../oci/reference.ts';
+import type { RequestOrigin } from '../events/bus.ts';
+import { ENFORCEMENT_POINTS, type EnforcementPoint, parsePolicy, PolicyError } from './document.ts';
+import type { PolicyEnforcer } from './enforcer.ts';
 import { compileStored, type PolicyStore } from './store.ts';
 
 /** Checks a project permission; returns the actor (or undefined), throws UNAUTHORIZED/DENIED. */
@@ -17,7 +20,7 @@ export type PolicyAuthorizer = (request: FastifyRequest, need: { action: 'projec
 const PROJECT = /^[a-z0-9]+(?:[._-][a-z0-9]+)*$/;
 const MAX_DOCUMENT_BYTES = 256 * 1024;
 
-export async function registerPolicyRoutes(app: FastifyInstance, deps: { store: PolicyStore; authorize?: PolicyAuthorizer | undefined }): Promise<void> {
+export async function registerPolicyRoutes(app: FastifyInstance, deps: { store: PolicyStore; authorize?: PolicyAuthorizer | undefined; enforcer?: Pick<PolicyEnforcer, 'explain'> | undefined }): Promise<void> {
   const authorize = async (request: FastifyRequest, action: 'project.read' | 'project.update', project: string) => (deps.authorize ? (await deps.authorize(request, { action, project }))?.name : undefined);
   const projectOf = (request: FastifyRequest): string => {
     const project = (request.params as { project: string }).project;
@@ -60,6 +63,22 @@ export async function registerPolicyRoutes(app: FastifyInstance, deps: { store: 
       }
       const version = await deps.store.append(project, text, actor);
       return reply.code(201).send({ project, version, rules: compiled.document.rules.length });
+    });
+
+    // GET /api/v1/policy/explain?repository=R&reference=TAG|DIGEST&point=pull: the decision, not enforced.
+    scope.get('/api/v1/policy/explain', async (request, reply) => {
+      const q = request.query as Record<string, string | undefined>;
+      const repository = q['repository'] ?? '';
+      const reference = q['reference'] ?? '';
+      const point = (q['point'] ?? 'pull') as EnforcementPoint;
+      if (!repository || !reference || !ENFORCEMENT_POINTS.includes(point)) {
+        return reply.code(400).send({ errors: [{ code: 'UNSUPPORTED', message: `give repository, reference and point (${ENFORCEMENT_POINTS.join(', ')})` }] });
+      }
+      await authorize(request, 'project.read', ociProjectOf(repository));
+      const origin: RequestOrigin = { clientAddress: request.ip, userAgent: request.headers['user-agent'], requestId: String(request.id), actor: { kind: 'anonymous' } };
+      const decision = await deps.enforcer?.explain(repository, reference, point, origin);
+      if (!decision) throw new RegistryError('MANIFEST_UNKNOWN', `no policy applies to ${repository}:${reference}, or the image is unknown`);
+      return decision;
     });
 
     scope.delete('/api/v1/projects/:project/policies', async (request, reply) => {
