@@ -158,3 +158,21 @@ describe('rule kinds', () => {
     assert.match(d.policy.hash, /^sha256:[0-9a-f]{64}$/);
   });
 });
+
+describe('scan facts from a scanner report', () => {
+  it('takes counts, findings (exemptions already removed) and licences', async () => {
+    const { scanFacts } = await import('../../src/registry/policy/enforcer.ts');
+    const counts = { critical: 1, high: 0, medium: 0, low: 0, none: 0, unknown: 0 };
+    const report = {
+      status: 'complete',
+      scannedAt: NOW,
+      summary: { total: 1, bySeverity: counts, fixable: 1, fixableBySeverity: counts, malicious: 0 },
+      findings: [{ id: 'CVE-9', severity: 'critical', score: 9.1, fixAvailable: true, package: { name: 'openssl', version: '3' } }],
+      licences: ['GPL-3.0-only'],
+    } as unknown as Parameters<typeof scanFacts>[0];
+    const p = policy('  - { name: lic, kind: licence-deny, licences: ["GPL-*"] }\n  - { name: sev, kind: max-severity, severity: high }');
+    const d = p.evaluate(input({ scan: scanFacts(report) }));
+    assert.deepEqual(d.rules.map((r) => r.outcome), ['fail', 'fail']);
+    assert.equal(d.denials.length, 2);
+  });
+});

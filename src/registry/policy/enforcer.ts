@@ -265,7 +265,6 @@ interface ImageConfig {
 /** The scan part of the input document from a scanner report (exempted findings excluded). */
 export function scanFacts(report: ScanReport): Partial<PolicyInput['scan']> {
   const s = report.summary.bySeverity;
-  const licences = new Set<string>();
   return {
     status: report.status,
     scannedAt: report.scannedAt ?? '',
@@ -277,6 +276,6 @@ export function scanFacts(report: ScanReport): Partial<PolicyInput['scan']> {
       fixAvailable: f.fixAvailable,
       package: { name: f.package.name, version: f.package.version },
     })),
-    licences: [...licences],
+    licences: report.licences ?? [],
   };
 }
