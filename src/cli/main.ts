@@ -16,6 +16,8 @@ Usage:
   portcullis admin user|project|member|robot ... (see portcullis admin --help)
       Create users, projects, memberships and robot accounts (bootstrapping, automation).
   portcullis config check [--config FILE]
+  portcullis key generate | sign | attest | verify ... (see portcullis sign --help)
+      cosign-compatible signing and verification for pipelines: --key cosign.key, COSIGN_PASSWORD.
       Validate the configuration and print it, then exit.
   portcullis audit verify|query|export ... (see portcullis audit --help)
       Prove the audit log intact, query it, export it as JSON Lines.
@@ -44,6 +46,8 @@ export async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'policy') return (await import('../registry/policy/cli.ts')).policyMain(argv.slice(1));
   // `admin` has options of its own.
   if (argv[0] === 'admin') return (await import('./admin.ts')).adminMain(argv.slice(1));
+  // Signing commands (sign.ts) talk to a registry over HTTP, like cosign.
+  if (argv[0] === 'key' || argv[0] === 'sign' || argv[0] === 'attest' || argv[0] === 'verify') return (await import('./sign.ts')).signMain(argv);
   let parsed;
   try {
     parsed = parseArgs({ args: argv, options: commonOptions, allowPositionals: true, strict: true });

@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { digestOf } from '../../src/registry/signatures/util.ts';
+import { parseCertificates } from '../../src/registry/signatures/x509.ts';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const FIXTURES_ROOT = process.env['PORTCULLIS_FIXTURES'] || path.join(repoRoot, 'test', 'fixtures');
@@ -114,3 +115,26 @@ export function containersImageLayers(c: { files: Record<string, string>; signat
     return { descriptor: readJson<Record<string, unknown>>(c.files[`${n}.layer_descriptor`] as string), payload: read(c.files[`${n}.payload`] as string) };
   });
 }
+
+/**
+ * containers/image's keyless fixture names its Fulcio root and Rekor key as loose files; an operator
+ * adds them to a trusted_root.json (what `cosign trusted-root create` does). The Rekor key is the
+ * public-good one; the Fulcio v1 root is an older issue of the public-good root, added as a CA.
+ */
+export function trustedRootWithFulcio(fulcioPem: string): object {
+  const root = readJson<Record<string, any>>('cosign-keyless/trusted_root.production.json');
+  const certs = parseCertificates(fulcioPem);
+  return {
+    ...root,
+    certificateAuthorities: [
+      ...root['certificateAuthorities'],
+      {
+        subject: { organization: 'sigstore.dev', commonName: 'sigstore' },
+        uri: 'https://fulcio.sigstore.dev',
+        certChain: { certificates: certs.map((x) => ({ rawBytes: x.raw.toString('base64') })) },
+        validFor: { start: new Date(certs[0]!.validFrom).toISOString() },
+      },
+    ],
+  };
+}
+

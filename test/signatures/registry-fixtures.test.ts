@@ -21,7 +21,7 @@ import { after, before, describe, test } from 'node:test';
 import { parseNotationEnvelope } from '../../src/registry/signatures/notation.ts';
 import { cosignTag, referrerManifest } from '../../src/registry/signatures/signing.ts';
 import { isSelfSigned, parseCertificates } from '../../src/registry/signatures/x509.ts';
-import { MemoryBlobs, OciLayout, SIG_DIR, containersImageLayers, cosignSigManifest, fx, read, readJson, readText, requireFixtures } from './fixtures.ts';
+import { MemoryBlobs, OciLayout, SIG_DIR, containersImageLayers, cosignSigManifest, fx, read, readJson, readText, requireFixtures, trustedRootWithFulcio } from './fixtures.ts';
 import { OCI_MANIFEST, sha256, startTestRegistry, type TestRegistry } from './registry-helpers.ts';
 
 interface Case {
@@ -47,28 +47,6 @@ const NOT_REPRODUCED: Record<string, { actual: string; why: string }> = {
 
 /** Cases the registry cannot be configured for through a trust policy document, and why (none at present). */
 const NOT_CONFIGURABLE: Record<string, string> = {};
-
-/**
- * containers/image's keyless fixture names its Fulcio root and Rekor key as loose files; an operator
- * adds them to a trusted_root.json (what `cosign trusted-root create` does). The Rekor key is the
- * public-good one; the Fulcio v1 root is an older issue of the public-good root, added as a CA.
- */
-function trustedRootWithFulcio(fulcioPem: string): object {
-  const root = readJson<Record<string, any>>('cosign-keyless/trusted_root.production.json');
-  const certs = parseCertificates(fulcioPem);
-  return {
-    ...root,
-    certificateAuthorities: [
-      ...root['certificateAuthorities'],
-      {
-        subject: { organization: 'sigstore.dev', commonName: 'sigstore' },
-        uri: 'https://fulcio.sigstore.dev',
-        certChain: { certificates: certs.map((x) => ({ rawBytes: x.raw.toString('base64') })) },
-        validFor: { start: new Date(certs[0]!.validFrom).toISOString() },
-      },
-    ],
-  };
-}
 
 const SLSA_GENERATOR = { subjectRegExp: '^https://github\\.com/slsa-framework/slsa-github-generator/\\.github/workflows/', issuer: 'https://token.actions.githubusercontent.com' };
 

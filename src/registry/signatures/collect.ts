@@ -10,6 +10,7 @@ import { isIndexMediaType } from '../../oci/media-types.ts';
 import type { BlobStore, MetadataStore } from '../storage/ports.ts';
 import { DSSE_MEDIA_TYPE } from './intoto.ts';
 import { COSE_MEDIA_TYPE, JWS_MEDIA_TYPE, NOTATION_ARTIFACT_TYPE } from './notation.ts';
+import { verifyImage, type CompiledPolicy, type ImageVerification, type VerifyImageOptions } from './policy.ts';
 import { recognize, type FetchBlob, type RecognizedArtifact } from './recognize.ts';
 import { cosignTag } from './signing.ts';
 import { isSigstoreBundleMediaType } from './sigstore.ts';
@@ -109,16 +110,34 @@ export function repositoryBlobReader(meta: MetadataStore, blobs: BlobStore, repo
   };
 }
 
-/** Every signature and attestation artifact attached to `digest` in `repository`. */
-export async function collectArtifacts(
-  deps: { meta: MetadataStore; blobs: BlobStore },
-  repository: string,
-  digest: string,
-  options: { maxArtifacts: number; limits?: SignatureLimits },
-): Promise<Collected> {
-  const { meta } = deps;
+/**
+ * Where artifacts are read from: the registry's own stores (`storeReader`), or a registry over HTTP
+ * (the CLI's `portcullis verify`). All reads are of one repository.
+ */
+export interface ArtifactReader {
+  resolveTag(tag: string): Promise<string | undefined>;
+  /** Digests of the manifests whose `subject` is `digest`. */
+  referrers(digest: string): Promise<string[]>;
+  manifest(digest: string): Promise<{ mediaType: string; content: Buffer } | undefined>;
+  fetchBlob: FetchBlob;
+}
+
+/** An ArtifactReader over the registry's stores, for one repository. */
+export function storeReader(meta: MetadataStore, blobs: BlobStore, repository: string): ArtifactReader {
+  return {
+    resolveTag: (tag) => meta.resolveTag(repository, tag),
+    referrers: async (digest) => (await meta.listReferrers(repository, digest)).map((r) => r.digest),
+    manifest: async (digest) => {
+      const r = await meta.getManifest(repository, digest);
+      return r && { mediaType: r.mediaType, content: r.content };
+    },
+    fetchBlob: repositoryBlobReader(meta, blobs, repository),
+  };
+}
+
+/** Every signature and attestation artifact attached to `digest`. */
+export async function collectArtifacts(reader: ArtifactReader, digest: string, options: { maxArtifacts: number; limits?: SignatureLimits }): Promise<Collected> {
   const limits = options.limits ?? DEFAULT_LIMITS;
-  const fetchBlob = repositoryBlobReader(meta, deps.blobs, repository);
   const candidates: { digest: string; source: ArtifactSource; tag?: string }[] = [];
   const seen = new Set<string>();
   const add = (d: string, source: ArtifactSource, tag?: string) => {
@@ -130,16 +149,16 @@ export async function collectArtifacts(
   if (digest.startsWith('sha256:')) {
     for (const suffix of ['sig', 'att'] as const) {
       const tag = cosignTag(digest, suffix);
-      const d = await meta.resolveTag(repository, tag);
+      const d = await reader.resolveTag(tag);
       if (d) add(d, 'tag', tag);
     }
   }
-  for (const r of await meta.listReferrers(repository, digest)) add(r.digest, 'referrer');
+  for (const d of await reader.referrers(digest)) add(d, 'referrer');
   // the referrers fallback index of clients that found no Referrers API
   const fallbackTag = digest.replace(':', '-');
   if (REFERRERS_TAG.test(fallbackTag)) {
-    const indexDigest = await meta.resolveTag(repository, fallbackTag);
-    const index = indexDigest ? await meta.getManifest(repository, indexDigest) : undefined;
+    const indexDigest = await reader.resolveTag(fallbackTag);
+    const index = indexDigest ? await reader.manifest(indexDigest) : undefined;
     if (index && isIndexMediaType(index.mediaType) && index.content.length <= limits.manifestBytes) {
       try {
         const parsed = JSON.parse(index.content.toString('utf8')) as { manifests?: { digest?: unknown }[] };
@@ -152,10 +171,10 @@ export async function collectArtifacts(
   const out: Collected = { artifacts: [], found: [], rejected: [], truncated: candidates.length > options.maxArtifacts };
   for (const c of candidates.slice(0, options.maxArtifacts)) {
     const where = c.tag ? { tag: c.tag } : {};
-    const record = await meta.getManifest(repository, c.digest);
+    const record = await reader.manifest(c.digest);
     if (!record) continue;
     try {
-      const art = await recognize(record.content, { fetchBlob, limits, ...where });
+      const art = await recognize(record.content, { fetchBlob: reader.fetchBlob, limits, ...where });
       if (art.kind === 'not-a-signature') {
         // a signature tag that names something else is worth explaining; other referrers (SBOMs...) are not ours
         if (c.source === 'tag') out.rejected.push({ digest: c.digest, source: c.source, ...where, reason: art.reason });
@@ -168,4 +187,28 @@ export async function collectArtifacts(
     }
   }
   return out;
+}
+
+/** A verification of collected artifacts: `verifyImage`, plus where each artifact was found and what was rejected. */
+export interface CollectedVerification extends ImageVerification {
+  artifacts: FoundArtifact[];
+  rejected: RejectedArtifact[];
+  truncated: boolean;
+}
+
+/**
+ * `verifyImage` over collected artifacts. Rejected artifacts are part of the explanation: an image
+ * whose only `.sig` is oversized or malformed has failed verification, it is not "unsigned".
+ */
+export function verifyCollected(digest: string, collected: Collected, policy: CompiledPolicy, opts: VerifyImageOptions = {}): CollectedVerification {
+  const v: CollectedVerification = { ...verifyImage(digest, collected.artifacts, policy, opts), artifacts: collected.found, rejected: collected.rejected, truncated: collected.truncated };
+  if (v.verdict === 'verified') return v;
+  if (v.truncated) v.missing.push('more signature artifacts are attached than are read (signatures.maxArtifactsPerImage); only the first were read');
+  if (v.rejected.length === 0) return v;
+  const why = v.rejected.map((r) => `${r.tag ? `tag ${r.tag}` : r.source} ${r.digest} rejected: ${r.reason}`).join('; ');
+  v.verdict = 'failed';
+  const i = v.missing.findIndex((m) => m === 'no signature' || m.startsWith('no valid signature'));
+  if (i >= 0) v.missing[i] = `${v.missing[i]}; ${why}`;
+  else v.missing.push(why);
+  return v;
 }

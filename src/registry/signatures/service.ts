@@ -16,9 +16,9 @@ import { projectOf } from '../../oci/reference.ts';
 import type { EventBus, EventOf, RequestOrigin } from '../events/bus.ts';
 import type { BlobStore, MetadataStore } from '../storage/ports.ts';
 import { VerificationCache } from './cache.ts';
-import { COSIGN_TAG, REFERRERS_TAG, collectArtifacts, isSignatureArtifactManifest, type FoundArtifact, type RejectedArtifact } from './collect.ts';
+import { COSIGN_TAG, REFERRERS_TAG, collectArtifacts, isSignatureArtifactManifest, storeReader, verifyCollected, type CollectedVerification } from './collect.ts';
 import { factsOf, type SignatureFacts, type SignatureFactsProvider } from './facts.ts';
-import { compilePolicy, TrustPolicySchema, verifyImage, type CompiledPolicy, type ImageVerification } from './policy.ts';
+import { compilePolicy, TrustPolicySchema, type CompiledPolicy } from './policy.ts';
 import type { SignatureStore, TrustPolicyDocument, TrustPolicyRecord } from './store.ts';
 import { errorMessage } from './util.ts';
 
@@ -41,16 +41,10 @@ export interface SignatureServiceOptions {
 export type VerificationTrigger = 'push' | 'pull' | 'api' | 'policy-engine';
 
 /** A verification result as the API shows it and the cache keeps it. */
-export interface SignatureStatus extends ImageVerification {
+export interface SignatureStatus extends CollectedVerification {
   repository: string;
   project: string;
   trustPolicy: { configured: boolean; version: number; requireSignatureToPull: boolean };
-  /** Signature and attestation artifacts found for the digest, and where. */
-  artifacts: FoundArtifact[];
-  /** Candidates that could not be read as signatures (oversized, malformed, a signature tag naming something else). */
-  rejected: RejectedArtifact[];
-  /** More artifacts were attached than `maxArtifacts`. */
-  truncated: boolean;
 }
 
 export interface ProjectPolicy {
@@ -196,19 +190,16 @@ export class SignatureService implements SignatureFactsProvider {
   }
 
   async #compute(repository: string, digest: string, pp: ProjectPolicy, trigger: VerificationTrigger, origin: RequestOrigin | undefined): Promise<SignatureStatus> {
-    const collected = await collectArtifacts({ meta: this.#meta, blobs: this.#blobs }, repository, digest, { maxArtifacts: this.#options.maxArtifacts });
-    const v = verifyImage(digest, collected.artifacts, pp.compiled, { now: new Date(this.#now()), notationRepository: `${this.#options.registryHost}/${repository}` });
+    const collected = await collectArtifacts(storeReader(this.#meta, this.#blobs, repository), digest, { maxArtifacts: this.#options.maxArtifacts });
+    const v = verifyCollected(digest, collected, pp.compiled, { now: new Date(this.#now()), notationRepository: `${this.#options.registryHost}/${repository}` });
     const status: SignatureStatus = {
       ...v,
       cacheKey: `${repository}@${v.cacheKey}`,
       repository,
       project: pp.project,
       trustPolicy: { configured: !!pp.record, version: pp.record?.version ?? 0, requireSignatureToPull: pp.record?.requireSignatureToPull ?? false },
-      artifacts: collected.found,
-      rejected: collected.rejected,
-      truncated: collected.truncated,
     };
-    explain(status);
+    if (status.verdict !== 'verified' && !pp.record) status.missing.unshift(`project ${pp.project} has no trust policy, so nothing is trusted`);
     await this.#store.putVerdict({
       repository,
       digest,
@@ -411,19 +402,6 @@ export class SignatureService implements SignatureFactsProvider {
 
 export class PolicyInvalid extends Error {
   override name = 'PolicyInvalid';
-}
-
-/** Rejected artifacts are part of the explanation: an oversized `.sig` is not "unsigned". */
-function explain(status: SignatureStatus): void {
-  if (status.verdict === 'verified') return;
-  if (!status.trustPolicy.configured) status.missing.unshift(`project ${status.project} has no trust policy, so nothing is trusted`);
-  if (status.truncated) status.missing.push('more signature artifacts are attached than signatures.maxArtifactsPerImage; only the first were read');
-  if (status.rejected.length === 0) return;
-  const why = status.rejected.map((r) => `${r.tag ? `tag ${r.tag}` : r.source} ${r.digest} rejected: ${r.reason}`).join('; ');
-  status.verdict = 'failed';
-  const i = status.missing.findIndex((m) => m === 'no signature' || m.startsWith('no valid signature'));
-  if (i >= 0) status.missing[i] = `${status.missing[i]}; ${why}`;
-  else status.missing.push(why);
 }
 
 function describeSigner(s: unknown): string {
