@@ -1,11 +1,12 @@
 /**
  * The HTTPS listener with a CA generated here (openssl): a client trusting the CA connects with
  * TLS 1.2 and 1.3; TLS 1.1 is refused; a replaced certificate is served without a restart;
+ * skopeo logs in with --tls-verify=true and the CA in --cert-dir (and fails without it);
  * plain HTTP on a non-loopback address is refused by the configuration.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtemp, rm, writeFile, readFile, rename } from 'node:fs/promises';
+import { execFile, execFileSync } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile, readFile, rename } from 'node:fs/promises';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -81,6 +82,21 @@ test('HTTPS: TLS 1.2+, a CA-verified client, certificate reload without restart'
     issuer = await get(port, caTwo).then((r) => r.issuer, () => '');
   }
   assert.equal(issuer, 'two test CA', 'the new certificate is served without a restart');
+
+  // A real client verifying the server with the test CA (--cert-dir), through the token flow.
+  const certDir = join(dir, 'certs');
+  await mkdir(certDir);
+  await writeFile(join(certDir, 'ca.crt'), caTwo);
+  // Asynchronously: the server runs in this process.
+  const login = (certs: string) =>
+    new Promise<string>((resolve, reject) => {
+      const child = execFile('skopeo', ['login', '--tls-verify=true', '--cert-dir', certs, '--authfile', join(dir, 'auth.json'), '-u', 'admin', '--password-stdin', `127.0.0.1:${port}`], (error, stdout, stderr) => (error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve(stdout)));
+      child.stdin?.end('Tls-test-password-1234');
+    });
+  assert.match(await login(certDir), /Login Succeeded/);
+  const emptyDir = join(dir, 'no-certs');
+  await mkdir(emptyDir);
+  await assert.rejects(login(emptyDir), /certificate|x509/i, 'without the CA the client refuses the server');
 });
 
 test('plain HTTP is refused on a non-loopback address unless allowed', () => {
