@@ -45,8 +45,8 @@ export interface TestRegistry {
   close(): Promise<void>;
 }
 
-export async function startTestRegistry(env: Record<string, string> = {}, options: { wrapSignatureStore?: (store: SignatureStore) => SignatureStore } = {}): Promise<TestRegistry> {
-  const dir = await mkdtemp(join(tmpdir(), 'portcullis-sig-'));
+export async function startTestRegistry(env: Record<string, string> = {}, options: { wrapSignatureStore?: (store: SignatureStore) => SignatureStore; /** Share another registry's data (a second replica). */ dataDir?: string } = {}): Promise<TestRegistry> {
+  const dir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'portcullis-sig-')));
   const config = await loadConfig({
     // the scanner and the audit log are not under test here (where this build has them)
     env: { ...Object.fromEntries(Object.entries({ PORTCULLIS_SCANNER_ENABLED: 'false', PORTCULLIS_AUDIT_ENABLED: 'false' }).filter(([k]) => environmentVariables().includes(k))), ...env },
@@ -134,7 +134,7 @@ export async function startTestRegistry(env: Record<string, string> = {}, option
     },
     async close() {
       await registry.close();
-      await rm(dir, { recursive: true, force: true });
+      if (!options.dataDir) await rm(dir, { recursive: true, force: true });
     },
   };
   return t;
