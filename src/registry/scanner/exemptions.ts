@@ -9,8 +9,8 @@
  * - `package`: the vulnerability in one package (by name, or purl without version) anywhere in the
  *   project.
  *
- * The vulnerability matches the finding's id or any of its aliases (so exempting a CVE covers the
- * distro advisory that carries it). Exemptions apply to reports (the finding is shown as exempted,
+ * The vulnerability matches the finding's id, any of its aliases or its CVEs (so exempting a CVE
+ * covers the distro advisory that carries it). Exemptions apply to reports (the finding is shown as exempted,
  * with the exemption) and are never deleted: revoking keeps the record for the audit trail. Expired
  * or revoked exemptions no longer apply; one nearing expiry makes the report warn.
  */
@@ -100,10 +100,10 @@ export function isActive(e: Exemption, now: number): boolean {
 }
 
 /** Whether `e` covers finding `f` on package `p` of image `digest` in `repository`. */
-export function exemptionApplies(e: Exemption, f: Pick<VulnerabilityFinding, 'id' | 'aliases'>, p: Pick<InventoryPackage, 'name' | 'purl'> | undefined, repository: string, digest: string, now: number): boolean {
+export function exemptionApplies(e: Exemption, f: Pick<VulnerabilityFinding, 'id' | 'aliases' | 'cves'>, p: Pick<InventoryPackage, 'name' | 'purl'> | undefined, repository: string, digest: string, now: number): boolean {
   if (!isActive(e, now)) return false;
   const wanted = e.vulnerability.toUpperCase();
-  if (f.id.toUpperCase() !== wanted && !f.aliases.some((a) => a.toUpperCase() === wanted)) return false;
+  if (f.id.toUpperCase() !== wanted && !f.aliases.some((a) => a.toUpperCase() === wanted) && !f.cves.some((c) => c.toUpperCase() === wanted)) return false;
   switch (e.scope) {
     case 'project':
       return projectOf(repository) === e.project;

@@ -14,6 +14,9 @@
  * | `POST /api/v1/exemptions` | create | `project.update` on its project |
  * | `GET /api/v1/exemptions/<id>` | one | `project.read` |
  * | `DELETE /api/v1/exemptions/<id>` | revoke (kept for the record) | `project.update` |
+ * | `GET /api/v1/vex?project=P` | OpenVEX documents of the project (uploaded and attached) | `project.read` |
+ * | `POST /api/v1/vex?project=P[&repository=R]` | upload an OpenVEX document | `project.update` |
+ * | `DELETE /api/v1/vex/<id>` | remove one | `project.update` |
  *
  * The management API (api/management-api.ts) has no extension point for other modules' routes yet,
  * so these are registered here and authorised through {@link ScannerAuthorizer}, the same kind of
@@ -21,6 +24,7 @@
  * TODO(auth): move these routes into the management API's route table (and its OpenAPI document)
  * once it accepts routes from capability modules; the permissions above stay as they are.
  */
+import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { isDigest } from '../../oci/digest.ts';
 import { RegistryError } from '../../oci/errors.ts';
@@ -32,6 +36,7 @@ import { SCANNER_VERSION } from './analyze.ts';
 import { ExemptionError, type ExemptionStore, exemptionInputSchema, exemptionView, newExemption } from './exemptions.ts';
 import { classifyManifest } from './image-source.ts';
 import { sarif } from './report.ts';
+import { parseOpenVex, VexError, vexView } from './vex.ts';
 import { sbomMediaType, type SbomFormat } from './sbom.ts';
 import type { ScanService } from './service.ts';
 
@@ -207,6 +212,46 @@ export async function registerScannerRoutes(app: FastifyInstance, deps: ScannerH
       noStore(reply);
       return exemptionView(exemption);
     });
+    app.get('/api/v1/vex', async (request, reply) => {
+      const { project } = request.query as Record<string, string | undefined>;
+      if (!project) throw new RegistryError('INVALID_REQUEST', 'query: project is required');
+      await authorize(request, { action: 'project.read', project });
+      noStore(reply);
+      return { documents: ((await scanner.vex?.list(project)) ?? []).map(vexView) };
+    });
+
+    app.post('/api/v1/vex', async (request, reply) => {
+      const { project, repository } = request.query as Record<string, string | undefined>;
+      if (!project) throw new RegistryError('INVALID_REQUEST', 'query: project is required');
+      if (repository !== undefined && (!isRepositoryName(repository) || projectOf(repository) !== project)) throw new RegistryError('INVALID_REQUEST', `repository must be a repository of project ${project}`);
+      const actor = await authorize(request, { action: 'project.update', project });
+      if (!scanner.vex) throw new RegistryError('UNSUPPORTED', 'OpenVEX documents are not kept by this registry');
+      let document;
+      try {
+        document = parseOpenVex(JSON.stringify(request.body ?? null));
+      } catch (error) {
+        if (error instanceof VexError) throw new RegistryError('INVALID_REQUEST', `OpenVEX: ${error.message}`);
+        throw error;
+      }
+      const record = { id: randomUUID(), project, repository, source: 'upload' as const, document, createdAt: Date.now(), createdBy: actor?.name ?? actor?.kind };
+      await scanner.vex.put(record);
+      noStore(reply);
+      return reply.code(201).send(vexView(record));
+    });
+
+    app.delete('/api/v1/vex/:id', async (request, reply) => {
+      const { id } = request.params as { id: string };
+      const record = await scanner.vex?.get(id);
+      if (!record) {
+        await authorize(request, { action: 'catalog' });
+        throw new RegistryError('NOT_FOUND', `no OpenVEX document ${id.slice(0, 80)}`);
+      }
+      await authorize(request, { action: 'project.update', project: record.project });
+      await scanner.vex!.delete(id);
+      noStore(reply);
+      return reply.code(204).send();
+    });
+
     app.delete('/api/v1/exemptions/:id', async (request, reply) => {
       const { exemption, actor } = await byId(request, 'project.update');
       const now = Date.now();

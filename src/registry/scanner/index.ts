@@ -12,6 +12,7 @@ import { ExemptionStore } from './exemptions.ts';
 import { JobQueue } from './jobs.ts';
 import { type ScannerLogger, type ScannerSettings, ScanService } from './service.ts';
 import type { ScanStore } from './store.ts';
+import { VexStore } from './vex.ts';
 import { VulnData } from './vulndata.ts';
 
 export { ScanService } from './service.ts';
@@ -49,6 +50,7 @@ export async function createScanner(
       store,
       jobs: new JobQueue(store.db),
       exemptions: new ExemptionStore(store.db),
+      vex: new VexStore(store.db),
       vulns: await VulnData.open(resolve(deps.dataDir)),
       meta: deps.meta,
       blobs: deps.blobs,

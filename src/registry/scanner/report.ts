@@ -12,6 +12,7 @@ import type { InventoryWarning } from './inventory/errors.ts';
 import type { SecretFinding } from './inventory/secrets.ts';
 import type { InventoryPackage, OperatingSystem, VulnerabilityFinding } from './model.ts';
 import type { FindingSummary, ScanStatus } from './store.ts';
+import { type StoredVex, vexVerdict, type VexVerdict } from './vex.ts';
 
 export const SCANNER_NAME = 'portcullis';
 
@@ -40,6 +41,8 @@ export interface ReportFinding {
   fixAvailable: boolean;
   layer?: { index: number; digest: string; diffId: string };
   exemption?: Record<string, unknown>;
+  /** The OpenVEX statement that suppresses this finding. */
+  vex?: VexVerdict;
 }
 
 export interface ScanReport {
@@ -94,6 +97,8 @@ export interface ReportInput {
   currentDbHash: string;
   maxAgeSeconds: number;
   exemptions: Exemption[];
+  /** OpenVEX documents that may speak about this image. */
+  vex?: StoredVex[];
   /** Warn about exemptions in use that expire within this many days. */
   exemptionWarnDays: number;
   now: number;
@@ -145,9 +150,13 @@ export function buildReport(input: ReportInput): ScanReport {
       ...(layer ? { layer: { index: layer.index, digest: layer.digest, diffId: layer.diffId } } : {}),
     };
     const exemption = input.exemptions.find((e) => exemptionApplies(e, f, p, input.repository, input.digest, input.now));
+    const vex = exemption || !input.vex?.length ? undefined : vexVerdict(input.vex, f, p, input.digest);
     if (exemption) {
       rf.exemption = exemptionView(exemption);
       usedExemptions.set(exemption.id, exemption);
+      exempted.push(rf);
+    } else if (vex) {
+      rf.vex = vex;
       exempted.push(rf);
     } else findings.push(rf);
   }

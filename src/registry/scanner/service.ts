@@ -28,7 +28,8 @@ import { analyzeImage, SCANNER_VERSION } from './analyze.ts';
 import type { ConfigFinding } from './config-checks.ts';
 import { differingRefs, diffRefs, type Evaluation, evaluationOf, type FindingsChange, inventoryOfInput, templatesOf } from './evaluation.ts';
 import { type ExemptionStore, exemptionView } from './exemptions.ts';
-import { classifyManifest, IMAGE_CONFIG_TYPES, imageFrom } from './image-source.ts';
+import { classifyManifest, IMAGE_CONFIG_TYPES, imageFrom, readBounded } from './image-source.ts';
+import { projectOf } from '../../oci/reference.ts';
 import { LayerError } from './inventory/errors.ts';
 import type { WalkLimits } from './inventory/limits.ts';
 import type { SecretFinding } from './inventory/secrets.ts';
@@ -37,6 +38,7 @@ import { buildReport, type ScanReport, type StoredInventory } from './report.ts'
 import { sbomBytes, sbomMediaType, type SbomFormat, type SbomSubject } from './sbom.ts';
 import type { VulnerabilityFinding } from './model.ts';
 import type { ScanStore } from './store.ts';
+import { MAX_VEX_BYTES, OPENVEX_MEDIA_TYPE, parseOpenVex, type VexStore } from './vex.ts';
 import type { VulnData } from './vulndata.ts';
 import type { ImportReport } from './vulndb/index.ts';
 
@@ -67,6 +69,8 @@ export interface ScannerDeps {
   store: ScanStore;
   jobs: JobQueue;
   exemptions: ExemptionStore;
+  /** OpenVEX documents (absent: none applied). */
+  vex?: VexStore;
   vulns: VulnData;
   meta: MetadataStore;
   blobs: BlobStore;
@@ -144,6 +148,10 @@ export class ScanService {
     return this.#d.exemptions;
   }
 
+  get vex(): VexStore | undefined {
+    return this.#d.vex;
+  }
+
   get vulns(): VulnData {
     return this.#d.vulns;
   }
@@ -194,6 +202,10 @@ export class ScanService {
       }
       return;
     }
+    if (e.artifactType === OPENVEX_MEDIA_TYPE && e.subject !== undefined) {
+      await this.#ingestVex(e.repository, e.digest, e.subject);
+      return;
+    }
     // Artifacts (signatures, SBOMs, attestations, our own referrers) are not images.
     if (e.artifactType !== undefined && !IMAGE_CONFIG_TYPES.includes(e.artifactType)) return;
     if (!manifestMediaTypes.includes(e.mediaType)) return;
@@ -202,6 +214,24 @@ export class ScanService {
 
   async onManifestDeleted(e: EventOf<'manifest.deleted'>): Promise<void> {
     await this.#d.store.forgetImage(e.repository, e.digest);
+    const vex = await this.#d.vex?.get(e.digest);
+    if (vex?.source === 'referrer' && vex.repository === e.repository) await this.#d.vex!.delete(e.digest);
+  }
+
+  /** Stores an OpenVEX document attached to `subject` as a referrer (its first layer), for that image's reports. */
+  async #ingestVex(repository: string, digest: string, subject: string): Promise<void> {
+    if (!this.#d.vex) return;
+    const record = await this.#d.meta.getManifest(repository, digest);
+    const layer = record ? (JSON.parse(record.content.toString('utf8')) as { layers?: Array<{ digest: string; size: number }> }).layers?.[0] : undefined;
+    if (!layer || layer.size > MAX_VEX_BYTES) return;
+    try {
+      const bytes = await readBounded(await this.#d.blobs.read(layer.digest), MAX_VEX_BYTES, 'OpenVEX document');
+      const document = parseOpenVex(bytes);
+      await this.#d.vex.put({ id: digest, project: projectOf(repository), repository, subject, source: 'referrer', document, createdAt: this.#now() });
+      this.#log.info({ repository, subject, vex: document.id, statements: document.statements.length }, 'OpenVEX document attached');
+    } catch (error) {
+      this.#log.warn({ err: error, repository, digest }, 'an attached OpenVEX document was not accepted');
+    }
   }
 
   // ------------------------------------------------------------------------------------------
@@ -545,6 +575,7 @@ export class ScanService {
       currentDbHash: this.#d.vulns.identity().hash,
       maxAgeSeconds: this.#s.maxAgeSeconds,
       exemptions: await this.#d.exemptions.inForce(repository, now),
+      vex: (await this.#d.vex?.forImage(repository, digest)) ?? [],
       exemptionWarnDays: this.#s.exemptions.warnDays,
       now,
     });

@@ -11,7 +11,8 @@
  *   were computed with;
  * - `scan_finding_templates`: the package-independent part of findings, stored once and named by a
  *   hash of their content; results hold (package index, template key) references (evaluation.ts);
- * - `scan_exemptions`: accepted risks (exemptions.ts).
+ * - `scan_exemptions`: accepted risks (exemptions.ts);
+ * - `scan_vex`: OpenVEX documents (vex.ts).
  *
  * Migrations have their own track, `scanner_schema_migrations` (as the access and audit stores):
  * on SQLite the scanner uses a database file of its own (`<dataDir>/scanner/scanner.sqlite`), so a
@@ -109,6 +110,22 @@ export function scannerMigrations(): Migration[] {
       statements: [
         `CREATE TABLE scan_finding_templates (key TEXT PRIMARY KEY, body TEXT NOT NULL, created_at BIGINT NOT NULL)`,
         `ALTER TABLE scan_results ADD COLUMN finding_refs TEXT`,
+      ],
+    },
+    {
+      version: 3,
+      description: 'OpenVEX documents (uploaded, or attached to an image as a referrer)',
+      statements: [
+        `CREATE TABLE scan_vex (
+           id TEXT PRIMARY KEY,
+           project TEXT NOT NULL,
+           repository TEXT,
+           subject TEXT,
+           source TEXT NOT NULL,
+           document TEXT NOT NULL,
+           created_at BIGINT NOT NULL,
+           created_by TEXT)`,
+        `CREATE INDEX scan_vex_project ON scan_vex (project, subject)`,
       ],
     },
   ];
