@@ -91,6 +91,14 @@ describe('scanner in the registry', { skip }, () => {
       await waitFor('SBOMs in the copy', async () => ((await h.request('GET', `/v2/team/copy/referrers/${digest}`)).json().manifests.length === 2 ? true : undefined));
       const layerDigests = new Set(image.layers.map((l) => l.descriptor.digest));
       assert.equal(h.blobReads.slice(reads).filter((d) => layerDigests.has(d)).length, 0);
+
+      // A re-push writes no SBOM again (no referrer re-put, so no event for other observers).
+      const pushed: string[] = [];
+      h.registry.events.subscribe('manifest.pushed', (e) => void pushed.push(`${e.repository} ${e.artifactType}`));
+      await h.push('team/app', 'v1', image);
+      await waitFor('the job done', async () => ((await h.registry.scanner!.pendingJobs()) === 0 ? true : undefined));
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.deepEqual(pushed, ['team/app application/vnd.oci.image.config.v1+json']);
     } finally {
       await h.close();
     }

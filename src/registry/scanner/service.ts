@@ -121,6 +121,8 @@ export class ScanService {
   readonly #now: () => number;
   readonly worker: JobWorker;
   readonly #unsubscribe: Array<() => void> = [];
+  /** Recently read results (policy gates read the report on every pull), checked against a cheap stamp. */
+  readonly #results = new Map<string, { stamp: string; row: NonNullable<Awaited<ReturnType<ScanStore['result']>>> }>();
   #reloadTimer: NodeJS.Timeout | undefined;
 
   constructor(deps: ScannerDeps, settings: ScannerSettings) {
@@ -399,7 +401,7 @@ export class ScanService {
 
   /** The SBOM of a stored scan, or undefined when there is no complete scan. */
   async sbom(repository: string, digest: string, format: SbomFormat): Promise<Buffer | undefined> {
-    const r = await this.#d.store.result(digest);
+    const r = await this.#result(digest);
     if (!r || r.completedAt === undefined || !r.inventory) return undefined;
     const inv = r.inventory as StoredInventory;
     const subject: SbomSubject = { name: repository, digest, scannedAt: new Date(r.completedAt).toISOString(), os: r.os, registryHost: this.#s.sbom.registryHost, toolVersion: SCANNER_VERSION };
@@ -444,14 +446,8 @@ export class ScanService {
     const empty = Buffer.from('{}');
     const emptyDigest = digestOf(empty);
     const blobDigest = digestOf(bytes);
-    for (const [digest, content] of [
-      [emptyDigest, empty],
-      [blobDigest, bytes],
-    ] as const) {
-      if (!(await this.#d.meta.linkedBlob(repository, digest))) await uploads!.monolithic(repository, digest, Readable.from([content]), content.length, origin);
-    }
     const mediaType = sbomMediaType(format);
-    const r = await this.#d.store.result(subject.digest);
+    const r = await this.#result(subject.digest);
     const manifest = Buffer.from(
       JSON.stringify({
         schemaVersion: 2,
@@ -468,6 +464,14 @@ export class ScanService {
       }),
     );
     const digest = digestOf(manifest);
+    // Already there (a re-push of the image, another scan job): nothing to write, no event.
+    if (await this.#d.meta.getManifest(repository, digest)) return digest;
+    for (const [blob, content] of [
+      [emptyDigest, empty],
+      [blobDigest, bytes],
+    ] as const) {
+      if (!(await this.#d.meta.linkedBlob(repository, blob))) await uploads!.monolithic(repository, blob, Readable.from([content]), content.length, origin);
+    }
     await manifests!.put(repository, digest, manifest, MediaType.ociManifest, origin);
     return digest;
   }
@@ -554,7 +558,7 @@ export class ScanService {
 
   /** The report of `digest` as seen from `repository`, or undefined when the registry never queued it. */
   async report(repository: string, digest: string): Promise<ScanReport | undefined> {
-    const r = await this.#d.store.result(digest);
+    const r = await this.#result(digest);
     if (!r) return undefined;
     const now = this.#now();
     return buildReport({
@@ -579,6 +583,22 @@ export class ScanService {
       exemptionWarnDays: this.#s.exemptions.warnDays,
       now,
     });
+  }
+
+  async #result(digest: string): Promise<Awaited<ReturnType<ScanStore['result']>>> {
+    const stamp = await this.#d.store.stamp(digest);
+    if (stamp === undefined) return undefined;
+    const cached = this.#results.get(digest);
+    if (cached?.stamp === stamp) {
+      this.#results.delete(digest);
+      this.#results.set(digest, cached);
+      return cached.row;
+    }
+    const row = await this.#d.store.result(digest);
+    if (!row) return undefined;
+    this.#results.set(digest, { stamp, row });
+    if (this.#results.size > 256) this.#results.delete(this.#results.keys().next().value!);
+    return row;
   }
 
   async #warnExpiringExemptions(): Promise<void> {

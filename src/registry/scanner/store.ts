@@ -412,6 +412,12 @@ export class ScanStore {
     };
   }
 
+  /** What changes whenever the stored result does (status, revision, evaluation): for caches. */
+  async stamp(digest: string): Promise<string | undefined> {
+    const r = (await this.db.all('SELECT status, revision, evaluated_at, completed_at, reason FROM scan_results WHERE digest = $1', [digest]))[0];
+    return r ? `${String(r.status)}|${Number(r.revision)}|${String(r.evaluated_at)}|${String(r.completed_at)}|${String(r.reason)}` : undefined;
+  }
+
   /** Status only (cheap: no documents). */
   async status(digest: string): Promise<{ status: ScanStatus; reason: string | undefined; completedAt: number | undefined } | undefined> {
     const r = (await this.db.all('SELECT status, reason, completed_at FROM scan_results WHERE digest = $1', [digest]))[0];
