@@ -344,6 +344,13 @@ export const configSchema = z.strictObject({
           warnDays: z.number().int().nonnegative().default(14),
         })
         .prefault({}),
+      /** Walk layers in a worker thread: the event loop stays free, and an image needing more memory than `maxMemoryMb` fails alone. */
+      isolation: z
+        .strictObject({
+          thread: z.boolean().default(true),
+          maxMemoryMb: z.number().int().min(64).max(65_536).default(2048),
+        })
+        .prefault({}),
       /** Re-scan (read the layers again) results of an older scanner version at start. */
       rescanOnUpgrade: z.boolean().default(true),
     })

@@ -36,6 +36,7 @@ export function scannerSettings(c: Config['scanner']): ScannerSettings {
     sbom: { attach: c.sbom.attach, formats: [...c.sbom.formats], registryHost: c.sbom.registryHost },
     exemptions: { maxDays: c.exemptions.maxDays, warnDays: c.exemptions.warnDays },
     rescanOnUpgrade: c.rescanOnUpgrade,
+    threadMemoryMb: c.isolation.thread ? c.isolation.maxMemoryMb : undefined,
   };
 }
 

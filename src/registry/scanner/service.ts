@@ -57,6 +57,8 @@ export interface ScannerSettings {
   sbom: { attach: boolean; formats: SbomFormat[]; registryHost?: string | undefined };
   exemptions: { maxDays: number; warnDays: number };
   rescanOnUpgrade: boolean;
+  /** Heap of the scan thread (MiB); scans run in the server's thread when absent. */
+  threadMemoryMb?: number | undefined;
 }
 
 export interface ScannerLogger {
@@ -354,6 +356,7 @@ export class ScanService {
           limits: this.#s.limits,
           signal,
           ...(this.#s.secretsKey !== undefined ? { secretsKey: this.#s.secretsKey } : {}),
+          ...(this.#s.threadMemoryMb !== undefined ? { threadMemoryMb: this.#s.threadMemoryMb } : {}),
         });
       } catch (error) {
         // A hostile or corrupt layer is a verdict on the image: retrying cannot help.
