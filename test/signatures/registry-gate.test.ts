@@ -142,10 +142,12 @@ describe('pull enforcement', () => {
 describe('deny on error', () => {
   let t: TestRegistry;
   let failing = false;
+  let store: SignatureStore;
   before(async () => {
     t = await startTestRegistry({}, {
-      wrapSignatureStore: (store: SignatureStore) =>
-        new Proxy(store, {
+      wrapSignatureStore: (inner: SignatureStore) =>
+        (store = inner) &&
+        new Proxy(inner, {
           get(target, property) {
             const value = Reflect.get(target, property, target) as unknown;
             if (typeof value !== 'function') return value;
@@ -159,6 +161,25 @@ describe('deny on error', () => {
     assert.equal((await t.putPolicy('secure', keyPolicy({ release: pem(trusted.publicKey) }), true)).status, 201);
   });
   after(() => t.close());
+
+  test('a stored policy that no longer compiles denies pulls where enforced, and only there', async () => {
+    const broken = { requireSignature: true, keys: [{ name: 'gone', publicKey: '-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n' }], requireTransparencyLog: false, rekorPublicKeys: [], requiredAttestations: [] };
+    // written behind the API's back, as an older release or a manual edit could leave it
+    await store.putPolicy('broken', { policy: broken, requireSignatureToPull: true, updatedBy: undefined });
+    await store.putPolicy('brokenopen', { policy: broken, requireSignatureToPull: false, updatedBy: undefined });
+    const a = await t.pushImage('broken/app', 'v1');
+    await t.pushImage('brokenopen/app', 'v1');
+    assert.equal((await t.request('GET', '/v2/brokenopen/app/manifests/v1', { headers: { accept: ACCEPT } })).status, 200);
+    const denied = await t.request('GET', '/v2/broken/app/manifests/v1', { headers: { accept: ACCEPT } });
+    assert.equal(denied.status, 403);
+    assert.match(denied.body.errors[0].message, /could not be completed; denied/);
+    const api = await t.signatures('broken/app', a.digest);
+    assert.equal(api.status, 503);
+    assert.match(api.body.errors[0].message, /the trust policy of project broken \(version 1\) cannot be used: /);
+    const read = await t.request('GET', '/api/v1/projects/broken/trust-policy');
+    assert.equal(read.status, 200);
+    assert.match(read.body.error, /this stored policy cannot be used/);
+  });
 
   test('a store failure while deciding denies the pull (and says so)', async () => {
     await t.pushImage('secure/app', 'v1');

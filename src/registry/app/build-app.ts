@@ -298,8 +298,8 @@ export async function buildRegistry(
       await scanner?.stop();
       await app.close();
       await signatures?.idle();
-      await audit?.close();
       await scanStore?.close();
+      await audit?.close();
       await stores.close();
       await edge.close();
     },

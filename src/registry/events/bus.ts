@@ -112,7 +112,6 @@ export interface FindingBrief {
   fixAvailable: boolean;
 }
 
-
 export type AuthMethod = 'password' | 'token' | 'robot' | 'refresh';
 
 export type AccessChange =
@@ -127,7 +126,6 @@ export interface AccessTarget {
   name: string;
   project?: string;
 }
-
 
 export type RegistryEventType = RegistryEvent['type'];
 export type EventOf<T extends RegistryEventType> = Extract<RegistryEvent, { type: T }>;

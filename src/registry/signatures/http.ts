@@ -16,12 +16,12 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { isDigest } from '../../oci/digest.ts';
 import { RegistryError } from '../../oci/errors.ts';
-import { isRepositoryName, isTag } from '../../oci/reference.ts';
+import { isRepositoryName, isTag, projectOf } from '../../oci/reference.ts';
 import type { AccessService } from '../auth/access-service.ts';
 import { actorOf, type Identity } from '../auth/identity.ts';
 import type { RequestOrigin } from '../events/bus.ts';
 import type { MetadataStore } from '../storage/ports.ts';
-import { PolicyInvalid, type SignatureService } from './service.ts';
+import { PolicyInvalid, PolicyUnusable, type SignatureService } from './service.ts';
 import { PolicyVersionConflict, type TrustPolicyRecord } from './store.ts';
 
 export type SignatureAction = 'pull' | 'project.read' | 'project.update';
@@ -63,12 +63,13 @@ function origin(request: FastifyRequest, actor: RequestOrigin['actor'] | undefin
   return { clientAddress: request.ip, userAgent: request.headers['user-agent'], requestId: String(request.id), actor: actor ?? { kind: 'anonymous' } };
 }
 
-function policyView(record: TrustPolicyRecord, policyHash: string) {
+function policyView(record: TrustPolicyRecord, policyHash: string, error?: string) {
   return {
     project: record.project,
     version: record.version,
     requireSignatureToPull: record.requireSignatureToPull,
     policyHash,
+    ...(error ? { error: `this stored policy cannot be used: ${error}` } : {}),
     updatedAt: record.updatedAt.toISOString(),
     updatedBy: record.updatedBy,
     policy: record.policy,
@@ -114,7 +115,7 @@ export async function registerSignatureRoutes(app: FastifyInstance, deps: { serv
       const pp = await service.policy(project, { fresh: true });
       const record = pp.record;
       if (!record) throw new RegistryError('NOT_FOUND', `project ${project} has no trust policy`);
-      return reply.header('ETag', `"${record.version}"`).send(policyView(record, pp.compiled.hash));
+      return reply.header('ETag', `"${record.version}"`).send(policyView(record, pp.compiled.hash, pp.error));
     });
 
     scope.put('/api/v1/projects/:project/trust-policy', async (request, reply) => {
@@ -170,7 +171,13 @@ export async function registerSignatureRoutes(app: FastifyInstance, deps: { serv
       if (!digest) throw new RegistryError('MANIFEST_UNKNOWN', `manifest ${reference} is not in repository ${repository}`);
       noStore(reply);
       const exists = (await meta.getManifest(repository, digest)) !== undefined;
-      const status = await service.status(repository, digest, 'api', origin(request, actor));
+      let status;
+      try {
+        status = await service.status(repository, digest, 'api', origin(request, actor));
+      } catch (err) {
+        if (err instanceof PolicyUnusable) throw new RegistryError('UNAVAILABLE', `${err.message}; replace it (PUT /api/v1/projects/${projectOf(repository)}/trust-policy)`);
+        throw err;
+      }
       if (!exists && status.artifacts.length === 0 && status.rejected.length === 0) {
         throw new RegistryError('MANIFEST_UNKNOWN', `manifest ${digest} is not in repository ${repository}, and nothing is attached to it`);
       }

@@ -51,6 +51,13 @@ export interface ProjectPolicy {
   project: string;
   record: TrustPolicyRecord | undefined;
   compiled: CompiledPolicy;
+  /** Why the stored policy cannot be used (it no longer compiles); `compiled` then trusts nothing. */
+  error?: string;
+}
+
+/** The project's stored trust policy cannot be used: verification cannot be decided. */
+export class PolicyUnusable extends Error {
+  override name = 'PolicyUnusable';
 }
 
 export type PullDecision =
@@ -108,7 +115,14 @@ export class SignatureService implements SignatureFactsProvider {
     const now = this.#now();
     if (hit && !options.fresh && now - hit.at < this.#options.cacheSeconds * 1000) return hit.value;
     const record = await this.#store.getPolicy(project);
-    const value: ProjectPolicy = { project, record, compiled: record ? compilePolicy({ ...record.policy, version: record.version }) : NO_POLICY };
+    let value: ProjectPolicy;
+    try {
+      value = { project, record, compiled: record ? compilePolicy({ ...record.policy, version: record.version }) : NO_POLICY };
+    } catch (err) {
+      // kept (not thrown) so that projects without enforcement still pull; verification refuses to decide
+      value = { project, record, compiled: NO_POLICY, error: errorMessage(err) };
+      this.#log?.error({ project, version: record?.version, err: value.error }, 'stored trust policy does not compile');
+    }
     this.#policies.set(project, { value, at: now });
     if (this.#policies.size > 10_000) this.#policies.delete(this.#policies.keys().next().value as string);
     return value;
@@ -162,7 +176,7 @@ export class SignatureService implements SignatureFactsProvider {
 
   /** The verdict for `digest` in `repository`: from memory, the store, or computed now. */
   async status(repository: string, digest: string, trigger: VerificationTrigger = 'api', origin?: RequestOrigin): Promise<SignatureStatus> {
-    const pp = await this.policy(projectOf(repository));
+    const pp = usable(await this.policy(projectOf(repository)));
     const hit = this.#peek(repository, digest, pp);
     if (hit) return hit;
     const stored = await this.#store.getVerdict(repository, digest);
@@ -180,7 +194,7 @@ export class SignatureService implements SignatureFactsProvider {
 
   /** Verifies now (deduplicating concurrent requests), stores and caches the verdict, and publishes it. */
   async verify(repository: string, digest: string, trigger: VerificationTrigger, origin?: RequestOrigin, pp?: ProjectPolicy): Promise<SignatureStatus> {
-    const policy = pp ?? (await this.policy(projectOf(repository)));
+    const policy = usable(pp ?? (await this.policy(projectOf(repository))));
     const key = `${repository}@${digest}|${policy.compiled.hash}`;
     const running = this.#inflight.get(key);
     if (running) return running;
@@ -260,6 +274,7 @@ export class SignatureService implements SignatureFactsProvider {
   async pullDecision(repository: string, digest: string): Promise<PullDecision> {
     const pp = await this.policy(projectOf(repository));
     if (!pp.record?.requireSignatureToPull) return { allowed: true, why: 'no-enforcement' };
+    usable(pp);
     const cached = this.#peek(repository, digest, pp);
     if (cached?.verdict === 'verified') return { allowed: true, why: 'verified' };
     if (await this.#isSignatureArtifact(repository, digest)) return { allowed: true, why: 'signature-artifact' };
@@ -402,6 +417,11 @@ export class SignatureService implements SignatureFactsProvider {
 
 export class PolicyInvalid extends Error {
   override name = 'PolicyInvalid';
+}
+
+function usable(pp: ProjectPolicy): ProjectPolicy {
+  if (pp.error) throw new PolicyUnusable(`the trust policy of project ${pp.project} (version ${pp.record?.version}) cannot be used: ${pp.error}`);
+  return pp;
 }
 
 function describeSigner(s: unknown): string {
