@@ -127,6 +127,29 @@ export class PolicyEnforcer {
     return policy.evaluate(input);
   }
 
+  /** The policy that applies to `project` (its own, else the global one). */
+  policyFor(project: string): Promise<CompiledPolicy | undefined> {
+    return this.#deps.source.policyFor(project);
+  }
+
+  /**
+   * The input document for a stored image at `point`, for enforcement points outside the
+   * manifest gates (admission, promotion); the caller adds its request facts. Undefined when the
+   * manifest is unknown or is a referrer or non-image artifact (not evaluated, as at pull).
+   */
+  async storedImageInput(repository: string, digest: string, tag: string | undefined, point: EnforcementPoint, origin: RequestOrigin): Promise<PolicyInput | undefined> {
+    const record = await this.#deps.meta.getManifest(repository, digest);
+    if (!record || record.subject) return undefined;
+    const parsed = storedManifest(record);
+    if (parsed.config && !IMAGE_CONFIG_TYPES.has(parsed.config.mediaType)) return undefined;
+    return this.#input(point, repository, record.digest, tag, record.mediaType, parsed, record.size, origin, undefined);
+  }
+
+  /** Publishes a decision taken outside the gates (admission) as a `policy.decision` event. */
+  publishDecision(decision: PolicyDecision, input: PolicyInput, origin: RequestOrigin): void {
+    this.#publish(decision, input, origin);
+  }
+
   /** Writes pending `Warning` headers on the response of the request that caused them; guards tag deletion. */
   register(app: FastifyInstance): void {
     app.addHook('preHandler', async (request) => {
