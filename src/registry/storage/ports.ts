@@ -127,6 +127,31 @@ export type ManifestWriteResult =
   | { ok: true; created: boolean; previousTagTarget: string | undefined }
   | { ok: false; missingBlobs: string[]; missingChildren: string[] };
 
+/**
+ * Several manifests of one repository written in one transaction (promotion): blobs linked first
+ * (each from `from`, where it must be linked, or, with `from` undefined, any live recorded blob),
+ * then the manifests in order (children before their index, subjects before their referrers).
+ * Either everything is written or nothing, not even the repository.
+ */
+export interface ManifestBatch {
+  repository: string;
+  blobs: Array<{ digest: string; from: string | undefined }>;
+  manifests: ManifestWrite[];
+  /** Protection given to linked blobs, as for a mount. */
+  graceMs: number;
+}
+
+export type ManifestBatchResult =
+  | { ok: true; results: Array<Extract<ManifestWriteResult, { ok: true }>> }
+  | Extract<ManifestWriteResult, { ok: false }>;
+
+/** A stored manifest that is not a referrer (listing for fleet-wide policy simulation). */
+export interface StoredManifestRef {
+  repository: string;
+  digest: string;
+  mediaType: string;
+}
+
 export interface ReferrerRecord {
   digest: string;
   mediaType: string;
@@ -194,6 +219,16 @@ export interface MetadataStore {
    * @throws ConcurrentDeletionError when a checked blob or child was deleted meanwhile.
    */
   putManifest(write: ManifestWrite): Promise<ManifestWriteResult>;
+  /**
+   * {@link putManifest} for several manifests in one transaction, after linking blobs.
+   * @throws ConcurrentDeletionError when a checked blob or child was deleted meanwhile (nothing written).
+   */
+  putManifests(batch: ManifestBatch): Promise<ManifestBatchResult>;
+  /**
+   * Manifests that are not referrers (no subject), ordered by repository then digest, after
+   * `after`; `project` keeps those of one project (`project` or `project/...`).
+   */
+  listManifests(limit: number, after?: { repository: string; digest: string }, project?: string): Promise<Page<StoredManifestRef>>;
   getManifest(repository: string, digest: string): Promise<ManifestRecord | undefined>;
   resolveTag(repository: string, tag: string): Promise<string | undefined>;
   listTags(repository: string, limit: number, last?: string): Promise<Page<string>>;

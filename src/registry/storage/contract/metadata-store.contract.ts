@@ -433,6 +433,77 @@ export function runMetadataStoreContract(name: string, makeStore: MakeMetadataSt
       });
     });
 
+    describe('putManifests (one transaction)', () => {
+      it('links blobs from the source, writes children, index, referrer and tags at once', async () => {
+        const layer = await pushBlob('staging/app', 'layer');
+        const own = sha256('blob:own');
+        assert.equal(await store.recordBlob(own, 10, HOUR), true, 'a recorded, unlinked blob (the registry wrote it)');
+        const child = manifest('prod/app', 'child', { blobs: [layer] });
+        const index = manifest('prod/app', 'index', { mediaType: INDEX, children: [child.digest], tag: 'v1' });
+        const referrer = manifest('prod/app', 'sig', { blobs: [own], subject: index.digest });
+        const result = await store.putManifests({ repository: 'prod/app', blobs: [{ digest: layer, from: 'staging/app' }, { digest: own, from: undefined }], manifests: [child, index, referrer], graceMs: HOUR });
+        assert.equal(result.ok, true, JSON.stringify(result));
+        assert.ok(result.ok);
+        assert.deepEqual(result.results.map((r) => r.created), [true, true, true]);
+        assert.equal(await store.resolveTag('prod/app', 'v1'), index.digest);
+        assert.deepEqual((await store.listReferrers('prod/app', index.digest)).map((r) => r.digest), [referrer.digest]);
+        assert.deepEqual(await store.linkedBlob('prod/app', layer), { size: 100, referenced: true });
+        const again = await store.putManifests({ repository: 'prod/app', blobs: [{ digest: layer, from: 'staging/app' }], manifests: [child, index], graceMs: HOUR });
+        assert.ok(again.ok);
+        assert.deepEqual(again.results.map((r) => r.created), [false, false], 'a second copy writes nothing new');
+      });
+
+      it('writes nothing, not even the repository, when a later manifest fails', async () => {
+        const layer = await pushBlob('staging/app', 'layer');
+        const first = manifest('prod/app', 'first', { blobs: [layer], tag: 'v1' });
+        const broken = manifest('prod/app', 'broken', { children: [sha256('absent')], mediaType: INDEX, tag: 'v2' });
+        const result = await store.putManifests({ repository: 'prod/app', blobs: [{ digest: layer, from: 'staging/app' }], manifests: [first, broken], graceMs: HOUR });
+        assert.deepEqual(result, { ok: false, missingBlobs: [], missingChildren: [sha256('absent')] });
+        assert.equal(await store.repositoryExists('prod/app'), false);
+        assert.equal(await store.getManifest('prod/app', first.digest), undefined);
+        assert.equal(await store.resolveTag('prod/app', 'v1'), undefined);
+        assert.equal(await store.linkedBlob('prod/app', layer), undefined);
+        assert.deepEqual(await store.linkedBlob('staging/app', layer), { size: 100, referenced: false }, 'no reference was counted');
+      });
+
+      it('refuses a blob the source does not hold (or an unknown one), listing them', async () => {
+        const elsewhere = await pushBlob('other/app', 'x');
+        const unknown = sha256('blob:unknown');
+        const result = await store.putManifests({ repository: 'prod/app', blobs: [{ digest: elsewhere, from: 'staging/app' }, { digest: unknown, from: undefined }], manifests: [manifest('prod/app', 'm', { blobs: [elsewhere] })], graceMs: HOUR });
+        assert.equal(result.ok, false);
+        assert.ok(!result.ok);
+        assert.deepEqual([...result.missingBlobs].sort(), [elsewhere, unknown].sort());
+        assert.equal(await store.repositoryExists('prod/app'), false);
+      });
+    });
+
+    describe('listManifests', () => {
+      it('pages non-referrer manifests by repository then digest, optionally for one project', async () => {
+        const written: string[] = [];
+        for (const repo of ['a/x', 'ab/y', 'a', 'b/z']) {
+          for (const label of ['1', '2']) {
+            const m = manifest(repo, `${repo}-${label}`);
+            await putOk(m);
+            written.push(`${repo}@${m.digest}`);
+          }
+        }
+        const subject = manifest('a/x', 'a/x-1');
+        await putOk(manifest('a/x', 'ref', { subject: subject.digest }));
+        const seen: string[] = [];
+        let after: { repository: string; digest: string } | undefined;
+        for (;;) {
+          const page = await store.listManifests(3, after);
+          seen.push(...page.items.map((i) => `${i.repository}@${i.digest}`));
+          if (!page.more) break;
+          after = page.items.at(-1)!;
+        }
+        assert.deepEqual(seen, [...written].sort((p, q) => (p.split('@')[0]! < q.split('@')[0]! ? -1 : p.split('@')[0]! > q.split('@')[0]! ? 1 : p < q ? -1 : 1)), 'the referrer is left out');
+        const project = await store.listManifests(100, undefined, 'a');
+        assert.deepEqual([...new Set(project.items.map((i) => i.repository))], ['a', 'a/x'], 'ab/y is another project');
+        assert.equal(project.items[0]!.mediaType, MANIFEST);
+      });
+    });
+
     describe('tags', () => {
       it('lists tags in byte order with n and last', async () => {
         const tags = ['latest', 'A', '1.0', '10', '1.0-rc', '_x', 'a', 'Z', 'v1.0.0', 'v1_0'];

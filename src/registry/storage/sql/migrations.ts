@@ -131,5 +131,30 @@ export function migrations(dialect: 'sqlite' | 'postgres'): Migration[] {
            PRIMARY KEY (project, version))`,
       ],
     },
+    {
+      version: 6,
+      description: 'promotions: who promoted which digest from where to where, under which policy, with what decision (policy/promotion/store.ts)',
+      statements: [
+        `CREATE TABLE promotions (
+           id TEXT PRIMARY KEY,
+           created_at BIGINT NOT NULL,
+           actor_kind TEXT NOT NULL,
+           actor_name TEXT,
+           source_repository ${name} NOT NULL,
+           source_reference TEXT NOT NULL,
+           digest TEXT NOT NULL,
+           destination_repository ${name} NOT NULL,
+           destination_tag TEXT,
+           decision TEXT NOT NULL,
+           policy TEXT,
+           denials TEXT NOT NULL,
+           attestation TEXT,
+           copied TEXT NOT NULL)`,
+        `CREATE INDEX promotions_destination ON promotions (destination_repository, created_at)`,
+        `CREATE INDEX promotions_source ON promotions (source_repository, created_at)`,
+        `CREATE INDEX promotions_digest ON promotions (digest)`,
+        `CREATE INDEX promotions_created ON promotions (created_at, id)`,
+      ],
+    },
   ];
 }

@@ -1,12 +1,15 @@
 import {
   ConcurrentDeletionError,
   type GcCandidate,
+  type ManifestBatch,
+  type ManifestBatchResult,
   type ManifestRecord,
   type ManifestWrite,
   type ManifestWriteResult,
   type MetadataStore,
   type Page,
   type ReferrerRecord,
+  type StoredManifestRef,
   type UntaggedManifest,
   type UploadSession,
 } from '../ports.ts';
@@ -143,56 +146,91 @@ export class SqlMetadataStore implements MetadataStore {
   // --- manifests and tags
 
   async putManifest(write: ManifestWrite): Promise<ManifestWriteResult> {
+    try {
+      return await this.#db.transaction((tx) => this.#writeManifest(tx, write, this.#now()));
+    } catch (error) {
+      if (error instanceof Refused) return error.result;
+      throw error;
+    }
+  }
+
+  async putManifests(batch: ManifestBatch): Promise<ManifestBatchResult> {
+    try {
+      return await this.#db.transaction(async (tx): Promise<ManifestBatchResult> => {
+        const now = this.#now();
+        const missingBlobs: string[] = [];
+        for (const blob of [...batch.blobs].sort((a, b) => (a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0))) {
+          // As mountBlob: protection first, which also proves the blob is live (and, with `from`, visible there).
+          const source = blob.from === undefined ? '' : ` AND EXISTS (SELECT 1 FROM blob_links l JOIN repositories r ON r.id = l.repository_id WHERE r.name = $3 AND l.digest = $1)`;
+          const protectedRows = await tx.run(
+            `UPDATE blobs SET protected_until = CASE WHEN protected_until > $2 THEN protected_until ELSE $2 END WHERE digest = $1 AND state = 'live'${source}`,
+            blob.from === undefined ? [blob.digest, now + batch.graceMs] : [blob.digest, now + batch.graceMs, blob.from],
+          );
+          if (protectedRows === 0) {
+            missingBlobs.push(blob.digest);
+            continue;
+          }
+          const repositoryId = await this.#ensureRepository(tx, batch.repository);
+          await tx.run('INSERT INTO blob_links (repository_id, digest, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [repositoryId, blob.digest, now]);
+        }
+        if (missingBlobs.length > 0) throw new Refused({ ok: false, missingBlobs, missingChildren: [] });
+        const results: Array<Extract<ManifestWriteResult, { ok: true }>> = [];
+        for (const write of batch.manifests) {
+          if (write.repository !== batch.repository) throw new Error(`putManifests: ${write.repository} is not ${batch.repository}`);
+          results.push(await this.#writeManifest(tx, write, now));
+        }
+        return { ok: true, results };
+      });
+    } catch (error) {
+      if (error instanceof Refused) return error.result as Extract<ManifestWriteResult, { ok: false }>;
+      throw error;
+    }
+  }
+
+  /** One manifest write inside `tx`; throws Refused (to roll back) when a reference is missing. */
+  async #writeManifest(tx: SqlExecutor, write: ManifestWrite, now: number): Promise<Extract<ManifestWriteResult, { ok: true }>> {
     const blobs = [...new Set(write.blobs)];
     const children = [...new Set(write.children)];
     // Rows are locked in one global order (children, then blobs, each sorted, then the tag) so that
     // concurrent pushes and deletes sharing blobs cannot deadlock on PostgreSQL.
     const sortedBlobs = [...blobs].sort();
     const sortedChildren = [...children].sort();
-    try {
-      return await this.#db.transaction(async (tx): Promise<ManifestWriteResult> => {
-        const repositoryId = await this.#ensureRepository(tx, write.repository);
-        const now = this.#now();
-        // A re-push refreshes the push time, so an untagged manifest pushed again is not collected
-        // right after; the update also locks the row (PostgreSQL) against a racing
-        // deleteUntaggedManifest until the tag below is in place.
-        const existing = await tx.run('UPDATE manifests SET pushed_at = $3 WHERE repository_id = $1 AND digest = $2', [repositoryId, write.digest, now]);
-        let created = false;
-        if (existing === 0) {
-          const missingBlobs = await this.#missing(tx, `SELECT l.digest AS digest FROM blob_links l JOIN blobs b ON b.digest = l.digest WHERE l.repository_id = $1 AND b.state = 'live' AND l.digest IN`, repositoryId, blobs);
-          const missingChildren = await this.#missing(tx, 'SELECT digest FROM manifests WHERE repository_id = $1 AND digest IN', repositoryId, children);
-          // Roll back: not even the repository may be created by a refused push.
-          if (missingBlobs.length > 0 || missingChildren.length > 0) throw new Refused({ ok: false, missingBlobs, missingChildren });
-          // A concurrent push of the same manifest may have inserted it since the check: the
-          // conflict waits for that transaction, and its references are already counted.
-          const inserted = await tx.run(
-            `INSERT INTO manifests (repository_id, digest, media_type, artifact_type, size, content, subject, annotations, parent_count, created_at, pushed_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $9) ON CONFLICT (repository_id, digest) DO NOTHING`,
-            [repositoryId, write.digest, write.mediaType, write.artifactType ?? null, write.content.length, write.content, write.subject ?? null, write.annotations ? JSON.stringify(write.annotations) : null, now],
-          );
-          if (inserted > 0) {
-            created = true;
-            for (const child of sortedChildren) {
-              await tx.run('INSERT INTO manifest_children (repository_id, parent_digest, child_digest) VALUES ($1, $2, $3)', [repositoryId, write.digest, child]);
-              const counted = await tx.run('UPDATE manifests SET parent_count = parent_count + 1 WHERE repository_id = $1 AND digest = $2', [repositoryId, child]);
-              if (counted === 0) throw new ConcurrentDeletionError(child);
-            }
-            for (const blob of sortedBlobs) {
-              await tx.run('INSERT INTO manifest_blobs (repository_id, manifest_digest, blob_digest) VALUES ($1, $2, $3)', [repositoryId, write.digest, blob]);
-              // Conditional on 'live': if the collector marked it meanwhile, fail rather than resurrect it.
-              const counted = await tx.run(`UPDATE blobs SET refcount = refcount + 1 WHERE digest = $1 AND state = 'live'`, [blob]);
-              if (counted === 0) throw new ConcurrentDeletionError(blob);
-            }
-          }
+    const repositoryId = await this.#ensureRepository(tx, write.repository);
+    // A re-push refreshes the push time, so an untagged manifest pushed again is not collected
+    // right after; the update also locks the row (PostgreSQL) against a racing
+    // deleteUntaggedManifest until the tag below is in place.
+    const existing = await tx.run('UPDATE manifests SET pushed_at = $3 WHERE repository_id = $1 AND digest = $2', [repositoryId, write.digest, now]);
+    let created = false;
+    if (existing === 0) {
+      const missingBlobs = await this.#missing(tx, `SELECT l.digest AS digest FROM blob_links l JOIN blobs b ON b.digest = l.digest WHERE l.repository_id = $1 AND b.state = 'live' AND l.digest IN`, repositoryId, blobs);
+      const missingChildren = await this.#missing(tx, 'SELECT digest FROM manifests WHERE repository_id = $1 AND digest IN', repositoryId, children);
+      // Roll back: not even the repository may be created by a refused push.
+      if (missingBlobs.length > 0 || missingChildren.length > 0) throw new Refused({ ok: false, missingBlobs, missingChildren });
+      // A concurrent push of the same manifest may have inserted it since the check: the
+      // conflict waits for that transaction, and its references are already counted.
+      const inserted = await tx.run(
+        `INSERT INTO manifests (repository_id, digest, media_type, artifact_type, size, content, subject, annotations, parent_count, created_at, pushed_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $9) ON CONFLICT (repository_id, digest) DO NOTHING`,
+        [repositoryId, write.digest, write.mediaType, write.artifactType ?? null, write.content.length, write.content, write.subject ?? null, write.annotations ? JSON.stringify(write.annotations) : null, now],
+      );
+      if (inserted > 0) {
+        created = true;
+        for (const child of sortedChildren) {
+          await tx.run('INSERT INTO manifest_children (repository_id, parent_digest, child_digest) VALUES ($1, $2, $3)', [repositoryId, write.digest, child]);
+          const counted = await tx.run('UPDATE manifests SET parent_count = parent_count + 1 WHERE repository_id = $1 AND digest = $2', [repositoryId, child]);
+          if (counted === 0) throw new ConcurrentDeletionError(child);
         }
-        let previousTagTarget: string | undefined;
-        if (write.tag !== undefined) previousTagTarget = await this.#moveTag(tx, repositoryId, write.tag, write.digest, now);
-        return { ok: true, created, previousTagTarget };
-      });
-    } catch (error) {
-      if (error instanceof Refused) return error.result;
-      throw error;
+        for (const blob of sortedBlobs) {
+          await tx.run('INSERT INTO manifest_blobs (repository_id, manifest_digest, blob_digest) VALUES ($1, $2, $3)', [repositoryId, write.digest, blob]);
+          // Conditional on 'live': if the collector marked it meanwhile, fail rather than resurrect it.
+          const counted = await tx.run(`UPDATE blobs SET refcount = refcount + 1 WHERE digest = $1 AND state = 'live'`, [blob]);
+          if (counted === 0) throw new ConcurrentDeletionError(blob);
+        }
+      }
     }
+    let previousTagTarget: string | undefined;
+    if (write.tag !== undefined) previousTagTarget = await this.#moveTag(tx, repositoryId, write.tag, write.digest, now);
+    return { ok: true, created, previousTagTarget };
   }
 
   /** Points `tag` at `digest`, returning what it pointed at before (exact even under concurrency). */
@@ -217,6 +255,24 @@ export class SqlMetadataStore implements MetadataStore {
       for (const row of await tx.all<{ digest: string }>(`${selectPrefix} (${placeholders})`, [repositoryId, ...batch])) found.add(row.digest);
     }
     return digests.filter((d) => !found.has(d));
+  }
+
+  async listManifests(limit: number, after?: { repository: string; digest: string }, project?: string): Promise<Page<StoredManifestRef>> {
+    const params: unknown[] = [after?.repository ?? '', after?.digest ?? '', limit + 1];
+    let scope = '';
+    if (project !== undefined) {
+      // `project` itself or `project/...`: '/' sorts right before '0', so the range is exact in byte order.
+      scope = ' AND (r.name = $4 OR (r.name > $5 AND r.name < $6))';
+      params.push(project, `${project}/`, `${project}0`);
+    }
+    const rows = await this.#db.all<{ name: string; digest: string; media_type: string }>(
+      `SELECT r.name, m.digest, m.media_type FROM manifests m JOIN repositories r ON r.id = m.repository_id
+       WHERE m.subject IS NULL AND (r.name > $1 OR (r.name = $1 AND m.digest > $2))${scope}
+       ORDER BY r.name, m.digest LIMIT $3`,
+      params,
+    );
+    const items = rows.map((r) => ({ repository: r.name, digest: r.digest, mediaType: r.media_type }));
+    return { items: items.slice(0, limit), more: items.length > limit };
   }
 
   async getManifest(repository: string, digest: string): Promise<ManifestRecord | undefined> {
