@@ -23,7 +23,6 @@ import { ListingService } from '../distribution/listing.ts';
 import { ManifestService } from '../distribution/manifests.ts';
 import { UploadService } from '../distribution/uploads.ts';
 import { EventBus } from '../events/bus.ts';
-import { AnomalyDetector, registerAlertRoutes } from '../anomaly/index.ts';
 import { type AuditAuthorizer, registerAuditRoutes } from '../audit/http.ts';
 import { Audit } from '../audit/service.ts';
 import { SqlAuditStore } from '../audit/store.ts';
@@ -37,6 +36,7 @@ import type { BlobStore, MetadataStore } from '../storage/ports.ts';
 import type { SqlDriver } from '../storage/sql/driver.ts';
 import { SqlMetadataStore } from '../storage/sql/sql-metadata-store.ts';
 import { SqliteDriver } from '../storage/sqlite/sqlite-driver.ts';
+import { accessVisibility, registerTraceRoutes, TraceService, TraceStore, type TraceVisibility } from '../trace/index.ts';
 import { MemorySignatureStore, registerSignatureRoutes, type SignatureAuthorizer, signatureAuthorizer, signaturePullGate, SignatureService, signatureSettings, type SignatureStore, SqlSignatureStore } from '../signatures/index.ts';
 
 /** The stores chosen by configuration (the only place that names concrete backends). */
@@ -49,6 +49,8 @@ export interface Stores {
   signatures?: SignatureStore;
   /** Policy documents (same database as `meta`); in memory when absent. */
   policies?: PolicyStore;
+  /** The traceability index (same database as `meta`); traceability is off when absent. */
+  trace?: TraceStore;
   close(): Promise<void>;
 }
 
@@ -77,7 +79,7 @@ export async function openStores(config: Config): Promise<Stores> {
   await meta.migrate();
   const access = new SqlAccessStore(driver);
   await access.migrate();
-  return { blobs, meta, access, signatures: new SqlSignatureStore(driver), policies: new SqlPolicyStore(driver), close: () => meta.close() };
+  return { blobs, meta, access, signatures: new SqlSignatureStore(driver), policies: new SqlPolicyStore(driver), trace: new TraceStore(driver), close: () => meta.close() };
 }
 
 /**
@@ -131,6 +133,8 @@ export interface Registry {
   signatures: SignatureService | undefined;
   /** Vulnerability scanning (absent when scanner.enabled is false). */
   scanner: ScanService | undefined;
+  /** Traceability (absent when trace.enabled is false or the stores have no trace index). */
+  trace: TraceService | undefined;
   /** Set when this start created the first administrator; `generatedPassword` must be shown once. */
   adminBootstrap: { generatedPassword: string | undefined } | undefined;
   close(): Promise<void>;
@@ -182,6 +186,7 @@ export async function buildRegistry(
   let registerAuthRoutes = async () => undefined;
   let scannerAuthorize: Parameters<typeof registerScannerRoutes>[1]['authorize'];
   let auditAuthorize = options.auditAuthorize;
+  let traceVisibility: TraceVisibility | undefined;
   if (config.auth.mode === 'token') {
     const a = config.auth;
     if (!stores.access) throw new Error('auth.mode token needs an access store');
@@ -210,6 +215,7 @@ export async function buildRegistry(
     const authDeps = { access, tokens, keys, admin };
     signatureAuthorize = signatureAuthorizer(identifyRequest(authDeps), access);
     scannerAuthorize = accessAuthorizer({ access, identify: identifyRequest(authDeps) });
+    traceVisibility = accessVisibility({ access, identify: identifyRequest(authDeps) });
     // The audit API is for system administrators (unless the caller decides otherwise).
     auditAuthorize ??= requireAction(identifyRequest(authDeps), access, 'audit.read', { kind: 'system' });
     registerAuthRoutes = async () => {
@@ -243,16 +249,6 @@ export async function buildRegistry(
     gates.manifestPull.push(signaturePullGate({ service: signatures, events, logger: app.log }));
     await registerSignatureRoutes(app, { service: signatures, meta: stores.meta, authorize: signatureAuthorize });
   }
-  const anomaly = config.anomaly.enabled
-    ? new AnomalyDetector(
-        { events, logger: app.log, metrics: metrics?.registry, requiresSignature: signatures ? async (project) => (await signatures.policy(project)).record?.requireSignatureToPull ?? false : undefined },
-        config.anomaly,
-      )
-    : undefined;
-  if (anomaly) {
-    anomaly.start();
-    await registerAlertRoutes(app, { detector: anomaly, authorize: auditAuthorize });
-  }
   const scanStore = config.scanner.enabled ? await openScanStore(config) : undefined;
   const scanner = scanStore
     ? await createScanner({ store: scanStore, dataDir: config.storage.dataDir, meta: stores.meta, blobs: stores.blobs, events, uploads, manifests: services.manifests, logger: app.log }, config.scanner)
@@ -260,6 +256,14 @@ export async function buildRegistry(
   if (scanner) {
     await registerScannerRoutes(app, { scanner, exemptions: scanner.exemptions, meta: stores.meta, events, authorize: scannerAuthorize });
     await scanner.start();
+  }
+  const trace =
+    config.trace.enabled && stores.trace
+      ? new TraceService({ store: stores.trace, meta: stores.meta, blobs: stores.blobs, events, signatures, scans: scanner, logger: app.log }, { maxResults: config.trace.maxResults })
+      : undefined;
+  if (trace) {
+    trace.subscribe();
+    await registerTraceRoutes(app, { trace, visibility: traceVisibility });
   }
   if (config.policy.enabled) {
     const policyStore = stores.policies ?? new MemoryPolicyStore();
@@ -302,14 +306,15 @@ export async function buildRegistry(
     access,
     scanner,
     signatures,
+    trace,
     adminBootstrap,
     async close() {
       if (timer) clearInterval(timer);
       if (authTimer) clearInterval(authTimer);
-      anomaly?.stop();
       await scanner?.stop();
       await app.close();
       await signatures?.idle();
+      await trace?.idle();
       await scanStore?.close();
       await audit?.close();
       await stores.close();

@@ -1,7 +1,5 @@
 import { z } from 'zod';
 import { isCidr } from '../edge/networks.ts';
-import { anomalySchema } from '../anomaly/config.ts';
-import { webhooksSchema } from '../notifications/config.ts';
 
 /**
  * The one configuration schema. Sources, lowest precedence first: built-in defaults, a YAML
@@ -375,10 +373,14 @@ export const configSchema = z.strictObject({
       maxArtifactsPerImage: z.number().int().positive().max(1000).default(64),
     })
     .prefault({}),
-  /** Per-project webhooks (notifications/, docs/notifications.md): signed CloudEvents, durable retried deliveries. */
-  webhooks: webhooksSchema.prefault({}),
-  /** Anomaly rules raising alerts (anomaly/, docs/notifications.md#anomaly-rules). */
-  anomaly: anomalySchema.prefault({}),
+  /** Traceability (docs/traceability.md): provenance graph per digest, images by commit, workloads affected by a vulnerability. */
+  trace: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      /** Most images or deployments one query answers (`limit` is capped to it). */
+      maxResults: z.number().int().positive().max(100_000).default(1000),
+    })
+    .prefault({}),
   log: z
     .strictObject({
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
