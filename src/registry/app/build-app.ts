@@ -23,6 +23,7 @@ import { ListingService } from '../distribution/listing.ts';
 import { ManifestService } from '../distribution/manifests.ts';
 import { UploadService } from '../distribution/uploads.ts';
 import { EventBus } from '../events/bus.ts';
+import { AnomalyDetector, registerAlertRoutes } from '../anomaly/index.ts';
 import { type AuditAuthorizer, registerAuditRoutes } from '../audit/http.ts';
 import { Audit } from '../audit/service.ts';
 import { SqlAuditStore } from '../audit/store.ts';
@@ -249,6 +250,16 @@ export async function buildRegistry(
     gates.manifestPull.push(signaturePullGate({ service: signatures, events, logger: app.log }));
     await registerSignatureRoutes(app, { service: signatures, meta: stores.meta, authorize: signatureAuthorize });
   }
+  const anomaly = config.anomaly.enabled
+    ? new AnomalyDetector(
+        { events, logger: app.log, metrics: metrics?.registry, requiresSignature: signatures ? async (project) => (await signatures.policy(project)).record?.requireSignatureToPull ?? false : undefined },
+        config.anomaly,
+      )
+    : undefined;
+  if (anomaly) {
+    anomaly.start();
+    await registerAlertRoutes(app, { detector: anomaly, authorize: auditAuthorize });
+  }
   const scanStore = config.scanner.enabled ? await openScanStore(config) : undefined;
   const scanner = scanStore
     ? await createScanner({ store: scanStore, dataDir: config.storage.dataDir, meta: stores.meta, blobs: stores.blobs, events, uploads, manifests: services.manifests, logger: app.log }, config.scanner)
@@ -265,6 +276,7 @@ export async function buildRegistry(
     trace.subscribe();
     await registerTraceRoutes(app, { trace, visibility: traceVisibility });
   }
+  let admission: Admission | undefined;
   if (config.policy.enabled) {
     const policyStore = stores.policies ?? new MemoryPolicyStore();
     const policy = await createPolicyEnforcer({ meta: stores.meta, blobs: stores.blobs, events, scans: scanner, signatures }, policyStore, config.policy);
@@ -311,6 +323,7 @@ export async function buildRegistry(
     async close() {
       if (timer) clearInterval(timer);
       if (authTimer) clearInterval(authTimer);
+      anomaly?.stop();
       await scanner?.stop();
       await app.close();
       await signatures?.idle();

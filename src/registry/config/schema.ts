@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import { isCidr } from '../edge/networks.ts';
+import { anomalySchema } from '../anomaly/config.ts';
+import { webhooksSchema } from '../notifications/config.ts';
 
 /**
  * The one configuration schema. Sources, lowest precedence first: built-in defaults, a YAML
@@ -373,6 +375,10 @@ export const configSchema = z.strictObject({
       maxArtifactsPerImage: z.number().int().positive().max(1000).default(64),
     })
     .prefault({}),
+  /** Per-project webhooks (notifications/, docs/notifications.md): signed CloudEvents, durable retried deliveries. */
+  webhooks: webhooksSchema.prefault({}),
+  /** Anomaly rules raising alerts (anomaly/, docs/notifications.md#anomaly-rules). */
+  anomaly: anomalySchema.prefault({}),
   /** Traceability (docs/traceability.md): provenance graph per digest, images by commit, workloads affected by a vulnerability. */
   trace: z
     .strictObject({

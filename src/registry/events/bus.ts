@@ -89,7 +89,27 @@ export type RegistryEvent =
   /** New vulnerability data changed an image's findings (re-evaluation, no layer read). */
   | (EventBase & { type: 'scan.findings.changed'; repository: string; digest: string; database: string; summary: ScanCounts; newCritical: number; added: FindingBrief[]; removed: FindingBrief[]; changed: FindingBrief[] })
   | (EventBase & { type: 'scan.exemption.created' | 'scan.exemption.revoked' | 'scan.exemption.expiring'; repository?: string; exemption: Record<string, unknown> })
-  | (EventBase & { type: 'vulndb.imported'; source: string; records: number; added: number; removed: number; changed: number });
+  | (EventBase & { type: 'vulndb.imported'; source: string; records: number; added: number; removed: number; changed: number })
+  /** An anomaly rule fired (anomaly/detector.ts); `origin` is that of the event that tipped it. */
+  | (EventBase & AlertFields & { type: 'alert.raised' });
+
+/** What an anomaly alert says: which rule, about whom, and the figures that triggered it. */
+export interface AlertFields {
+  id: string;
+  rule: AlertRule;
+  severity: 'warning' | 'critical';
+  /** The identity (`user:alice`, `robot:ci`, `address:192.0.2.7`) or network the alert is about. */
+  subject: string;
+  project?: string;
+  repository?: string;
+  digest?: string;
+  tag?: string;
+  /** One sentence naming the rule, identity, counts, window and baseline. */
+  reason: string;
+  facts: Record<string, string | number | boolean | string[]>;
+}
+
+export type AlertRule = 'failed-logins' | 'new-network' | 'mass-deletion' | 'pull-volume' | 'robot-scope' | 'unsigned-push' | 'released-tag-moved';
 
 /** Findings of an image by severity. */
 export interface ScanCounts {

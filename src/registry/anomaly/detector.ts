@@ -1,0 +1,184 @@
+/**
+ * The anomaly detector: runs every enabled rule on the bus events and, for each alert, publishes
+ * `alert.raised` (which the audit log records and webhooks deliver), writes a warning log line,
+ * counts `portcullis_alerts_total{rule}` and keeps the latest alerts for GET /api/v1/alerts.
+ *
+ * State lives in this process's memory: a restart forgets baselines and learnt sets (they are
+ * learnt again), and each replica sees only the events of the requests it served.
+ */
+import { randomUUID } from 'node:crypto';
+import { Counter, type Registry } from 'prom-client';
+import type { AlertFields, EventBus, RegistryEvent } from '../events/bus.ts';
+import type { AnomalySettings } from './config.ts';
+import {
+  type AlertDraft,
+  BoundedMap,
+  FailedLoginsRule,
+  MassDeletionRule,
+  NewNetworkRule,
+  PullVolumeRule,
+  ReleasedTagMovedRule,
+  RobotScopeRule,
+  type Rule,
+  type SignatureRequirement,
+  UnsignedPushRule,
+} from './rules.ts';
+
+export interface Alert extends AlertFields {
+  at: string;
+  /** Who acted in the event that tipped the rule. */
+  actor?: { kind: string; name?: string | undefined };
+  clientAddress?: string;
+}
+
+export interface AlertLogger {
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+export interface AlertQuery {
+  rule?: string;
+  subject?: string;
+  project?: string;
+  since?: number;
+  limit: number;
+}
+
+export class AnomalyDetector {
+  readonly rules: Rule[];
+  readonly #events: EventBus;
+  readonly #settings: AnomalySettings;
+  readonly #now: () => number;
+  readonly #logger: AlertLogger | undefined;
+  readonly #recent: Alert[] = [];
+  readonly #cooldown: BoundedMap<string, number>;
+  readonly #counter: Counter<'rule'> | undefined;
+  #unsubscribe: (() => void) | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  /** Serialises rule evaluation so that counts see events in bus order. */
+  #chain: Promise<void> = Promise.resolve();
+
+  constructor(
+    deps: { events: EventBus; logger?: AlertLogger; metrics?: Registry | undefined; requiresSignature?: SignatureRequirement; now?: () => number },
+    settings: AnomalySettings,
+  ) {
+    this.#events = deps.events;
+    this.#settings = settings;
+    this.#now = deps.now ?? Date.now;
+    this.#logger = deps.logger;
+    this.#cooldown = new BoundedMap(settings.maxTrackedIdentities);
+    const max = settings.maxTrackedIdentities;
+    const rules: Rule[] = [];
+    if (settings.failedLogins.enabled) rules.push(new FailedLoginsRule(settings.failedLogins, max));
+    if (settings.newNetwork.enabled) rules.push(new NewNetworkRule(settings.newNetwork, max));
+    if (settings.massDeletion.enabled) rules.push(new MassDeletionRule(settings.massDeletion, max));
+    if (settings.pullVolume.enabled) rules.push(new PullVolumeRule(settings.pullVolume, max));
+    if (settings.robotScope.enabled) rules.push(new RobotScopeRule(settings.robotScope, max));
+    if (settings.unsignedPush.enabled && deps.requiresSignature) rules.push(new UnsignedPushRule(settings.unsignedPush, max, deps.requiresSignature));
+    if (settings.releasedTagMoved.enabled) rules.push(new ReleasedTagMovedRule(settings.releasedTagMoved));
+    this.rules = rules;
+    if (deps.metrics) this.#counter = new Counter({ name: 'portcullis_alerts_total', help: 'Anomaly alerts raised by rule', labelNames: ['rule'], registers: [deps.metrics] });
+  }
+
+  /** Subscribes to the bus and checks deadlines every `tickMs` (0: only when `tick` is called). */
+  start(tickMs = 5000): void {
+    this.#unsubscribe = this.#events.subscribe('*', (event) => {
+      if (event.type !== 'alert.raised') void this.observe(event);
+    });
+    if (tickMs > 0) {
+      this.#timer = setInterval(() => void this.tick(), tickMs);
+      this.#timer.unref();
+    }
+  }
+
+  stop(): void {
+    this.#unsubscribe?.();
+    if (this.#timer) clearInterval(this.#timer);
+  }
+
+  /** Runs the rules on one event; resolves with the alerts raised. */
+  observe(event: RegistryEvent): Promise<Alert[]> {
+    return this.#serial(async () => {
+      const now = this.#now();
+      const drafts: AlertDraft[] = [];
+      for (const rule of this.rules) {
+        try {
+          drafts.push(...(await rule.observe(event, now)));
+        } catch (error) {
+          this.#logger?.error({ err: error, rule: rule.name, event: event.type }, 'anomaly rule failed');
+        }
+      }
+      return this.#raise(drafts, now);
+    });
+  }
+
+  /** Checks the rules' deadlines (unsigned images past their grace period). */
+  tick(): Promise<Alert[]> {
+    return this.#serial(async () => {
+      const now = this.#now();
+      const drafts: AlertDraft[] = [];
+      for (const rule of this.rules) {
+        try {
+          if (rule.tick) drafts.push(...(await rule.tick(now)));
+        } catch (error) {
+          this.#logger?.error({ err: error, rule: rule.name }, 'anomaly rule failed');
+        }
+      }
+      return this.#raise(drafts, now);
+    });
+  }
+
+  /** Resolves once every event observed so far has been evaluated. */
+  async idle(): Promise<void> {
+    await new Promise((resolve) => setImmediate(resolve));
+    await this.#chain;
+  }
+
+  /** The latest alerts, newest first. */
+  recent(query: AlertQuery): Alert[] {
+    const out: Alert[] = [];
+    for (let i = this.#recent.length - 1; i >= 0 && out.length < query.limit; i--) {
+      const a = this.#recent[i]!;
+      if (query.rule && a.rule !== query.rule) continue;
+      if (query.subject && a.subject !== query.subject) continue;
+      if (query.project && a.project !== query.project) continue;
+      if (query.since !== undefined && Date.parse(a.at) < query.since) continue;
+      out.push(a);
+    }
+    return out;
+  }
+
+  #serial<T>(work: () => Promise<T>): Promise<T> {
+    const result = this.#chain.then(work);
+    this.#chain = result.then(
+      () => undefined,
+      () => undefined,
+    );
+    return result;
+  }
+
+  #raise(drafts: AlertDraft[], now: number): Alert[] {
+    const raised: Alert[] = [];
+    for (const { origin, ...draft } of drafts) {
+      // volume rules cool down per identity; per-object rules per object
+      const perObject = draft.rule === 'robot-scope' || draft.rule === 'unsigned-push' || draft.rule === 'released-tag-moved';
+      const key = `${draft.rule}\u0000${draft.subject}${perObject ? `\u0000${draft.repository ?? ''}\u0000${draft.tag ?? ''}\u0000${draft.digest ?? ''}` : ''}`;
+      const last = this.#cooldown.get(key);
+      if (last !== undefined && now - last < this.#settings.cooldownSeconds * 1000) continue;
+      this.#cooldown.set(key, now);
+      const fields: AlertFields = { id: randomUUID(), ...draft };
+      const alert: Alert = {
+        ...fields,
+        at: new Date(now).toISOString(),
+        ...(origin && origin.actor.kind !== 'system' ? { actor: { kind: origin.actor.kind, name: origin.actor.name }, clientAddress: origin.clientAddress } : {}),
+      };
+      this.#recent.push(alert);
+      if (this.#recent.length > this.#settings.recentAlerts) this.#recent.shift();
+      this.#counter?.inc({ rule: alert.rule });
+      this.#logger?.warn({ alert: { id: alert.id, rule: alert.rule, severity: alert.severity, subject: alert.subject, repository: alert.repository, facts: alert.facts } }, `anomaly alert: ${alert.reason}`);
+      this.#events.publish({ type: 'alert.raised', at: new Date(now), origin, ...fields });
+      raised.push(alert);
+    }
+    return raised;
+  }
+}

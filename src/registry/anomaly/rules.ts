@@ -1,0 +1,446 @@
+/**
+ * Anomaly rules. Each one watches a few bus events and keeps small per-identity state (bounded
+ * maps, least recently seen forgotten first); `observe` returns the alerts an event tips over,
+ * `tick` those a deadline produces. Time comes from the caller (`now`), never from the clock, so
+ * that scenarios are scripted, not slept through.
+ */
+import { isIP } from 'node:net';
+import { projectOf } from '../../oci/reference.ts';
+import type { AlertFields, AlertRule, RegistryEvent, RequestOrigin } from '../events/bus.ts';
+import type { AnomalySettings } from './config.ts';
+
+/** An alert before it gets its id and time. */
+export type AlertDraft = Omit<AlertFields, 'id'> & { origin: RequestOrigin | undefined };
+
+export interface Rule {
+  readonly name: AlertRule;
+  observe(event: RegistryEvent, now: number): AlertDraft[] | Promise<AlertDraft[]>;
+  tick?(now: number): AlertDraft[] | Promise<AlertDraft[]>;
+}
+
+/** A Map with an entry bound: touching a key makes it the newest; the oldest goes first. */
+export class BoundedMap<K, V> {
+  readonly #map = new Map<K, V>();
+  readonly #max: number;
+  constructor(max: number) {
+    this.#max = max;
+  }
+  get(key: K): V | undefined {
+    const value = this.#map.get(key);
+    if (value !== undefined) {
+      this.#map.delete(key);
+      this.#map.set(key, value);
+    }
+    return value;
+  }
+  set(key: K, value: V): void {
+    this.#map.delete(key);
+    this.#map.set(key, value);
+    if (this.#map.size > this.#max) this.#map.delete(this.#map.keys().next().value as K);
+  }
+  delete(key: K): void {
+    this.#map.delete(key);
+  }
+  get size(): number {
+    return this.#map.size;
+  }
+  entries(): IterableIterator<[K, V]> {
+    return this.#map.entries();
+  }
+}
+
+/** `user:alice`, `robot:robot$ci`, or `address:192.0.2.7` for an anonymous client. */
+export function identityOf(origin: RequestOrigin | undefined): string | undefined {
+  if (!origin) return undefined;
+  const { kind, name } = origin.actor;
+  if (kind === 'system') return undefined;
+  if (kind === 'anonymous' || !name) return `address:${origin.clientAddress}`;
+  return `${kind}:${name}`;
+}
+
+/** The network of an address: IPv4 /24 (`192.0.2.0/24`), IPv6 /64; undefined for a non-address. */
+export function networkOf(address: string, ipv4Prefix: number, ipv6Prefix: number): string | undefined {
+  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(address);
+  const plain = mapped ? mapped[1]! : address;
+  const version = isIP(plain);
+  if (version === 4) {
+    const value = plain.split('.').reduce((n, octet) => n * 256 + Number(octet), 0);
+    const masked = ipv4Prefix === 0 ? 0 : Math.floor(value / 2 ** (32 - ipv4Prefix)) * 2 ** (32 - ipv4Prefix);
+    return `${[24, 16, 8, 0].map((shift) => Math.floor(masked / 2 ** shift) % 256).join('.')}/${ipv4Prefix}`;
+  }
+  if (version === 6) {
+    const groups = expandIpv6(plain);
+    let bits = ipv6Prefix;
+    const out = groups.map((g) => {
+      const keep = Math.max(0, Math.min(16, bits));
+      bits -= 16;
+      return keep === 16 ? g : keep === 0 ? 0 : g & (0xffff << (16 - keep)) & 0xffff;
+    });
+    return `${out.map((g) => g.toString(16)).join(':')}/${ipv6Prefix}`;
+  }
+  return undefined;
+}
+
+function expandIpv6(address: string): number[] {
+  const [head = '', tail] = address.split('%')[0]!.split('::');
+  const parse = (part: string) => (part === '' ? [] : part.split(':').flatMap((g) => (g.includes('.') ? ipv4Groups(g) : [parseInt(g, 16)])));
+  const left = parse(head);
+  const right = tail === undefined ? [] : parse(tail);
+  return [...left, ...Array<number>(8 - left.length - right.length).fill(0), ...right];
+}
+
+function ipv4Groups(dotted: string): number[] {
+  const [a, b, c, d] = dotted.split('.').map(Number) as [number, number, number, number];
+  return [a * 256 + b, c * 256 + d];
+}
+
+/** Timestamps within a sliding window. */
+class Window {
+  readonly times: number[] = [];
+  add(now: number, windowMs: number): number {
+    this.times.push(now);
+    while (this.times.length > 0 && this.times[0]! <= now - windowMs) this.times.shift();
+    return this.times.length;
+  }
+}
+
+const minutes = (ms: number) => `${Math.round(ms / 60_000)} min`;
+
+/** 1. Repeated failed logins, per claimed account and per client address. */
+export class FailedLoginsRule implements Rule {
+  readonly name = 'failed-logins' as const;
+  readonly #accounts: BoundedMap<string, Window>;
+  readonly #addresses: BoundedMap<string, Window>;
+  readonly #s: AnomalySettings['failedLogins'];
+
+  constructor(settings: AnomalySettings['failedLogins'], maxTracked: number) {
+    this.#s = settings;
+    this.#accounts = new BoundedMap(maxTracked);
+    this.#addresses = new BoundedMap(maxTracked);
+  }
+
+  observe(event: RegistryEvent, now: number): AlertDraft[] {
+    if (event.type !== 'auth.failed') return [];
+    const windowMs = this.#s.windowSeconds * 1000;
+    const alerts: AlertDraft[] = [];
+    const count = (map: BoundedMap<string, Window>, key: string) => {
+      let w = map.get(key);
+      if (!w) map.set(key, (w = new Window()));
+      return w.add(now, windowMs);
+    };
+    const perAccount = count(this.#accounts, event.username);
+    const address = event.origin?.clientAddress;
+    const perAddress = address ? count(this.#addresses, address) : 0;
+    if (perAccount >= this.#s.perAccount) {
+      alerts.push({
+        rule: this.name,
+        severity: 'warning',
+        subject: `user:${event.username}`,
+        reason: `${perAccount} failed logins for account ${event.username} within ${minutes(windowMs)} (threshold ${this.#s.perAccount}); last from ${address ?? 'unknown'}`,
+        facts: { account: event.username, failures: perAccount, threshold: this.#s.perAccount, windowSeconds: this.#s.windowSeconds, lastAddress: address ?? 'unknown', lastReason: event.reason },
+        origin: event.origin,
+      });
+    }
+    if (address && perAddress >= this.#s.perAddress) {
+      alerts.push({
+        rule: this.name,
+        severity: 'warning',
+        subject: `address:${address}`,
+        reason: `${perAddress} failed logins from ${address} within ${minutes(windowMs)} (threshold ${this.#s.perAddress}); last for account ${event.username}`,
+        facts: { address, failures: perAddress, threshold: this.#s.perAddress, windowSeconds: this.#s.windowSeconds, lastAccount: event.username },
+        origin: event.origin,
+      });
+    }
+    return alerts;
+  }
+}
+
+/**
+ * 2. A credential used from a network it was never used from. The first network an identity is
+ * seen from is learnt silently; so is everything while the identity is unknown.
+ */
+export class NewNetworkRule implements Rule {
+  readonly name = 'new-network' as const;
+  readonly #known: BoundedMap<string, BoundedMap<string, number>>;
+  readonly #s: AnomalySettings['newNetwork'];
+
+  constructor(settings: AnomalySettings['newNetwork'], maxTracked: number) {
+    this.#s = settings;
+    this.#known = new BoundedMap(maxTracked);
+  }
+
+  observe(event: RegistryEvent, now: number): AlertDraft[] {
+    if (event.type !== 'auth.succeeded' || !event.origin) return [];
+    const network = networkOf(event.origin.clientAddress, this.#s.ipv4PrefixLength, this.#s.ipv6PrefixLength);
+    if (!network) return [];
+    const identity = `${event.method === 'robot' ? 'robot' : 'user'}:${event.username}`;
+    let networks = this.#known.get(identity);
+    if (!networks) {
+      networks = new BoundedMap(this.#s.maxNetworksPerIdentity);
+      networks.set(network, now);
+      this.#known.set(identity, networks);
+      return [];
+    }
+    if (networks.get(network) !== undefined) {
+      networks.set(network, now);
+      return [];
+    }
+    const previous = [...networks.entries()].map(([n]) => n);
+    networks.set(network, now);
+    return [
+      {
+        rule: this.name,
+        severity: 'warning',
+        subject: identity,
+        reason: `${identity} authenticated (${event.method}) from ${event.origin.clientAddress}, network ${network}, for the first time; known networks: ${previous.slice(-5).join(', ')}`,
+        facts: { identity, address: event.origin.clientAddress, network, method: event.method, knownNetworks: previous.slice(-10) },
+        origin: event.origin,
+      },
+    ];
+  }
+}
+
+/** 3. Mass deletion: manifest and tag deletions by one identity within a window. */
+export class MassDeletionRule implements Rule {
+  readonly name = 'mass-deletion' as const;
+  readonly #windows: BoundedMap<string, Window>;
+  readonly #s: AnomalySettings['massDeletion'];
+
+  constructor(settings: AnomalySettings['massDeletion'], maxTracked: number) {
+    this.#s = settings;
+    this.#windows = new BoundedMap(maxTracked);
+  }
+
+  observe(event: RegistryEvent, now: number): AlertDraft[] {
+    if (event.type !== 'manifest.deleted' && event.type !== 'tag.deleted') return [];
+    const identity = identityOf(event.origin);
+    if (!identity) return [];
+    let w = this.#windows.get(identity);
+    if (!w) this.#windows.set(identity, (w = new Window()));
+    const count = w.add(now, this.#s.windowSeconds * 1000);
+    if (count < this.#s.threshold) return [];
+    return [
+      {
+        rule: this.name,
+        severity: 'critical',
+        subject: identity,
+        project: projectOf(event.repository),
+        repository: event.repository,
+        reason: `${identity} deleted ${count} manifests or tags within ${minutes(this.#s.windowSeconds * 1000)} (threshold ${this.#s.threshold}); latest in ${event.repository}`,
+        facts: { identity, deletions: count, threshold: this.#s.threshold, windowSeconds: this.#s.windowSeconds, lastRepository: event.repository },
+        origin: event.origin,
+      },
+    ];
+  }
+}
+
+interface PullHistory {
+  firstHour: number;
+  hour: number;
+  count: number;
+  /** EWMA of completed hours' pulls (hours without pulls count as 0). */
+  baseline: number;
+  alertedHour: number;
+}
+
+/**
+ * 4. Pull volume: this hour's manifest pulls against the identity's baseline, an exponentially
+ * weighted moving average of its hourly pulls. Alerts once per hour when the count reaches
+ * `multiplier` x baseline and `minPulls`, after `learningHours` of history.
+ */
+export class PullVolumeRule implements Rule {
+  readonly name = 'pull-volume' as const;
+  readonly #history: BoundedMap<string, PullHistory>;
+  readonly #s: AnomalySettings['pullVolume'];
+
+  constructor(settings: AnomalySettings['pullVolume'], maxTracked: number) {
+    this.#s = settings;
+    this.#history = new BoundedMap(maxTracked);
+  }
+
+  /** The baseline after rolling forward to `hour` (tests and the API). */
+  baseline(identity: string): number | undefined {
+    return this.#history.get(identity)?.baseline;
+  }
+
+  observe(event: RegistryEvent, now: number): AlertDraft[] {
+    if (event.type !== 'manifest.pulled') return [];
+    const identity = identityOf(event.origin);
+    if (!identity) return [];
+    const hour = Math.floor(now / 3_600_000);
+    let h = this.#history.get(identity);
+    if (!h) this.#history.set(identity, (h = { firstHour: hour, hour, count: 0, baseline: 0, alertedHour: -1 }));
+    if (hour > h.hour) {
+      const a = this.#s.alpha;
+      // the finished hour, then (hour - h.hour - 1) silent hours
+      h.baseline = a * h.count + (1 - a) * h.baseline;
+      h.baseline *= (1 - a) ** Math.min(1000, hour - h.hour - 1);
+      h.hour = hour;
+      h.count = 0;
+    }
+    h.count++;
+    const learnt = hour - h.firstHour >= this.#s.learningHours;
+    const threshold = Math.max(this.#s.minPulls, this.#s.multiplier * h.baseline);
+    if (!learnt || h.count < threshold || h.alertedHour === hour) return [];
+    h.alertedHour = hour;
+    const baseline = Math.round(h.baseline * 10) / 10;
+    return [
+      {
+        rule: this.name,
+        severity: 'warning',
+        subject: identity,
+        project: projectOf(event.repository),
+        repository: event.repository,
+        reason: `${identity} pulled ${h.count} manifests this hour, ${baseline > 0 ? `${Math.round((h.count / h.baseline) * 10) / 10}x` : 'far above'} its baseline of ${baseline} per hour (alert at ${this.#s.multiplier}x and at least ${this.#s.minPulls})`,
+        facts: { identity, pullsThisHour: h.count, baselinePerHour: baseline, multiplier: this.#s.multiplier, minPulls: this.#s.minPulls, windowSeconds: 3600, lastRepository: event.repository },
+        origin: event.origin,
+      },
+    ];
+  }
+}
+
+interface RobotUsage {
+  firstSeen: number;
+  repositories: BoundedMap<string, number>;
+}
+
+/**
+ * 5. Robot scope: during `learningDays` after a robot is first seen its repositories are learnt;
+ * afterwards a repository outside that set raises an alert (once: it is then learnt).
+ */
+export class RobotScopeRule implements Rule {
+  readonly name = 'robot-scope' as const;
+  readonly #robots: BoundedMap<string, RobotUsage>;
+  readonly #s: AnomalySettings['robotScope'];
+
+  constructor(settings: AnomalySettings['robotScope'], maxTracked: number) {
+    this.#s = settings;
+    this.#robots = new BoundedMap(maxTracked);
+  }
+
+  observe(event: RegistryEvent, now: number): AlertDraft[] {
+    if (!event.origin || event.origin.actor.kind !== 'robot' || !event.origin.actor.name) return [];
+    if (!('repository' in event) || typeof event.repository !== 'string') return [];
+    if (!/^(manifest|blob|tag)\./.test(event.type)) return [];
+    const robot = event.origin.actor.name;
+    let usage = this.#robots.get(robot);
+    if (!usage) this.#robots.set(robot, (usage = { firstSeen: now, repositories: new BoundedMap(this.#s.maxRepositoriesPerRobot) }));
+    const known = usage.repositories.get(event.repository) !== undefined;
+    usage.repositories.set(event.repository, now);
+    const learning = now - usage.firstSeen < this.#s.learningDays * 86_400_000;
+    if (known || learning) return [];
+    const usual = [...usage.repositories.entries()].map(([r]) => r).filter((r) => r !== event.repository);
+    return [
+      {
+        rule: this.name,
+        severity: 'warning',
+        subject: `robot:${robot}`,
+        project: projectOf(event.repository),
+        repository: event.repository,
+        reason: `robot ${robot} used ${event.repository} (${event.type}), outside the ${usual.length} repositories it used since ${new Date(usage.firstSeen).toISOString()}`,
+        facts: { robot, repository: event.repository, action: event.type, usualRepositories: usual.slice(-10), learningDays: this.#s.learningDays },
+        origin: event.origin,
+      },
+    ];
+  }
+}
+
+/** Whether a project's trust policy requires a valid signature to pull (signatures module). */
+export type SignatureRequirement = (project: string) => Promise<boolean>;
+
+interface PendingImage {
+  repository: string;
+  digest: string;
+  deadline: number;
+  origin: RequestOrigin | undefined;
+  verdict: string;
+  reason: string | undefined;
+}
+
+/**
+ * 6. An image pushed into a project that requires signatures and still not verified after
+ * `graceSeconds` (cosign and notation sign after the push, so a fresh push is always unsigned).
+ * The push-time verdict opens the case; a later `verified` verdict for the digest closes it.
+ */
+export class UnsignedPushRule implements Rule {
+  readonly name = 'unsigned-push' as const;
+  readonly #pending: BoundedMap<string, PendingImage>;
+  readonly #s: AnomalySettings['unsignedPush'];
+  readonly #requires: SignatureRequirement;
+
+  constructor(settings: AnomalySettings['unsignedPush'], maxTracked: number, requires: SignatureRequirement) {
+    this.#s = settings;
+    this.#pending = new BoundedMap(maxTracked);
+    this.#requires = requires;
+  }
+
+  observe(event: RegistryEvent, now: number): AlertDraft[] {
+    if (event.type === 'manifest.deleted') {
+      this.#pending.delete(`${event.repository}@${event.digest}`);
+      return [];
+    }
+    if (event.type !== 'signature.verified') return [];
+    const key = `${event.repository}@${event.digest}`;
+    if (event.verdict === 'verified') {
+      this.#pending.delete(key);
+      return [];
+    }
+    if (event.trigger === 'push' && this.#pending.get(key) === undefined) {
+      this.#pending.set(key, { repository: event.repository, digest: event.digest, deadline: now + this.#s.graceSeconds * 1000, origin: event.origin, verdict: event.verdict, reason: event.reason });
+    }
+    return [];
+  }
+
+  async tick(now: number): Promise<AlertDraft[]> {
+    const due = [...this.#pending.entries()].filter(([, p]) => p.deadline <= now);
+    const alerts: AlertDraft[] = [];
+    for (const [key, p] of due) {
+      this.#pending.delete(key);
+      const project = projectOf(p.repository);
+      if (!(await this.#requires(project))) continue;
+      const pusher = identityOf(p.origin) ?? 'unknown';
+      alerts.push({
+        rule: this.name,
+        severity: 'critical',
+        subject: pusher,
+        project,
+        repository: p.repository,
+        digest: p.digest,
+        reason: `${p.repository}@${p.digest} pushed by ${pusher} into project ${project}, which requires signatures, is still ${p.verdict} ${this.#s.graceSeconds} s later${p.reason ? ` (${p.reason})` : ''}`,
+        facts: { identity: pusher, verdict: p.verdict, graceSeconds: this.#s.graceSeconds, ...(p.reason ? { verificationReason: p.reason } : {}) },
+        origin: p.origin,
+      });
+    }
+    return alerts;
+  }
+}
+
+/** 7. A tag that looks like a released version re-pointed to another manifest. */
+export class ReleasedTagMovedRule implements Rule {
+  readonly name = 'released-tag-moved' as const;
+  readonly #pattern: RegExp;
+
+  constructor(settings: AnomalySettings['releasedTagMoved']) {
+    this.#pattern = new RegExp(settings.pattern);
+  }
+
+  observe(event: RegistryEvent): AlertDraft[] {
+    if (event.type !== 'manifest.pushed' || !event.tag || !event.previousTagTarget || event.previousTagTarget === event.digest) return [];
+    if (!this.#pattern.test(event.tag)) return [];
+    const identity = identityOf(event.origin) ?? 'system';
+    return [
+      {
+        rule: this.name,
+        severity: 'critical',
+        subject: identity,
+        project: projectOf(event.repository),
+        repository: event.repository,
+        digest: event.digest,
+        tag: event.tag,
+        reason: `released tag ${event.repository}:${event.tag} moved by ${identity} from ${event.previousTagTarget} to ${event.digest}`,
+        facts: { identity, tag: event.tag, from: event.previousTagTarget, to: event.digest, pattern: this.#pattern.source },
+        origin: event.origin,
+      },
+    ];
+  }
+}
