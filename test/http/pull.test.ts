@@ -3,6 +3,7 @@
  * (end-2, end-3), over real sockets.
  */
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import {
   MT,
@@ -219,6 +220,52 @@ describe('Pull › Pulling blobs (end-2)', () => {
       expectError(await target.client.get(`/v2/${repo}/blobs/not-a-digest`), [400, 404], ['DIGEST_INVALID', 'BLOB_UNKNOWN']);
     },
   );
+});
+
+describe('Pull › blobs of several read chunks (the server reads 1 MiB at a time into reused buffers)', () => {
+  const MiB = 1024 * 1024;
+  const blobs = [3 * MiB + 123, 2 * MiB, MiB + 1, MiB - 1, 5 * MiB + 7].map((size, i) => randomBytesOf(size, `multi-chunk-${i}`));
+
+  before(async () => {
+    for (const blob of blobs) await pushBlob(target.client, repo, blob);
+  });
+
+  test('spec §Pulling blobs: concurrent GETs of different multi-chunk blobs each answer exactly their own bytes', async () => {
+    // 3 rounds of every blob at once: a buffer reused before its socket write finished would mix contents.
+    for (let round = 0; round < 3; round++) {
+      const responses = await Promise.all(blobs.map((blob) => target.client.get(`/v2/${repo}/blobs/${sha256(blob)}`, { timeoutMs: 60_000 })));
+      responses.forEach((res, i) => {
+        expectStatus(res, 200);
+        assert.equal(res.header('content-length'), String(blobs[i]!.length));
+        assert.ok(res.body.equals(blobs[i]!), `blob ${i} (${blobs[i]!.length} bytes), round ${round}: body differs`);
+      });
+    }
+  });
+
+  test('RFC 9110 §14.2: a range crossing chunk boundaries answers exactly those bytes', async () => {
+    const blob = blobs[0]!;
+    const res = await target.client.get(`/v2/${repo}/blobs/${sha256(blob)}`, { headers: { Range: `bytes=${MiB - 10}-${2 * MiB + 9}` } });
+    expectStatus(res, 206);
+    assert.equal(res.header('content-range'), `bytes ${MiB - 10}-${2 * MiB + 9}/${blob.length}`);
+    assert.ok(res.body.equals(blob.subarray(MiB - 10, 2 * MiB + 10)));
+  });
+
+  test('a client that disconnects in the middle of a pull does not disturb the next pulls', async () => {
+    const blob = blobs[4]!;
+    const path = `/v2/${repo}/blobs/${sha256(blob)}`;
+    await new Promise<void>((resolve, reject) => {
+      const req = http.get({ host: target.client.origin.hostname, port: target.client.origin.port, path, agent: false }, (res) => {
+        res.once('data', () => {
+          req.destroy();
+          resolve();
+        });
+      });
+      req.on('error', (error) => ((error as NodeJS.ErrnoException).code === 'ECONNRESET' ? resolve() : reject(error)));
+    });
+    const responses = await Promise.all([blob, blobs[0]!].map((b) => target.client.get(`/v2/${repo}/blobs/${sha256(b)}`, { timeoutMs: 60_000 })));
+    assert.ok(responses[0]!.body.equals(blob));
+    assert.ok(responses[1]!.body.equals(blobs[0]!));
+  });
 });
 
 describe('Pull › Range requests (RFC 9110 §14, spec §Pulling blobs: "A registry SHOULD support the Range request header")', () => {

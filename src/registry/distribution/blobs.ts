@@ -3,12 +3,23 @@ import { parseDigest } from '../../oci/digest.ts';
 import { RegistryError } from '../../oci/errors.ts';
 import type { EventBus, RequestOrigin } from '../events/bus.ts';
 import { type BlobStore, type ByteRange, type MetadataStore, NotFoundError } from '../storage/ports.ts';
+import type { BlobFileBody } from './blob-sender.ts';
 import { parseRequestRange } from './content-range.ts';
 
+/** A GET's body: an open blob file (stores with random access) or a stream; none for HEAD. */
+export type BlobBody = BlobFileBody | { stream: Readable };
+
 export type BlobResponse =
-  | { kind: 'full'; digest: string; size: number; stream: Readable | undefined }
-  | { kind: 'partial'; digest: string; size: number; range: ByteRange; stream: Readable | undefined }
+  | { kind: 'full'; digest: string; size: number; body: BlobBody | undefined }
+  | { kind: 'partial'; digest: string; size: number; range: ByteRange; body: BlobBody | undefined }
   | { kind: 'unsatisfiable'; digest: string; size: number };
+
+/** Releases a body that will not be sent (a 304). */
+export async function discardBlobBody(body: BlobBody | undefined): Promise<void> {
+  if (!body) return;
+  if ('file' in body) await body.file.close();
+  else body.stream.destroy();
+}
 
 /**
  * Blob reads and deletes, scoped to a repository: a digest is readable only through a
@@ -41,17 +52,19 @@ export class BlobService {
     }
     const range = parseRequestRange(rangeHeader, linked.size);
     if (range === 'unsatisfiable') return { kind: 'unsatisfiable', digest, size: linked.size };
-    let stream: Readable | undefined;
+    let body: BlobBody | undefined;
     if (withBody) {
       try {
-        stream = await this.#blobs.read(digest, range);
+        body = this.#blobs.open
+          ? { file: await this.#blobs.open(digest), start: range?.start ?? 0, end: range?.end ?? linked.size - 1 }
+          : { stream: await this.#blobs.read(digest, range) };
       } catch (error) {
         if (error instanceof NotFoundError) throw new RegistryError('BLOB_UNKNOWN', `blob ${digest} is missing from storage`, { cause: error });
         throw error;
       }
       this.#events.publish({ type: 'blob.pulled', at: new Date(), origin, repository, digest, size: linked.size, range: range !== undefined });
     }
-    return range ? { kind: 'partial', digest, size: linked.size, range, stream } : { kind: 'full', digest, size: linked.size, stream };
+    return range ? { kind: 'partial', digest, size: linked.size, range, body } : { kind: 'full', digest, size: linked.size, body };
   }
 
   async delete(repository: string, digestParam: string, origin: RequestOrigin): Promise<void> {

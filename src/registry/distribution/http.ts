@@ -2,7 +2,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { RegistryError } from '../../oci/errors.ts';
 import type { RegistryAccessControl, RequestGrant } from '../auth/ports.ts';
 import type { RequestOrigin } from '../events/bus.ts';
-import type { BlobService } from './blobs.ts';
+import { sendBlobFile } from './blob-sender.ts';
+import { type BlobService, discardBlobBody } from './blobs.ts';
 import { parseChunkRange, uploadProgressRange } from './content-range.ts';
 import type { ListingService, ListPage } from './listing.ts';
 import type { ManifestService } from './manifests.ts';
@@ -108,7 +109,7 @@ async function dispatch(route: DistributionRoute, method: string, query: URLSear
         throw new RegistryError('RANGE_INVALID', `requested range is not within the ${result.size}-byte blob`, { headers: { 'Content-Range': `bytes */${result.size}` } });
       }
       if (request.headers['if-none-match'] === `"${result.digest}"`) {
-        result.stream?.destroy();
+        await discardBlobBody(result.body);
         return reply.code(304).send();
       }
       reply.header('Content-Type', 'application/octet-stream').header('Cache-Control', 'max-age=31536000, immutable');
@@ -117,7 +118,8 @@ async function dispatch(route: DistributionRoute, method: string, query: URLSear
       } else {
         reply.code(200).header('Content-Length', String(result.size));
       }
-      return reply.send(result.stream);
+      if (result.body && 'file' in result.body) return sendBlobFile(reply, result.body);
+      return reply.send(result.body?.stream);
     }
     case 'uploads': {
       const mount = query.get('mount');

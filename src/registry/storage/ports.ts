@@ -24,6 +24,12 @@ export interface BlobStore {
   stat(digest: string): Promise<{ size: number } | undefined>;
   /** Streams a committed blob (or a byte range of it). Rejects with NotFoundError when absent. */
   read(digest: string, range?: ByteRange): Promise<Readable>;
+  /**
+   * Optional random access to a committed blob, for the blob GET path: the caller reads into its
+   * own reused buffers, where `read` allocates a fresh buffer per chunk (external memory that
+   * drives V8 into full garbage collections at pull rates). Rejects with NotFoundError when absent.
+   */
+  open?(digest: string): Promise<BlobFile>;
   /** Deletes a committed blob. Idempotent. */
   delete(digest: string): Promise<void>;
 
@@ -55,6 +61,14 @@ export interface BlobStore {
   deleteUpload(id: string): Promise<void>;
   /** Upload ids whose partial data was last written before `olderThan` (for cleanup). */
   listUploads(olderThan: Date): Promise<string[]>;
+}
+
+/** An open committed blob (see {@link BlobStore.open}); the caller must close it. */
+export interface BlobFile {
+  readonly size: number;
+  /** Reads up to `length` bytes at `position` into the start of `buffer`; 0 at the end. */
+  read(buffer: Buffer, length: number, position: number): Promise<number>;
+  close(): Promise<void>;
 }
 
 export class NotFoundError extends Error {

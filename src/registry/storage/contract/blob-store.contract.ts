@@ -139,6 +139,24 @@ export function runBlobStoreContract(name: string, makeStore: MakeBlobStore): vo
         assert.equal(await range(0, 15), bytes.toString());
       });
 
+      it('open (when offered) reads at any position into the caller\'s buffer; an absent blob is NotFoundError', async (t) => {
+        if (!store.open) return t.skip('this store offers no random access');
+        await assert.rejects(store.open(sha256(Buffer.from('absent for open'))), NotFoundError);
+        const bytes = Buffer.from('0123456789abcdef');
+        const file = await store.open(await putBlob(bytes));
+        try {
+          assert.equal(file.size, bytes.length);
+          const buffer = Buffer.alloc(8, 0x2e);
+          assert.equal(await file.read(buffer, 4, 10), 4);
+          assert.equal(buffer.toString(), 'abcd....');
+          assert.equal(await file.read(buffer, 8, 12), 4, 'a read past the end is short');
+          assert.equal(buffer.subarray(0, 4).toString(), 'cdef');
+          assert.equal(await file.read(buffer, 8, 16), 0);
+        } finally {
+          await file.close();
+        }
+      });
+
       it('stores sha512 blobs too', async () => {
         const bytes = Buffer.from('sha512 content');
         const id = newId();

@@ -1,11 +1,11 @@
 import { createWriteStream } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat, truncate } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, readdir, rename, rm, stat, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { parseDigest } from '../../../oci/digest.ts';
-import { type BlobStore, type ByteRange, NotFoundError, OffsetMismatchError, SizeLimitError } from '../ports.ts';
+import { type BlobFile, type BlobStore, type ByteRange, NotFoundError, OffsetMismatchError, SizeLimitError } from '../ports.ts';
 
 /**
  * Filesystem blob store.
@@ -69,6 +69,27 @@ export class FsBlobStore implements BlobStore {
 
   async read(digest: string, range?: ByteRange): Promise<Readable> {
     return openStream(this.#blobPath(digest), range);
+  }
+
+  async open(digest: string): Promise<BlobFile> {
+    let handle: FileHandle;
+    try {
+      handle = await open(this.#blobPath(digest), 'r');
+    } catch (error) {
+      if (isNotFound(error)) throw new NotFoundError(digest);
+      throw error;
+    }
+    try {
+      const { size } = await handle.stat();
+      return {
+        size,
+        read: async (buffer, length, position) => (await handle.read(buffer, 0, length, position)).bytesRead,
+        close: () => handle.close(),
+      };
+    } catch (error) {
+      await handle.close();
+      throw error;
+    }
   }
 
   async delete(digest: string): Promise<void> {
