@@ -276,7 +276,6 @@ export async function buildRegistry(
     trace.subscribe();
     await registerTraceRoutes(app, { trace, visibility: traceVisibility });
   }
-  let admission: Admission | undefined;
   if (config.policy.enabled) {
     const policyStore = stores.policies ?? new MemoryPolicyStore();
     const policy = await createPolicyEnforcer({ meta: stores.meta, blobs: stores.blobs, events, scans: scanner, signatures }, policyStore, config.policy);
