@@ -30,6 +30,7 @@ import { SqlAuditStore } from '../audit/store.ts';
 import { RegistryMetrics } from '../metrics/metrics.ts';
 import { GarbageCollector } from '../gc/collector.ts';
 import { createPolicyEnforcer, MemoryPolicyStore, type PolicyStore, registerPolicyRoutes, SqlPolicyStore } from '../policy/index.ts';
+import { type Admission, createAdmission, type DeploymentStore, MemoryDeploymentStore, SqlDeploymentStore } from '../admission/index.ts';
 import { accessAuthorizer, createScanner, registerScannerRoutes, type ScanService, ScanStore } from '../scanner/index.ts';
 import { FsBlobStore } from '../storage/fs/fs-blob-store.ts';
 import { PostgresDriver } from '../storage/postgres/postgres-driver.ts';
@@ -50,6 +51,8 @@ export interface Stores {
   signatures?: SignatureStore;
   /** Policy documents (same database as `meta`); in memory when absent. */
   policies?: PolicyStore;
+  /** Admission deployment records and grace windows (same database as `meta`); in memory when absent. */
+  deployments?: DeploymentStore;
   /** The traceability index (same database as `meta`); traceability is off when absent. */
   trace?: TraceStore;
   close(): Promise<void>;
@@ -80,7 +83,7 @@ export async function openStores(config: Config): Promise<Stores> {
   await meta.migrate();
   const access = new SqlAccessStore(driver);
   await access.migrate();
-  return { blobs, meta, access, signatures: new SqlSignatureStore(driver), policies: new SqlPolicyStore(driver), trace: new TraceStore(driver), close: () => meta.close() };
+  return { blobs, meta, access, signatures: new SqlSignatureStore(driver), policies: new SqlPolicyStore(driver), deployments: new SqlDeploymentStore(driver), trace: new TraceStore(driver), close: () => meta.close() };
 }
 
 /**
@@ -134,6 +137,8 @@ export interface Registry {
   signatures: SignatureService | undefined;
   /** Vulnerability scanning (absent when scanner.enabled is false). */
   scanner: ScanService | undefined;
+  /** Kubernetes admission webhooks and deployment records (absent when admission.enabled is false). */
+  admission: Admission | undefined;
   /** Traceability (absent when trace.enabled is false or the stores have no trace index). */
   trace: TraceService | undefined;
   /** Set when this start created the first administrator; `generatedPassword` must be shown once. */
@@ -276,6 +281,7 @@ export async function buildRegistry(
     trace.subscribe();
     await registerTraceRoutes(app, { trace, visibility: traceVisibility });
   }
+  let admission: Admission | undefined;
   if (config.policy.enabled) {
     const policyStore = stores.policies ?? new MemoryPolicyStore();
     const policy = await createPolicyEnforcer({ meta: stores.meta, blobs: stores.blobs, events, scans: scanner, signatures }, policyStore, config.policy);
@@ -283,7 +289,13 @@ export async function buildRegistry(
     policy.register(app);
     gates.manifestPush.push(policy.pushGate);
     gates.manifestPull.push(policy.pullGate);
+    if (config.admission.enabled) {
+      admission = await createAdmission(app, { policy, meta: stores.meta, deployments: stores.deployments ?? new MemoryDeploymentStore(), events, authorize: signatureAuthorize, logger: app.log }, config);
+      const started = admission;
+      app.addHook('onReady', () => started.start());
+    }
   }
+  if (config.admission.enabled && !admission) throw new Error('admission.enabled needs policy.enabled (admission evaluates the policy)');
 
   let timer: NodeJS.Timeout | undefined;
   if (config.gc.intervalSeconds > 0) {
@@ -317,6 +329,7 @@ export async function buildRegistry(
     access,
     scanner,
     signatures,
+    admission,
     trace,
     adminBootstrap,
     async close() {
@@ -324,6 +337,7 @@ export async function buildRegistry(
       if (authTimer) clearInterval(authTimer);
       anomaly?.stop();
       await scanner?.stop();
+      await admission?.close();
       await app.close();
       await signatures?.idle();
       await trace?.idle();

@@ -240,6 +240,55 @@ export const configSchema = z.strictObject({
       files: z.array(z.string().min(1)).default([]),
     })
     .prefault({}),
+  /** Kubernetes admission webhooks (admission/, docs/policy.md#admission): the policy at enforcement point `admission`. */
+  admission: z
+    .strictObject({
+      enabled: z.boolean().default(false),
+      /** `host[:port]` names clients use for this registry: their images are evaluated; others are external. Default: signatures.registryHost, else server.listen. */
+      registryHosts: z.array(z.string().min(1)).default([]),
+      /** Recorded in deployment records; a request header `X-Portcullis-Cluster` overrides it when `clusterHeader` is true. */
+      clusterName: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/).default('default'),
+      clusterHeader: z.boolean().default(false),
+      /** Images from other registries: deny, or allow those matching `allow` (globs over `registry/repository`, e.g. `registry.k8s.io/*`). */
+      external: z.strictObject({ action: z.enum(['deny', 'allow']).default('deny'), allow: z.array(z.string().min(1)).default([]) }).prefault({}),
+      /** Kinds without a pod spec (only a misconfigured webhook sends them). */
+      unknownKinds: z.enum(['allow', 'deny']).default('deny'),
+      /** Namespaces evaluated (empty: all) and never evaluated; also the generated namespaceSelector. */
+      namespaces: z.strictObject({ include: z.array(z.string().min(1)).default([]), exclude: z.array(z.string().min(1)).default(['kube-system']) }).prefault({}),
+      auth: z
+        .strictObject({
+          /** File holding the bearer token the API server sends (its kubeconfig for this webhook). */
+          tokenFile: z.string().min(1).optional(),
+          /** Answer unauthenticated calls from loopback (development, a sidecar proxy). */
+          allowUnauthenticatedLoopback: z.boolean().default(false),
+        })
+        .prefault({}),
+      /** A dedicated HTTPS listener for the webhooks only, with client certificates (mTLS) when clientCaFile is set. */
+      listen: z.string().min(1).optional(),
+      tls: z
+        .strictObject({
+          certFile: z.string().min(1),
+          keyFile: z.string().min(1),
+          /** CA of the API server's client certificate: required, verified, on the dedicated listener. */
+          clientCaFile: z.string().min(1).optional(),
+          /** Accepted client certificate subjects (CN or DNS SAN); any certificate from the CA when empty. */
+          clientNames: z.array(z.string().min(1)).default([]),
+        })
+        .optional(),
+      /** Image verdicts served from memory this long (signature, scan and policy events invalidate them at once). */
+      cacheSeconds: z.number().int().nonnegative().max(3600).default(30),
+      cacheEntries: z.number().int().positive().default(50_000),
+      /** Written into the generated webhook configurations. */
+      failurePolicy: z.enum(['Fail', 'Ignore']).default('Fail'),
+      timeoutSeconds: z.number().int().min(1).max(30).default(5),
+    })
+    .superRefine((a, ctx) => {
+      if (a.listen && !a.tls) ctx.addIssue({ code: 'custom', path: ['tls'], message: 'admission.listen needs admission.tls (the API server calls webhooks over HTTPS only)' });
+      if (a.enabled && !a.auth.tokenFile && !a.tls?.clientCaFile && !a.auth.allowUnauthenticatedLoopback) {
+        ctx.addIssue({ code: 'custom', path: ['auth'], message: 'admission needs a caller check: admission.auth.tokenFile, admission.tls.clientCaFile (mTLS on admission.listen), or admission.auth.allowUnauthenticatedLoopback' });
+      }
+    })
+    .prefault({}),
   /** Prometheus metrics (src/registry/metrics/metrics.ts). */
   metrics: z
     .strictObject({

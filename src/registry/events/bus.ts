@@ -56,6 +56,25 @@ export type RegistryEvent =
       policy: { name: string; project: string; version: number; hash: string };
       rules: Array<{ rule: string; kind: string; mode: string; outcome: string; message?: string; facts: string[] }>;
       warnings: string[];
+      /** At admission: where the image was to run (admission/controller.ts). */
+      admission?: AdmissionFacts;
+    })
+  /**
+   * Grace-aware admission (admission/controller.ts): `opened` when an enforced rule with
+   * graceDays starts failing for a digest already deployed; `allowed` when a restart inside the
+   * window was admitted with a warning instead of denied.
+   */
+  | (EventBase & {
+      type: 'admission.grace';
+      action: 'opened' | 'allowed';
+      repository: string;
+      digest: string;
+      rule: string;
+      policy: { name: string; project: string; version: number };
+      reason: string;
+      openedAt: string;
+      until: string;
+      admission?: AdmissionFacts;
     })
   /** The audit log nears (`warning`) or passes (`exceeded`: the oldest records are being archived) its size budget. */
   | (EventBase & { type: 'audit.budget'; level: 'warning' | 'exceeded'; usedBytes: number; budgetBytes: number })
@@ -110,6 +129,18 @@ export interface AlertFields {
 }
 
 export type AlertRule = 'failed-logins' | 'new-network' | 'mass-deletion' | 'pull-volume' | 'robot-scope' | 'unsigned-push' | 'released-tag-moved';
+
+/** Where an admitted (or refused) image was to run. */
+export interface AdmissionFacts {
+  cluster: string;
+  namespace: string;
+  workload: { kind: string; name: string };
+  container: string;
+  operation: string;
+  dryRun: boolean;
+  /** The workload already ran this digest (a restart or reschedule). */
+  restart: boolean;
+}
 
 /** Findings of an image by severity. */
 export interface ScanCounts {

@@ -22,6 +22,12 @@ const ruleBase = {
   points: z.array(z.enum(ENFORCEMENT_POINTS)).min(1).optional(),
   /** A message for users when the rule fails (the rule's own explanation otherwise). */
   message: z.string().max(500).optional(),
+  /**
+   * Admission only: when this enforced rule starts failing for a digest already running in a
+   * workload (a newly published finding, say), restarts of that workload are allowed with a
+   * warning for this many days; new deployments are denied at once (docs/policy.md#grace-periods).
+   */
+  graceDays: z.number().positive().max(365).optional(),
 };
 
 const pattern = z.string().min(1).max(256).refine((p) => { try { globToRegExp(p); return true; } catch { return false; } }, 'not a valid tag pattern');

@@ -132,6 +132,33 @@ export function migrations(dialect: 'sqlite' | 'postgres'): Migration[] {
       ],
     },
     {
+      version: 5,
+      description: 'admission: deployment records (what ran where, first and last seen) and grace windows opened by new policy failures (admission/store.ts)',
+      statements: [
+        `CREATE TABLE admission_deployments (
+           cluster ${name} NOT NULL,
+           namespace ${name} NOT NULL,
+           workload_kind TEXT NOT NULL,
+           workload_name ${name} NOT NULL,
+           container ${name} NOT NULL,
+           digest TEXT NOT NULL,
+           repository ${name} NOT NULL,
+           image TEXT NOT NULL,
+           first_seen BIGINT NOT NULL,
+           last_seen BIGINT NOT NULL,
+           PRIMARY KEY (cluster, namespace, workload_kind, workload_name, container, digest))`,
+        `CREATE INDEX admission_deployments_digest ON admission_deployments (digest)`,
+        `CREATE INDEX admission_deployments_repository ON admission_deployments (repository, last_seen)`,
+        `CREATE TABLE admission_grace (
+           digest TEXT NOT NULL,
+           project ${name} NOT NULL,
+           rule TEXT NOT NULL,
+           opened_at BIGINT NOT NULL,
+           reason TEXT NOT NULL,
+           PRIMARY KEY (digest, project, rule))`,
+      ],
+    },
+    {
       version: 6,
       description: 'promotions: who promoted which digest from where to where, under which policy, with what decision (policy/promotion/store.ts)',
       statements: [
