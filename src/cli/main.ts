@@ -23,6 +23,8 @@ Usage:
       Prove the audit log intact, query it, export it as JSON Lines.
   portcullis vulndb import PATH|URL | vulndb status, portcullis scan ... (see portcullis scan --help)
       Vulnerability data, and scans of local images (OCI layout, archive) or a registry's report.
+  portcullis trace IMAGE|DIGEST | trace --commit SHA | trace --vulnerability ID (see portcullis trace --help)
+      Provenance graph of an image; images built from a commit; workloads running a vulnerability.
   portcullis policy check POLICY... | policy test POLICY --input FILE (see portcullis policy --help)
       Validate policy documents; evaluate one against an input document (exit 1 when denied).
   portcullis --help
@@ -44,6 +46,7 @@ export async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'vulndb') return (await import('../registry/scanner/cli.ts')).vulndbMain(argv.slice(1));
   if (argv[0] === 'scan') return (await import('../registry/scanner/cli.ts')).scanMain(argv.slice(1));
   if (argv[0] === 'policy') return (await import('../registry/policy/cli.ts')).policyMain(argv.slice(1));
+  if (argv[0] === 'trace') return (await import('../registry/trace/cli.ts')).traceMain(argv.slice(1));
   // `admin` has options of its own.
   if (argv[0] === 'admin') return (await import('./admin.ts')).adminMain(argv.slice(1));
   // Signing commands (sign.ts) talk to a registry over HTTP, like cosign.

@@ -11,7 +11,8 @@ import { after, before, describe, test } from 'node:test';
 import { buildImage } from '../acceptance/helpers/oci.ts';
 import { fixturesSkip, requireScannerFixtures } from '../scanner/vuln-fixtures.ts';
 import { osvSubset, ubuntuBaseLayer, waitFor } from '../scanner/support.ts';
-import { newKey, pushProvenance, pushSignature, slsaV02, slsaV1, startTraceRegistry, type TraceHarness, withAnnotations } from './support.ts';
+import { traceMain } from '../../src/registry/trace/cli.ts';
+import { ADMIN, newKey, pushProvenance, pushSignature, slsaV02, slsaV1, startTraceRegistry, type TraceHarness, withAnnotations } from './support.ts';
 
 const COMMIT_A = 'a'.repeat(8) + '1111222233334444555566667777888899990000'.slice(0, 32);
 const COMMIT_B = 'b0b0b0b0c1c1c1c1d2d2d2d2e3e3e3e3f4f4f4f4';
@@ -25,7 +26,7 @@ export function traceScenario(backend: string, metadata: () => Promise<{ kind: '
     let fixtures: string;
     let osvWithout: string;
     let osvAll: string;
-    const d: Record<string, string> = {};
+    const d = { base: '', appA: '', otherA: '', appB: '', tool: '' };
     const alice = { username: 'alice', password: `pw-${randomBytes(12).toString('base64url')}` };
 
     before(async () => {
@@ -145,7 +146,12 @@ export function traceScenario(backend: string, metadata: () => Promise<{ kind: '
       assert.deepEqual(denied.body.errors.map((e: any) => e.code), unknown.body.errors.map((e: any) => e.code));
       const anonymous = await h.request('GET', `/api/v1/trace/${d.appA}`, { auth: null });
       assert.equal(anonymous.status, 401);
-      assert.equal((await h.request('GET', `/api/v1/trace/images?commit=${COMMIT_A}`, { auth: null })).body.images.length, 0);
+      // where images run is not for anonymous callers, even of public projects
+      for (const url of [`/api/v1/trace/images?commit=${COMMIT_A}`, `/api/v1/trace/deployments?vulnerability=${NEW_ADVISORY}`]) {
+        const res = await h.request('GET', url, { auth: null });
+        assert.equal(res.status, 401, url);
+        assert.match(String(res.headers['www-authenticate']), /^Basic /);
+      }
       const wrong = await h.request('GET', `/api/v1/trace/images?commit=${COMMIT_A}`, { auth: { username: 'alice', password: 'wrong-password-1' } });
       assert.equal(wrong.status, 401);
     });
@@ -187,6 +193,42 @@ export function traceScenario(backend: string, metadata: () => Promise<{ kind: '
       assert.ok(g.findings.top.length > 0);
       const forAlice = (await h.request('GET', `/api/v1/trace/images?vulnerability=${NEW_ADVISORY}`, { auth: alice })).body;
       assert.ok(forAlice.images.every((i: any) => i.repository.startsWith('team/')));
+    });
+
+    test('the CLI answers the same questions over HTTP with the caller\'s credentials', async () => {
+      await h.registry.app.listen({ host: '127.0.0.1', port: 0 });
+      const address = h.registry.app.server.address();
+      const host = `127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+      const cli = async (...args: string[]) => {
+        const out: string[] = [];
+        const err: string[] = [];
+        const code = await traceMain(args, { out: (s) => void out.push(s), err: (s) => void err.push(s) });
+        return { code, out: out.join('\n'), err: err.join('\n') };
+      };
+      const asAdmin = ['--registry-username', ADMIN.username, '--registry-password', ADMIN.password];
+      const graph = await cli(`${host}/team/app:2.0`, ...asAdmin);
+      assert.equal(graph.code, 0, graph.err);
+      assert.match(graph.out, new RegExp(`^${d.appB}`));
+      assert.match(graph.out, new RegExp(`github.com/acme/app @ ${COMMIT_B} built by ${BUILDER.replace(/[/.]/g, '\\$&')} \\[verified provenance`));
+      assert.match(graph.out, /\[label, a claim \(unverified\)\]/);
+      assert.match(graph.out, new RegExp(`team/base@${d.base} \\(its 1 layer\\(s\\) are the first of this image\\)`));
+      const json = await cli(d.appA, '--registry', host, '--json', ...asAdmin);
+      assert.deepEqual(JSON.parse(json.out).images.map((i: any) => i.repository).sort(), ['other/app', 'team/app']);
+      const byCommit = await cli('--commit', COMMIT_A.slice(0, 12), '--registry', host, '--json', '--registry-username', alice.username, '--registry-password', alice.password);
+      assert.equal(byCommit.code, 0, byCommit.err);
+      assert.deepEqual(JSON.parse(byCommit.out).images.map((i: any) => i.repository), ['team/app'], 'alice reads team only');
+      const vuln = await cli('--vulnerability', 'CVE-1999-0001', '--registry', host, ...asAdmin);
+      assert.equal(vuln.code, 0, vuln.err);
+      assert.match(vuln.out, /^images \(0\):\ndeployments \(0\):$/);
+      // errors: usage (2), a refusal or unknown image (1)
+      assert.equal((await cli('--commit', COMMIT_A, d.appA, '--registry', host)).code, 2);
+      assert.equal((await cli(d.appA)).code, 2, 'a bare digest needs --registry');
+      const anonymous = await cli(d.appA, '--registry', host);
+      assert.equal(anonymous.code, 1);
+      assert.match(anonymous.err, /401 UNAUTHORIZED/);
+      const unknown = await cli(`sha256:${'1'.repeat(64)}`, '--registry', host, ...asAdmin);
+      assert.equal(unknown.code, 1);
+      assert.match(unknown.err, /404 MANIFEST_UNKNOWN/);
     });
 
     test('deleting an image removes it from the answers', async () => {

@@ -6,7 +6,9 @@
  *   GET /api/v1/trace/deployments?digest=|commit=|source=|vulnerability=[&verified=true][&limit=N]
  *
  * Every answer holds only what the caller can read: facts of repositories it may pull from.
- * A digest the caller cannot see is answered exactly like an unknown one.
+ * A digest the caller cannot see is answered exactly like an unknown one. With access control on,
+ * anonymous callers get 401 even for public projects: where images run (clusters, namespaces,
+ * workloads) says more about an organisation than the images themselves.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { isDigest } from '../../oci/digest.ts';
@@ -71,28 +73,30 @@ export function parseImagesQuery(q: Record<string, unknown>, maxResults: number)
 export async function registerTraceRoutes(app: FastifyInstance, deps: { trace: TraceService; visibility?: TraceVisibility | undefined }): Promise<void> {
   const { trace } = deps;
   const visibility = deps.visibility ?? everythingVisible;
+  const readable = async (request: FastifyRequest): Promise<CanRead> => {
+    const { canRead, anonymous } = await visibility(request);
+    if (anonymous) throw new RegistryError('UNAUTHORIZED', 'authentication required', { headers: basicChallenge });
+    return canRead;
+  };
   await app.register(async (scope) => {
     scope.get('/api/v1/trace/images', async (request, reply) => {
+      const canRead = await readable(request);
       const { query, limit } = parseImagesQuery(request.query as Record<string, unknown>, trace.limits.maxResults);
-      const { canRead } = await visibility(request);
       reply.header('Cache-Control', 'no-store');
       return trace.images(query, canRead, limit);
     });
     scope.get('/api/v1/trace/deployments', async (request, reply) => {
+      const canRead = await readable(request);
       const { query, limit } = parseImagesQuery(request.query as Record<string, unknown>, trace.limits.maxResults);
-      const { canRead } = await visibility(request);
       reply.header('Cache-Control', 'no-store');
       return trace.deployments(query, canRead, limit);
     });
     scope.get('/api/v1/trace/:digest', async (request, reply) => {
       const { digest } = request.params as { digest: string };
+      const canRead = await readable(request);
       if (!isDigest(digest)) throw new RegistryError('DIGEST_INVALID', `${JSON.stringify(digest.slice(0, 100))} is not a digest (sha256:<hex>)`);
-      const { canRead, anonymous } = await visibility(request);
       const graph = await trace.graph(digest, canRead);
-      if (!graph) {
-        if (anonymous) throw new RegistryError('UNAUTHORIZED', 'authentication required', { headers: basicChallenge });
-        throw new RegistryError('MANIFEST_UNKNOWN', `no image with digest ${digest} that you can read`);
-      }
+      if (!graph) throw new RegistryError('MANIFEST_UNKNOWN', `no image with digest ${digest} that you can read`);
       reply.header('Cache-Control', 'no-store');
       return graph;
     });
