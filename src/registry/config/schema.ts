@@ -238,6 +238,20 @@ export const configSchema = z.strictObject({
       enabled: z.boolean().default(true),
       /** Policy documents (YAML); each names its project or `global` (the default for every project). */
       files: z.array(z.string().min(1)).default([]),
+      /** Promotion between projects (POST /api/v1/promotions, `portcullis promote`). */
+      promotion: z
+        .strictObject({
+          enabled: z.boolean().default(true),
+          /** Ed25519 key signing promotion attestations; default `<dataDir>/promotion/signing-key.pem` (created at first start). Replicas share one. */
+          keyFile: z.string().min(1).optional(),
+          /** More public keys (PEM) whose promotion attestations count: a previous key, another registry's. */
+          trustedKeyFiles: z.array(z.string().min(1)).default([]),
+          /** Manifests one promotion may copy (image, index children, referrers, cosign tags). */
+          maxManifests: z.number().int().min(1).max(100_000).default(1000),
+        })
+        .prefault({}),
+      /** Manifests evaluated per page (one metadata query) by fleet simulation. */
+      simulatePageSize: z.number().int().min(1).max(10_000).default(200),
     })
     .prefault({}),
   /** Kubernetes admission webhooks (admission/, docs/policy.md#admission): the policy at enforcement point `admission`. */
