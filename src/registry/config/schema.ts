@@ -388,6 +388,20 @@ export const configSchema = z.strictObject({
           maxAgeHours: z.number().positive().default(48),
           /** How often the server checks whether an import elsewhere (CLI, another replica) replaced the database. */
           reloadIntervalSeconds: z.number().int().nonnegative().default(30),
+          /**
+           * Imported by the server itself: an OSV artifact in this registry (read from the blob store;
+           * imported again whenever the tag moves) or an http(s) URL (fetched conditionally).
+           */
+          sources: z
+            .array(
+              z.union([
+                z.strictObject({ repository: z.string().min(1), tag: z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/).default('latest') }),
+                z.strictObject({ url: z.url({ protocol: /^https?$/ }) }),
+              ]),
+            )
+            .default([]),
+          /** How often the sources are checked (a moved tag is also noticed at once). */
+          refreshIntervalMinutes: z.number().positive().default(60),
         })
         .prefault({}),
       /** Stored inventories re-evaluated per page (one transaction) when the database changes. */
