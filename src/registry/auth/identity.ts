@@ -16,11 +16,12 @@ export const scopeActions = ['pull', 'push', 'delete'] as const;
 export type ScopeAction = (typeof scopeActions)[number];
 
 /**
- * What can be done to a repository: the scope actions, and `retag` (moving an existing tag to
+ * What can be done to a repository: the scope actions, `retag` (moving an existing tag to
  * another manifest, checked when the manifest is pushed; a push that creates a tag or re-pushes
- * the same manifest needs `push` only).
+ * the same manifest needs `push` only), and `promote` (copying an image into the repository from
+ * another project through POST /api/v1/promotions, with `pull` on the source and `push` here).
  */
-export const repositoryActions = [...scopeActions, 'retag'] as const;
+export const repositoryActions = [...scopeActions, 'retag', 'promote'] as const;
 export type RepositoryAction = (typeof repositoryActions)[number];
 
 /** Project administration. */
