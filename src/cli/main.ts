@@ -27,6 +27,8 @@ Usage:
       Provenance graph of an image; images built from a commit; workloads running a vulnerability.
   portcullis policy check POLICY... | policy test POLICY --input FILE (see portcullis policy --help)
       Validate policy documents; evaluate one against an input document (exit 1 when denied).
+  portcullis admission manifests (--service NAME --namespace NS | --url URL) [--ca-bundle FILE]
+      Kubernetes webhook configurations (validating, mutating) and Service for the admission webhooks.
   portcullis --help
 
 Configuration: a YAML file (--config), then PORTCULLIS_* environment variables, then flags.
@@ -46,6 +48,7 @@ export async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'vulndb') return (await import('../registry/scanner/cli.ts')).vulndbMain(argv.slice(1));
   if (argv[0] === 'scan') return (await import('../registry/scanner/cli.ts')).scanMain(argv.slice(1));
   if (argv[0] === 'policy') return (await import('../registry/policy/cli.ts')).policyMain(argv.slice(1));
+  if (argv[0] === 'admission') return (await import('../registry/admission/cli.ts')).admissionMain(argv.slice(1));
   if (argv[0] === 'trace') return (await import('../registry/trace/cli.ts')).traceMain(argv.slice(1));
   // `admin` has options of its own.
   if (argv[0] === 'admin') return (await import('./admin.ts')).adminMain(argv.slice(1));

@@ -46,6 +46,7 @@ export interface AdmissionDeps {
   deployments: DeploymentStore;
   events: EventBus;
   now?: () => Date;
+  logger?: { error(obj: object, msg: string): void } | undefined;
 }
 
 export interface ReviewContext {
@@ -176,7 +177,7 @@ export class AdmissionController {
     const { events } = this.#deps;
     const digestChanged = (e: { repository: string; digest: string }) => {
       this.#facts.delete(`${e.repository}@${e.digest}`);
-      this.#reviewDeployed(e.repository, e.digest).catch(() => undefined);
+      this.#reviewDeployed(e.repository, e.digest).catch((error) => this.#deps.logger?.error({ err: error, digest: e.digest }, 'admission: grace review failed'));
     };
     const all = () => this.#facts.clear();
     const off = [

@@ -35,7 +35,7 @@ export async function createAdmission(
 ): Promise<Admission> {
   const a = config.admission;
   const controller = new AdmissionController(
-    { policy: deps.policy, meta: deps.meta, deployments: deps.deployments, events: deps.events },
+    { policy: deps.policy, meta: deps.meta, deployments: deps.deployments, events: deps.events, logger: deps.logger },
     { registryHosts: registryHostsOf(config), external: a.external, unknownKinds: a.unknownKinds, namespaces: a.namespaces, cacheMs: a.cacheSeconds * 1000, cacheEntries: a.cacheEntries },
   );
   const unsubscribe = controller.subscribe();
