@@ -74,14 +74,6 @@ export function traceScenario(backend: string, metadata: () => Promise<{ kind: '
         await waitFor(`scan of ${repository}@${digest}`, async () => ((await h.request('GET', `/api/v1/repositories/${repository}/scans/${digest}`)).body?.status === 'complete' ? true : undefined));
       }
       await h.settle();
-      // where they run: two clusters; a workload in a project alice cannot read
-      const admitted = [
-        await h.admit('prod-eu', 'shop', 'Deployment', 'web', [{ name: 'app', image: 'localhost:5000/team/app:1.0' }]),
-        await h.admit('prod-us', 'shop', 'Deployment', 'web', [{ name: 'app', image: `localhost:5000/team/app@${d.appB}` }]),
-        await h.admit('prod-eu', 'tools', 'Job', 'migrate', [{ name: 'tool', image: 'localhost:5000/team/tool:1' }]),
-        await h.admit('prod-eu', 'billing', 'StatefulSet', 'ledger', [{ name: 'main', image: 'localhost:5000/other/app:1.0' }]),
-      ];
-      assert.deepEqual(admitted, [true, true, true, true]);
     });
 
     after(async () => {
@@ -109,8 +101,6 @@ export function traceScenario(backend: string, metadata: () => Promise<{ kind: '
       assert.equal(g.signatures[0].verdict, 'verified');
       assert.ok(g.signatures[0].attestations.includes('https://slsa.dev/provenance/v1'));
       assert.ok(g.findings.total > 0, 'the Ubuntu packages have findings');
-      assert.deepEqual(g.deployments.map((x: any) => [x.cluster, x.namespace, x.workloadKind, x.workloadName, x.container]), [['prod-us', 'shop', 'Deployment', 'web', 'app']]);
-      assert.ok(Date.parse(g.deployments[0].firstSeen) <= Date.parse(g.deployments[0].lastSeen));
       assert.equal(g.findings.top.some((f: any) => f.id === NEW_ADVISORY), false, 'not yet published');
     });
 
@@ -135,18 +125,6 @@ export function traceScenario(backend: string, metadata: () => Promise<{ kind: '
       assert.equal(tool.images[0].sources[0].sourceRepository, 'github.com/acme/tool');
       const bySource = (await h.request('GET', `/api/v1/trace/images?source=https://github.com/acme/app`)).body;
       assert.deepEqual([...new Set(bySource.images.map((i: any) => i.digest))].sort(), [d.appA, d.otherA, d.appB].filter((x, i, all) => all.indexOf(x) === i).sort());
-    });
-
-    test('where an image runs, and where the images of a commit run', async () => {
-      const byDigest = (await h.request('GET', `/api/v1/trace/deployments?digest=${d.appA}`)).body;
-      assert.deepEqual(byDigest.deployments.map((x: any) => `${x.cluster}/${x.namespace}/${x.workloadName}`).sort(), ['prod-eu/billing/ledger', 'prod-eu/shop/web']);
-      const byCommit = (await h.request('GET', `/api/v1/trace/deployments?commit=${COMMIT_A}`)).body;
-      assert.deepEqual(byCommit.deployments.map((x: any) => `${x.cluster}/${x.namespace}/${x.workloadName} ${x.digest}`).sort(), [`prod-eu/billing/ledger ${d.otherA}`, `prod-eu/shop/web ${d.appA}`]);
-      assert.equal(byCommit.deployments.find((x: any) => x.workloadName === 'web').image, 'localhost:5000/team/app:1.0');
-      const verified = (await h.request('GET', `/api/v1/trace/deployments?commit=${COMMIT_B}&verified=true`)).body;
-      assert.deepEqual(verified.deployments.map((x: any) => x.cluster), ['prod-us']);
-      const forAlice = (await h.request('GET', `/api/v1/trace/deployments?commit=${COMMIT_A}`, { auth: alice })).body;
-      assert.deepEqual(forAlice.deployments.map((x: any) => x.namespace), ['shop']);
     });
 
     test('a reader of one project sees only that project', async () => {
@@ -215,13 +193,6 @@ export function traceScenario(backend: string, metadata: () => Promise<{ kind: '
       assert.ok(g.findings.top.length > 0);
       const forAlice = (await h.request('GET', `/api/v1/trace/images?vulnerability=${NEW_ADVISORY}`, { auth: alice })).body;
       assert.ok(forAlice.images.every((i: any) => i.repository.startsWith('team/')));
-      // the question of the incident: which running workloads are affected?
-      const running = (await h.request('GET', `/api/v1/trace/deployments?vulnerability=${NEW_ADVISORY}`)).body;
-      assert.deepEqual(running.deployments.map((x: any) => `${x.cluster}/${x.namespace}/${x.workloadKind}/${x.workloadName}`).sort(), ['prod-eu/billing/StatefulSet/ledger', 'prod-eu/shop/Deployment/web', 'prod-us/shop/Deployment/web']);
-      const runningForAlice = (await h.request('GET', `/api/v1/trace/deployments?vulnerability=${NEW_ADVISORY}`, { auth: alice })).body;
-      assert.deepEqual(runningForAlice.deployments.map((x: any) => `${x.cluster}/${x.namespace}`).sort(), ['prod-eu/shop', 'prod-us/shop']);
-      const none = (await h.request('GET', '/api/v1/trace/deployments?vulnerability=CVE-1999-0001')).body;
-      assert.deepEqual(none, { images: [], truncated: false, deployments: [] });
     });
 
     test('the CLI answers the same questions over HTTP with the caller\'s credentials', async () => {
@@ -249,10 +220,6 @@ export function traceScenario(backend: string, metadata: () => Promise<{ kind: '
       const vuln = await cli('--vulnerability', 'CVE-1999-0001', '--registry', host, ...asAdmin);
       assert.equal(vuln.code, 0, vuln.err);
       assert.match(vuln.out, /^images \(0\):\ndeployments \(0\):$/);
-      const affected = await cli('--vulnerability', NEW_ADVISORY, '--registry', host, '--registry-username', alice.username, '--registry-password', alice.password);
-      assert.match(affected.out, /^deployments \(2\):$/m);
-      assert.match(affected.out, new RegExp(`^  prod-us/shop Deployment/web container app: localhost:5000/team/app@${d.appB}, first seen `, 'm'));
-      assert.doesNotMatch(affected.out, /billing/);
       // errors: usage (2), a refusal or unknown image (1)
       assert.equal((await cli('--commit', COMMIT_A, d.appA, '--registry', host)).code, 2);
       assert.equal((await cli(d.appA)).code, 2, 'a bare digest needs --registry');

@@ -22,7 +22,7 @@ import * as s from './schemas.ts';
 
 export const apiBase = '/api/v1';
 
-interface Context {
+export interface Context {
   actor: Identity;
   origin: RequestOrigin;
   params: Record<string, string>;
@@ -30,7 +30,7 @@ interface Context {
   query: any;
 }
 
-interface ApiRoute {
+export interface ApiRoute {
   method: 'GET' | 'POST' | 'PATCH' | 'DELETE';
   /** OpenAPI-style path below /api/v1, e.g. `/projects/{project}`. */
   path: string;
@@ -100,11 +100,11 @@ function jsonSchema(schema: z.ZodType, io: 'input' | 'output'): Record<string, u
   return rest;
 }
 
-/** The OpenAPI 3.1 document of the API. */
-export function openApiDocument(admin: Administration): Record<string, unknown> {
+/** The OpenAPI 3.1 document of the API (`extra`: routes of optional capabilities, e.g. auth/federation/api.ts). */
+export function openApiDocument(admin: Administration, extra: ApiRoute[] = []): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {};
   const errorResponse = (description: string) => ({ description, content: { 'application/json': { schema: jsonSchema(s.errorSchema, 'output') } } });
-  for (const route of routes(admin)) {
+  for (const route of [...routes(admin), ...extra]) {
     const parameters = [...route.path.matchAll(/\{(\w+)\}/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } }));
     if (route.query instanceof z.ZodObject) {
       for (const [name, field] of Object.entries(route.query.shape as Record<string, z.ZodType>)) parameters.push({ name, in: 'query', required: false, schema: jsonSchema(field, 'input') as never });
@@ -144,9 +144,10 @@ function validate(schema: z.ZodType | undefined, value: unknown, what: string): 
   throw new RegistryError('INVALID_REQUEST', `${what}${issue.path.length > 0 ? `.${issue.path.join('.')}` : ''}: ${issue.message}`);
 }
 
-export async function registerManagementApi(app: FastifyInstance, deps: { admin: Administration; access: AccessService; tokens: RegistryTokens }): Promise<void> {
+export async function registerManagementApi(app: FastifyInstance, deps: { admin: Administration; access: AccessService; tokens: RegistryTokens; extraRoutes?: ApiRoute[] }): Promise<void> {
   const { admin, access, tokens } = deps;
-  const document = openApiDocument(admin);
+  const extra = deps.extraRoutes ?? [];
+  const document = openApiDocument(admin, extra);
 
   const authenticate = identifyRequest({ access, tokens });
 
@@ -159,7 +160,7 @@ export async function registerManagementApi(app: FastifyInstance, deps: { admin:
       }
     });
     scope.get(`${apiBase}/openapi.json`, async (_request, reply) => reply.send(document));
-    for (const route of routes(admin)) {
+    for (const route of [...routes(admin), ...extra]) {
       scope.route({
         method: route.method,
         url: `${apiBase}${route.path.replace(/\{(\w+)\}/g, ':$1')}`,

@@ -24,6 +24,7 @@ import { ManifestService } from '../distribution/manifests.ts';
 import { UploadService } from '../distribution/uploads.ts';
 import { EventBus } from '../events/bus.ts';
 import { AnomalyDetector, registerAlertRoutes } from '../anomaly/index.ts';
+import { createWebhooks, webhookApi, type WebhookApiRoute, WebhookStore } from '../notifications/index.ts';
 import { type AuditAuthorizer, registerAuditRoutes } from '../audit/http.ts';
 import { Audit } from '../audit/service.ts';
 import { SqlAuditStore } from '../audit/store.ts';
@@ -38,7 +39,7 @@ import type { BlobStore, MetadataStore } from '../storage/ports.ts';
 import type { SqlDriver } from '../storage/sql/driver.ts';
 import { SqlMetadataStore } from '../storage/sql/sql-metadata-store.ts';
 import { SqliteDriver } from '../storage/sqlite/sqlite-driver.ts';
-import { accessVisibility, deploymentSourceOf, registerTraceRoutes, TraceService, TraceStore, type TraceVisibility } from '../trace/index.ts';
+import { accessVisibility, registerTraceRoutes, TraceService, TraceStore, type TraceVisibility } from '../trace/index.ts';
 import { MemorySignatureStore, registerSignatureRoutes, type SignatureAuthorizer, signatureAuthorizer, signaturePullGate, SignatureService, signatureSettings, type SignatureStore, SqlSignatureStore } from '../signatures/index.ts';
 
 /** The stores chosen by configuration (the only place that names concrete backends). */
@@ -124,6 +125,25 @@ export async function openScanStore(config: Config): Promise<ScanStore> {
   return store;
 }
 
+/**
+ * The webhook store (definitions, deliveries, attempts). SQLite: a database file of its own, so
+ * that delivery bookkeeping never holds the metadata write lock; PostgreSQL: the metadata
+ * database, through a small pool of its own.
+ */
+export async function openWebhookStore(config: Config): Promise<WebhookStore> {
+  let driver: SqlDriver;
+  if (config.storage.metadata.kind === 'postgres') {
+    driver = new PostgresDriver({ connectionString: config.storage.metadata.postgresUrl!, max: 4 });
+  } else {
+    const path = resolve(config.webhooks.sqlitePath ?? join(config.storage.dataDir, 'notifications', 'webhooks.sqlite'));
+    await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+    driver = new SqliteDriver(path);
+  }
+  const store = new WebhookStore(driver);
+  await store.migrate();
+  return store;
+}
+
 export interface Registry {
   app: FastifyInstance;
   events: EventBus;
@@ -179,6 +199,11 @@ export async function buildRegistry(
   const audit = config.audit.enabled ? await Audit.start({ store: await openAuditStore(config), events, logger: app.log }, config.audit, config.storage.dataDir) : undefined;
   const metrics = config.metrics.enabled ? new RegistryMetrics({ events, audit }) : undefined;
   metrics?.instrument(app);
+  const webhooks = config.webhooks.enabled
+    ? await createWebhooks({ store: await openWebhookStore(config), events, logger: app.log, metrics: metrics?.registry, dataDir: config.storage.dataDir }, config.webhooks)
+    : undefined;
+  // served by the management API (token authentication): project admins manage them
+  let webhookRoutes: WebhookApiRoute[] = [];
   // First hook of every request: IP lists and per-address rate limit.
   const edge = openEdge(config.edge, app, options.loginGuard);
   const gates = options.gates ?? noGates();
@@ -219,6 +244,7 @@ export async function buildRegistry(
     if (bootstrap.created) adminBootstrap = { generatedPassword: bootstrap.generatedPassword };
     const admin = new Administration({ access, meta: stores.meta, events }, { robotMaxLifetimeDays: a.robots.maxLifetimeDays, tokenMaxLifetimeDays: a.personalTokens.maxLifetimeDays });
     const authDeps = { access, tokens, keys, admin };
+    if (webhooks) webhookRoutes = webhookApi({ service: webhooks.service, access });
     signatureAuthorize = signatureAuthorizer(identifyRequest(authDeps), access);
     scannerAuthorize = accessAuthorizer({ access, identify: identifyRequest(authDeps) });
     traceVisibility = accessVisibility({ access, identify: identifyRequest(authDeps) });
@@ -226,7 +252,7 @@ export async function buildRegistry(
     auditAuthorize ??= requireAction(identifyRequest(authDeps), access, 'audit.read', { kind: 'system' });
     registerAuthRoutes = async () => {
       await registerTokenEndpoint(app, authDeps);
-      await registerManagementApi(app, authDeps);
+      await registerManagementApi(app, { ...authDeps, extraRoutes: webhookRoutes });
     };
   }
   const services = {
@@ -275,7 +301,7 @@ export async function buildRegistry(
   }
   const trace =
     config.trace.enabled && stores.trace
-      ? new TraceService({ store: stores.trace, meta: stores.meta, blobs: stores.blobs, events, signatures, scans: scanner, deployments: stores.deployments && deploymentSourceOf(stores.deployments), logger: app.log }, { maxResults: config.trace.maxResults })
+      ? new TraceService({ store: stores.trace, meta: stores.meta, blobs: stores.blobs, events, signatures, scans: scanner, logger: app.log }, { maxResults: config.trace.maxResults })
       : undefined;
   if (trace) {
     trace.subscribe();
@@ -339,6 +365,7 @@ export async function buildRegistry(
       await scanner?.stop();
       await admission?.close();
       await app.close();
+      await webhooks?.close();
       await signatures?.idle();
       await trace?.idle();
       await scanStore?.close();

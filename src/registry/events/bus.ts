@@ -110,7 +110,9 @@ export type RegistryEvent =
   | (EventBase & { type: 'scan.exemption.created' | 'scan.exemption.revoked' | 'scan.exemption.expiring'; repository?: string; exemption: Record<string, unknown> })
   | (EventBase & { type: 'vulndb.imported'; source: string; records: number; added: number; removed: number; changed: number })
   /** An anomaly rule fired (anomaly/detector.ts); `origin` is that of the event that tipped it. */
-  | (EventBase & AlertFields & { type: 'alert.raised' });
+  | (EventBase & AlertFields & { type: 'alert.raised' })
+  /** A project's webhook was created, changed or deleted (notifications/service.ts); never carries the secret. */
+  | (EventBase & { type: 'webhook.changed'; project: string; change: 'created' | 'updated' | 'deleted'; webhook: { id: string; name: string; url: string; events: string[]; enabled: boolean }; secretChanged: boolean });
 
 /** What an anomaly alert says: which rule, about whom, and the figures that triggered it. */
 export interface AlertFields {

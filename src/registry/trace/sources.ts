@@ -4,10 +4,20 @@
  * where, first and last seen) and promotions (which digest was copied from where to where, by whom,
  * with what decision). `build-app.ts` wires them to the admission and promotion stores.
  */
-import type { DeploymentRecord } from '../admission/store.ts';
 
-/** A deployment record of the admission module: a digest admitted to run as a container of a workload. */
-export type DeploymentFact = DeploymentRecord;
+export interface DeploymentFact {
+  cluster: string;
+  namespace: string;
+  workloadKind: string;
+  workloadName: string;
+  container: string;
+  digest: string;
+  repository: string;
+  /** The reference as written in the pod spec. */
+  image: string;
+  firstSeen: Date;
+  lastSeen: Date;
+}
 
 export interface DeploymentSource {
   /** Where `digest` runs (or ran), most recently seen first. */
