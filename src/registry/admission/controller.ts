@@ -192,6 +192,11 @@ export class AdmissionController {
     return () => off.forEach((f) => f());
   }
 
+  /** Another `host[:port]` of this registry (the bound port when server.listen asks for port 0). */
+  addRegistryHost(host: string): void {
+    this.#hosts.add(host.toLowerCase());
+  }
+
   /** Drops every cached verdict (a policy document changed). */
   invalidate(): void {
     this.#facts.clear();

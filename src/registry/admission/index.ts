@@ -39,6 +39,14 @@ export async function createAdmission(
     { registryHosts: registryHostsOf(config), external: a.external, unknownKinds: a.unknownKinds, namespaces: a.namespaces, cacheMs: a.cacheSeconds * 1000, cacheEntries: a.cacheEntries },
   );
   const unsubscribe = controller.subscribe();
+  const listen = config.server.listen;
+  if (a.registryHosts.length === 0 && !config.signatures.registryHost && listen.endsWith(':0')) {
+    // Port 0 (tests, ephemeral setups): this registry's images are addressed with the bound port.
+    app.addHook('onListen', async () => {
+      const address = app.server.address();
+      if (address && typeof address === 'object') controller.addRegistryHost(`${listen.slice(0, -2)}:${address.port}`);
+    });
+  }
   const token = a.auth.tokenFile ? (await readFile(a.auth.tokenFile, 'utf8')).trim() : undefined;
   if (token !== undefined && token.length < 16) throw new Error(`admission.auth.tokenFile ${a.auth.tokenFile}: the token must have at least 16 characters`);
   const auth: WebhookAuth = { token: token ? Buffer.from(token) : undefined, clientCertificates: false, clientNames: a.tls?.clientNames ?? [], allowUnauthenticatedLoopback: a.auth.allowUnauthenticatedLoopback };
