@@ -327,6 +327,47 @@ export class RegistryClient {
     return res.body;
   }
 
+  /**
+   * A blob as a stream (for blobs too large to hold in memory), following the redirects registries
+   * answer with for blob storage; credentials go only to the registry itself. The caller verifies
+   * the digest.
+   */
+  async openBlob(repository: string, digest: string): Promise<http.IncomingMessage> {
+    const scope = `repository:${repository}:pull`;
+    // A HEAD runs the challenge/token exchange (and answers 404 cheaply).
+    const head = await this.request('HEAD', `/v2/${repository}/blobs/${digest}`, { scope });
+    if (head.status !== 200 && head.status !== 307 && head.status !== 302) RegistryClient.#fail(`HEAD blob ${digest}`, head);
+    const cached = this.#tokens.get(scope);
+    const auth = cached ? `Bearer ${cached.token}` : this.#basic && this.#options.credentials ? this.#basicHeader() : undefined;
+    let url = new URL(`/v2/${repository}/blobs/${digest}`, this.#base);
+    for (let hop = 0; hop < 5; hop++) {
+      const sameHost = url.host === new URL(this.#base).host;
+      const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
+        const lib = url.protocol === 'https:' ? https : http;
+        const req = lib.get(
+          url,
+          {
+            headers: { 'user-agent': this.#options.userAgent ?? 'portcullis-cli', ...(auth && sameHost ? { authorization: auth } : {}) },
+            ...(url.protocol === 'https:' && this.#options.insecure ? { rejectUnauthorized: false } : {}),
+            timeout: 60_000,
+          },
+          resolve,
+        );
+        req.on('timeout', () => req.destroy(new Error(`GET ${url.href} timed out`)));
+        req.on('error', reject);
+      });
+      if (res.statusCode === 200) return res;
+      const location = res.headers.location;
+      res.resume();
+      if (res.statusCode !== undefined && res.statusCode >= 300 && res.statusCode < 400 && location) {
+        url = new URL(location, url);
+        continue;
+      }
+      throw new RegistryHttpError(`GET blob ${digest}: HTTP ${res.statusCode}`, res.statusCode ?? 0);
+    }
+    throw new RegistryHttpError(`GET blob ${digest}: too many redirects`, 0);
+  }
+
   /** Referrers of `digest` (the Referrers API; an empty list when the registry has none). */
   async referrers(repository: string, digest: string): Promise<string[]> {
     const res = await this.request('GET', `/v2/${repository}/referrers/${digest}`, { headers: { accept: 'application/vnd.oci.image.index.v1+json' }, scope: `repository:${repository}:pull` });

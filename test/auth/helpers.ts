@@ -32,9 +32,9 @@ export interface AuthRegistry extends RunningRegistry {
   close(): Promise<void>;
 }
 
-export async function startAuthRegistry(env: Record<string, string> = {}): Promise<AuthRegistry> {
+export async function startAuthRegistry(env: Record<string, string> = {}, options: { configFile?: string } = {}): Promise<AuthRegistry> {
   // PORTCULLIS_ADMIN_PASSWORD: '' makes the registry generate (and print) the password.
-  const registry = await startRegistry({ env: { PORTCULLIS_AUTH_MODE: 'token', PORTCULLIS_ADMIN_PASSWORD: ADMIN_PASSWORD, PORTCULLIS_GC_INTERVAL_SECONDS: '0', ...env } });
+  const registry = await startRegistry({ env: { PORTCULLIS_AUTH_MODE: 'token', PORTCULLIS_ADMIN_PASSWORD: ADMIN_PASSWORD, PORTCULLIS_GC_INTERVAL_SECONDS: '0', ...env }, ...options });
   const doFetch = (path: string, init?: RequestInit) => fetch(new URL(path, registry.url), init);
   return {
     ...registry,

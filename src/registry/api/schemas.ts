@@ -10,7 +10,7 @@ const timestamp = z.iso.datetime().describe('RFC 3339 time (UTC)');
 export const grantSchema = z
   .strictObject({
     repositories: z.array(z.string().min(1).max(255)).min(1).max(100).describe('Repository globs on full names: `*` within a path component, `**` across components; the first component is a literal project name (e.g. `team-a/app/**`).'),
-    actions: z.array(z.enum(repositoryActions)).min(1).describe('Actions allowed on matching repositories: the Docker scope actions pull, push, delete, and retag (moving an existing tag to another manifest).'),
+    actions: z.array(z.enum(repositoryActions)).min(1).describe('Actions allowed on matching repositories: the Docker scope actions pull, push, delete, retag (moving an existing tag to another manifest), and promote (copying an image here from another project).'),
   })
   .meta({ id: 'Grant' });
 

@@ -14,6 +14,7 @@ import { SqlAccessStore } from '../auth/store/sql-access-store.ts';
 import { identifyRequest, requireAction } from '../auth/request-identity.ts';
 import { RetagGuard } from '../auth/retag-gate.ts';
 import { registerTokenEndpoint } from '../auth/token-endpoint.ts';
+import { createFederation, federationApi, type FederationStore, SqlFederationStore } from '../auth/federation/index.ts';
 import type { Config } from '../config/schema.ts';
 import { edgeServerOptions, openEdge, tlsServerFactory } from './edge.ts';
 import { BlobService } from '../distribution/blobs.ts';
@@ -31,6 +32,8 @@ import { SqlAuditStore } from '../audit/store.ts';
 import { RegistryMetrics } from '../metrics/metrics.ts';
 import { GarbageCollector } from '../gc/collector.ts';
 import { createPolicyEnforcer, MemoryPolicyStore, type PolicyStore, registerPolicyRoutes, SqlPolicyStore } from '../policy/index.ts';
+import { destinationSignatureFacts, MemoryPromotionStore, openPromotion, promotionAuthorizer, type PromotionAuthorizer, PromotionService, type PromotionStore, registerPromotionRoutes, SqlPromotionStore } from '../policy/promotion/index.ts';
+import { PolicySimulator, registerSimulationRoutes } from '../policy/simulate.ts';
 import { type Admission, createAdmission, type DeploymentStore, MemoryDeploymentStore, SqlDeploymentStore } from '../admission/index.ts';
 import { accessAuthorizer, createScanner, registerScannerRoutes, type ScanService, ScanStore } from '../scanner/index.ts';
 import { FsBlobStore } from '../storage/fs/fs-blob-store.ts';
@@ -48,10 +51,14 @@ export interface Stores {
   meta: MetadataStore;
   /** Projects, users, robots, tokens, signing keys (same database as `meta`); needed when auth.mode is token. */
   access?: AccessStore;
+  /** Workload identity trust rules and robot certificate bindings (same database as `meta`); only configured rules when absent. */
+  federation?: FederationStore;
   /** Trust policies, verdicts (same database as `meta`); in memory when absent. */
   signatures?: SignatureStore;
   /** Policy documents (same database as `meta`); in memory when absent. */
   policies?: PolicyStore;
+  /** Promotion records (same database as `meta`); in memory when absent. */
+  promotions?: PromotionStore;
   /** Admission deployment records and grace windows (same database as `meta`); in memory when absent. */
   deployments?: DeploymentStore;
   /** The traceability index (same database as `meta`); traceability is off when absent. */
@@ -84,7 +91,7 @@ export async function openStores(config: Config): Promise<Stores> {
   await meta.migrate();
   const access = new SqlAccessStore(driver);
   await access.migrate();
-  return { blobs, meta, access, signatures: new SqlSignatureStore(driver), policies: new SqlPolicyStore(driver), deployments: new SqlDeploymentStore(driver), trace: new TraceStore(driver), close: () => meta.close() };
+  return { blobs, meta, access, federation: new SqlFederationStore(driver), signatures: new SqlSignatureStore(driver), policies: new SqlPolicyStore(driver), promotions: new SqlPromotionStore(driver), deployments: new SqlDeploymentStore(driver), trace: new TraceStore(driver), close: () => meta.close() };
 }
 
 /**
@@ -212,6 +219,7 @@ export async function buildRegistry(
   let accessControl: RegistryAccessControl | undefined;
   let access: AccessService | undefined;
   let signatureAuthorize: SignatureAuthorizer | undefined;
+  let promotionAuthorize: PromotionAuthorizer | undefined;
   let adminBootstrap: Registry['adminBootstrap'];
   let keys: SigningKeys | undefined;
   let registerAuthRoutes = async () => undefined;
@@ -221,8 +229,9 @@ export async function buildRegistry(
   if (config.auth.mode === 'token') {
     const a = config.auth;
     if (!stores.access) throw new Error('auth.mode token needs an access store');
+    const federation = createFederation(a.federation, stores.federation);
     access = new AccessService(
-      { store: stores.access, events, guard: edge.loginGuard },
+      { store: stores.access, events, guard: edge.loginGuard, federation },
       {
         passwordPolicy: a.passwords,
         credentialCacheMs: a.credentialCacheSeconds * 1000,
@@ -246,13 +255,14 @@ export async function buildRegistry(
     const authDeps = { access, tokens, keys, admin };
     if (webhooks) webhookRoutes = webhookApi({ service: webhooks.service, access });
     signatureAuthorize = signatureAuthorizer(identifyRequest(authDeps), access);
+    promotionAuthorize = promotionAuthorizer(identifyRequest(authDeps), access);
     scannerAuthorize = accessAuthorizer({ access, identify: identifyRequest(authDeps) });
     traceVisibility = accessVisibility({ access, identify: identifyRequest(authDeps) });
     // The audit API is for system administrators (unless the caller decides otherwise).
     auditAuthorize ??= requireAction(identifyRequest(authDeps), access, 'audit.read', { kind: 'system' });
     registerAuthRoutes = async () => {
       await registerTokenEndpoint(app, authDeps);
-      await registerManagementApi(app, { ...authDeps, extraRoutes: webhookRoutes });
+      await registerManagementApi(app, { ...authDeps, extraRoutes: [...federationApi({ access: access!, store: stores.federation, events, federation }, { service: a.service, tokenTtlSeconds: a.registryTokens.ttlSeconds }), ...webhookRoutes] });
     };
   }
   const services = {
@@ -310,11 +320,24 @@ export async function buildRegistry(
   let admission: Admission | undefined;
   if (config.policy.enabled) {
     const policyStore = stores.policies ?? new MemoryPolicyStore();
-    const policy = await createPolicyEnforcer({ meta: stores.meta, blobs: stores.blobs, events, scans: scanner, signatures }, policyStore, config.policy);
+    const promotion = config.policy.promotion.enabled ? await openPromotion({ meta: stores.meta, blobs: stores.blobs }, config) : undefined;
+    const policy = await createPolicyEnforcer({ meta: stores.meta, blobs: stores.blobs, events, scans: scanner, signatures, promotions: promotion?.facts }, policyStore, config.policy);
     await registerPolicyRoutes(app, { store: policyStore, authorize: signatureAuthorize, enforcer: policy });
     policy.register(app);
     gates.manifestPush.push(policy.pushGate);
     gates.manifestPull.push(policy.pullGate);
+    if (promotion) {
+      const store = stores.promotions ?? new MemoryPromotionStore();
+      const signatureFacts = signatures ? destinationSignatureFacts({ service: signatures, meta: stores.meta, blobs: stores.blobs }, signatureSettings(config)) : undefined;
+      const service = new PromotionService(
+        { meta: stores.meta, blobs: stores.blobs, events, policy, store, key: promotion.key, signatureFacts },
+        { registryName: config.auth.mode === 'token' ? config.auth.service : config.server.listen, blobGraceMs, maxManifests: config.policy.promotion.maxManifests },
+      );
+      await registerPromotionRoutes(app, { service, store, key: promotion.key, authorize: promotionAuthorize });
+    }
+    const simulator = new PolicySimulator({ meta: stores.meta, policy }, { pageSize: config.policy.simulatePageSize });
+    const authorizeProject = promotionAuthorize;
+    await registerSimulationRoutes(app, { simulator, authorize: authorizeProject ? async (request, project) => void (await authorizeProject(request, { action: 'project.read', project })) : undefined });
     if (config.admission.enabled) {
       admission = await createAdmission(app, { policy, meta: stores.meta, deployments: stores.deployments ?? new MemoryDeploymentStore(), events, authorize: signatureAuthorize, logger: app.log }, config);
       const started = admission;

@@ -32,6 +32,7 @@ import { type LoginGuard, noLoginGuard } from './ports.ts';
 import type { AccessEntry } from './scope.ts';
 import { generateSecret, parseSecret, randomPassword, secretMatches } from './secrets.ts';
 import type { AccessStore, RobotRecord, TokenRecord, UserRecord } from './store/ports.ts';
+import { FederationError, type WorkloadFederation } from './federation/workload-federation.ts';
 
 /** How an identity is named inside a registry token (enough to resolve it again). */
 export interface PrincipalClaim {
@@ -80,16 +81,18 @@ export class AccessService {
   readonly store: AccessStore;
   readonly #events: EventBus | undefined;
   readonly #guard: LoginGuard;
+  readonly #federation: WorkloadFederation | undefined;
   readonly #options: Required<AccessServiceOptions>;
   readonly #cacheKey = randomBytes(32);
   readonly #credentials = new Map<string, CachedCredential>();
   readonly #identities = new Map<string, CachedIdentity>();
   readonly #touched = new Map<string, number>();
 
-  constructor(deps: { store: AccessStore; events?: EventBus; guard?: LoginGuard }, options: AccessServiceOptions) {
+  constructor(deps: { store: AccessStore; events?: EventBus; guard?: LoginGuard; federation?: WorkloadFederation }, options: AccessServiceOptions) {
     this.store = deps.store;
     this.#events = deps.events;
     this.#guard = deps.guard ?? noLoginGuard;
+    this.#federation = deps.federation;
     this.#options = { now: Date.now, ...options };
   }
 
@@ -112,6 +115,7 @@ export class AccessService {
    * @throws AuthenticationError (the message is safe to show: it never says which part was wrong)
    */
   async authenticate(username: string, password: string, origin: RequestOrigin): Promise<Identity> {
+    if (this.#federation?.isWorkloadUsername(username)) return this.#authenticateWorkload(this.#federation, password, origin);
     const attempt = { username: username.slice(0, 256), clientAddress: origin.clientAddress };
     const cacheKey = createHmac('sha256', this.#cacheKey).update(username).update('\0').update(password).digest('base64');
     const cached = this.#credentials.get(cacheKey);
@@ -140,6 +144,36 @@ export class AccessService {
     this.#publishAuth('auth.succeeded', attempt.username, method, origin);
     this.#touch(result.identity, origin.clientAddress);
     return result.identity;
+  }
+
+  /**
+   * A workload's OIDC token presented on its own (RFC 8693 token exchange).
+   * @throws AuthenticationError
+   */
+  async authenticateWorkload(token: string, origin: RequestOrigin): Promise<Identity> {
+    if (!this.#federation) throw new AuthenticationError('workload identity federation is not configured');
+    return this.#authenticateWorkload(this.#federation, token, origin);
+  }
+
+  /**
+   * A workload's OIDC token (workload identity federation). Not cached: every token is verified
+   * (a signature check, no argon2), so single-use rules see every use. The guard counts failures
+   * per address; its account key is the token's hash, so bad tokens cannot lock out other workloads.
+   */
+  async #authenticateWorkload(federation: WorkloadFederation, token: string, origin: RequestOrigin): Promise<Identity> {
+    const attempt = { username: `oidc:${createHmac('sha256', this.#cacheKey).update(token).digest('base64url').slice(0, 22)}`, clientAddress: origin.clientAddress };
+    await this.#guard.check(attempt);
+    try {
+      const identity = await federation.authenticate(token);
+      this.#guard.record(attempt, true);
+      this.#publishAuth('auth.succeeded', identity.name, 'workload', origin);
+      return identity;
+    } catch (error) {
+      if (!(error instanceof FederationError)) throw error;
+      this.#guard.record(attempt, false);
+      this.#publishAuth('auth.failed', 'oidc', 'workload', origin, error.message);
+      throw new AuthenticationError('invalid workload token');
+    }
   }
 
   async #checkPassword(username: string, password: string): Promise<{ principal: PrincipalClaim; identity: Identity; passwordChangedAt: number } | string> {
@@ -293,7 +327,11 @@ export class AccessService {
       const robot = await this.store.getRobot(principal.id);
       return robot && !this.#credentialProblem(robot) ? { identity: this.#robotIdentity(robot, credential) } : undefined;
     }
-    if (principal.kind !== 'user') return undefined; // workload identities are not resolvable yet
+    if (principal.kind === 'workload') {
+      const identity = await this.#federation?.resolve(principal.id, credential);
+      return identity ? { identity } : undefined;
+    }
+    if (principal.kind !== 'user') return undefined;
     const user = await this.store.getUser(principal.id);
     if (!user || user.disabled) return undefined;
     let token: TokenRecord | undefined;

@@ -16,11 +16,12 @@ export const scopeActions = ['pull', 'push', 'delete'] as const;
 export type ScopeAction = (typeof scopeActions)[number];
 
 /**
- * What can be done to a repository: the scope actions, and `retag` (moving an existing tag to
+ * What can be done to a repository: the scope actions, `retag` (moving an existing tag to
  * another manifest, checked when the manifest is pushed; a push that creates a tag or re-pushes
- * the same manifest needs `push` only).
+ * the same manifest needs `push` only), and `promote` (copying an image into the repository from
+ * another project through POST /api/v1/promotions, with `pull` on the source and `push` here).
  */
-export const repositoryActions = [...scopeActions, 'retag'] as const;
+export const repositoryActions = [...scopeActions, 'retag', 'promote'] as const;
 export type RepositoryAction = (typeof repositoryActions)[number];
 
 /** Project administration. */
@@ -58,6 +59,8 @@ export type CredentialRef =
   | { kind: 'token'; id: string }
   | { kind: 'robot'; id: string }
   | { kind: 'refresh'; id: string; via: CredentialRef }
+  /** An OIDC token from a trusted issuer, accepted by these trust rules (ids). */
+  | { kind: 'workload'; rules: string[] }
   /** A local administrator acting through the CLI on the store directly. */
   | { kind: 'system' };
 
@@ -89,9 +92,9 @@ export interface RobotIdentity {
 }
 
 /**
- * A federated workload (CI job, Kubernetes service account) that presented its own OIDC token;
- * its grants come from a trust rule. No issuer produces these yet (workload identity federation
- * is a later step), but authorisation already treats them like robots.
+ * A federated workload (CI job, Kubernetes service account) that presented its own OIDC token
+ * (auth/federation/); its grants are those of the trust rules that matched the token, and
+ * authorisation treats it like a robot.
  */
 export interface WorkloadIdentity {
   kind: 'workload';
@@ -102,6 +105,8 @@ export interface WorkloadIdentity {
   project: string | undefined;
   grants: Grant[];
   credential: CredentialRef;
+  /** Registry tokens issued to it expire by then (ms; the rules' maximum lifetime, the presented token's expiry). */
+  expiresAt?: number;
 }
 
 export type Identity = AnonymousIdentity | UserIdentity | RobotIdentity | WorkloadIdentity;

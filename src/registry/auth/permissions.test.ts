@@ -22,8 +22,8 @@ test('the role table: each role allows exactly its actions, on repositories and 
   const expected: Record<Role, Action[]> = {
     reader: ['pull', 'project.read'],
     developer: ['pull', 'push', 'project.read'],
-    maintainer: ['pull', 'push', 'delete', 'retag', 'project.read'],
-    admin: ['pull', 'push', 'delete', 'retag', 'project.read', 'project.update', 'project.delete', 'member.manage', 'robot.manage'],
+    maintainer: ['pull', 'push', 'delete', 'retag', 'promote', 'project.read'],
+    admin: ['pull', 'push', 'delete', 'retag', 'promote', 'project.read', 'project.update', 'project.delete', 'member.manage', 'robot.manage'],
   };
   for (const [role, actions] of Object.entries(expected) as Array<[Role, Action[]]>) {
     assert.deepEqual([...rolePermissions[role]].sort(), [...actions].sort(), role);

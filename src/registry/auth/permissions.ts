@@ -23,8 +23,8 @@ import { matchesAny } from './repository-pattern.ts';
 export const rolePermissions: Readonly<Record<Role, readonly (RepositoryAction | ProjectAction)[]>> = {
   reader: ['pull', 'project.read'],
   developer: ['pull', 'push', 'project.read'],
-  maintainer: ['pull', 'push', 'delete', 'retag', 'project.read'],
-  admin: ['pull', 'push', 'delete', 'retag', 'project.read', 'project.update', 'project.delete', 'member.manage', 'robot.manage'],
+  maintainer: ['pull', 'push', 'delete', 'retag', 'promote', 'project.read'],
+  admin: ['pull', 'push', 'delete', 'retag', 'promote', 'project.read', 'project.update', 'project.delete', 'member.manage', 'robot.manage'],
 };
 
 /** What everyone (anonymous included) may do in a public project. */

@@ -87,9 +87,11 @@ export class RegistryTokens {
     return this.#options.ttlSeconds;
   }
 
-  async issue(subject: string, principal: PrincipalClaim, access: AccessEntry[]): Promise<IssuedToken> {
+  /** `notAfter` (ms) shortens the lifetime below the configured one (a workload's token never outlives what it was exchanged for). */
+  async issue(subject: string, principal: PrincipalClaim, access: AccessEntry[], notAfter?: number): Promise<IssuedToken> {
     const { kid, key } = this.#keys.signingKey();
     const now = Math.floor(this.#options.now() / 1000);
+    const ttl = notAfter === undefined ? this.#options.ttlSeconds : Math.max(1, Math.min(this.#options.ttlSeconds, Math.floor(notAfter / 1000) - now));
     const token = await new SignJWT({ access, pcx: principal })
       .setProtectedHeader({ alg: 'ES256', typ: 'JWT', kid })
       .setIssuer(this.#options.issuer)
@@ -97,10 +99,10 @@ export class RegistryTokens {
       .setAudience(this.#options.service)
       .setIssuedAt(now)
       .setNotBefore(now)
-      .setExpirationTime(now + this.#options.ttlSeconds)
+      .setExpirationTime(now + ttl)
       .setJti(randomBytes(16).toString('base64url'))
       .sign(key);
-    return { token, expiresIn: this.#options.ttlSeconds, issuedAt: new Date(now * 1000) };
+    return { token, expiresIn: ttl, issuedAt: new Date(now * 1000) };
   }
 
   /** @throws TokenError for any token that is not ours, not for this service, or not valid now */

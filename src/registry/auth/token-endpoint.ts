@@ -7,8 +7,11 @@
  *   issued_at[, refresh_token]}` (distribution `docs/spec/auth/token.md`).
  * - `POST /auth/token` (form) with `grant_type=password` (username, password) or
  *   `grant_type=refresh_token` (refresh_token), `service`, `client_id`, `scope` (space-separated),
- *   `access_type=offline` (distribution `docs/spec/auth/oauth.md`). Errors are RFC 6749 §5.2
- *   `{error, error_description}`.
+ *   `access_type=offline` (distribution `docs/spec/auth/oauth.md`), or an RFC 8693 token exchange
+ *   of a workload's OIDC token (`subject_token`, `subject_token_type` id_token or jwt). Errors are
+ *   RFC 6749 §5.2 `{error, error_description}`.
+ * - Workload identity federation: the user name `oidc` (auth.federation.usernames) with the
+ *   workload's OIDC token as the password, in Basic credentials or the password grant.
  * - `GET /.well-known/jwks.json`: the public token-signing keys (current and still-valid old).
  *
  * The granted access is the intersection of what was asked and what the caller may do; asking
@@ -68,7 +71,7 @@ export async function registerTokenEndpoint(app: FastifyInstance, deps: { access
   const issue = async (request: FastifyRequest, identity: Identity, requested: AccessEntry[]) => {
     const origin = requestOrigin(request, identity);
     const granted = await access.grantedAccess(identity, requested, origin);
-    const issued = await tokens.issue(identity.kind === 'anonymous' ? '' : identity.name, access.principalOf(identity), granted);
+    const issued = await tokens.issue(identity.kind === 'anonymous' ? '' : identity.name, access.principalOf(identity), granted, identity.kind === 'workload' ? identity.expiresAt : undefined);
     return { granted, issued };
   };
 
@@ -93,7 +96,8 @@ export async function registerTokenEndpoint(app: FastifyInstance, deps: { access
       }
       const { issued } = await issue(request, identity, requested);
       const body: Record<string, unknown> = { token: issued.token, access_token: issued.token, expires_in: issued.expiresIn, issued_at: issued.issuedAt.toISOString() };
-      if (single(query.offline_token) === 'true' && identity.kind !== 'anonymous') body.refresh_token = await access.issueRefreshToken(identity, tokens.service);
+      // Workloads get no refresh token: they present a fresh token of their own instead.
+      if (single(query.offline_token) === 'true' && (identity.kind === 'user' || identity.kind === 'robot')) body.refresh_token = await access.issueRefreshToken(identity, tokens.service);
       return reply.code(200).headers(noStore).send(body);
     });
 
@@ -120,14 +124,16 @@ export async function registerTokenEndpoint(app: FastifyInstance, deps: { access
             const password = form.get('password');
             if (!username || password === null) throw new OAuthError('invalid_request', 'the password grant needs username and password');
             identity = await access.authenticate(username, password, origin);
-            if (form.get('access_type') === 'offline') refreshToken = await access.issueRefreshToken(identity, tokens.service);
+            if (form.get('access_type') === 'offline' && (identity.kind === 'user' || identity.kind === 'robot')) refreshToken = await access.issueRefreshToken(identity, tokens.service);
           } else if (grantType === 'refresh_token') {
             const presented = form.get('refresh_token');
             if (!presented) throw new OAuthError('invalid_request', 'the refresh_token grant needs refresh_token');
             identity = await access.authenticateRefreshToken(presented, tokens.service, origin);
             refreshToken = presented;
+          } else if (grantType === tokenExchangeGrant) {
+            identity = await access.authenticateWorkload(exchangedToken(form, tokens.service), origin);
           } else {
-            throw new OAuthError('unsupported_grant_type', 'grant_type must be password or refresh_token');
+            throw new OAuthError('unsupported_grant_type', `grant_type must be password, refresh_token or ${tokenExchangeGrant}`);
           }
         } catch (error) {
           if (error instanceof AuthenticationError) throw new OAuthError('invalid_grant', error.message);
@@ -142,6 +148,7 @@ export async function registerTokenEndpoint(app: FastifyInstance, deps: { access
           issued_at: issued.issuedAt.toISOString(),
         };
         if (refreshToken !== undefined) body.refresh_token = refreshToken;
+        if (grantType === tokenExchangeGrant) Object.assign(body, { issued_token_type: 'urn:ietf:params:oauth:token-type:access_token', token_type: 'Bearer' });
         return reply.code(200).headers(noStore).send(body);
       } catch (error) {
         if (error instanceof OAuthError) return sendOAuthError(reply, error);
@@ -151,6 +158,23 @@ export async function registerTokenEndpoint(app: FastifyInstance, deps: { access
 
     scope.get(jwksPath, async (_request, reply) => reply.code(200).header('Cache-Control', 'max-age=60').send(keys.jwks()));
   });
+}
+
+const tokenExchangeGrant = 'urn:ietf:params:oauth:grant-type:token-exchange';
+const exchangeableTokenTypes = ['urn:ietf:params:oauth:token-type:id_token', 'urn:ietf:params:oauth:token-type:jwt'];
+
+/** The subject token of an RFC 8693 exchange (a workload's OIDC token); what this endpoint cannot honour is refused, not ignored. */
+function exchangedToken(form: URLSearchParams, service: string): string {
+  const token = form.get('subject_token');
+  const type = form.get('subject_token_type');
+  if (!token || !type) throw new OAuthError('invalid_request', 'the token exchange needs subject_token and subject_token_type');
+  if (!exchangeableTokenTypes.includes(type)) throw new OAuthError('invalid_request', `subject_token_type must be one of ${exchangeableTokenTypes.join(', ')}`);
+  if (form.has('actor_token')) throw new OAuthError('invalid_request', 'delegation (actor_token) is not supported');
+  const requested = form.get('requested_token_type');
+  if (requested !== null && requested !== 'urn:ietf:params:oauth:token-type:access_token') throw new OAuthError('invalid_request', 'only access tokens are issued (requested_token_type)');
+  const audience = form.getAll('audience');
+  if (audience.some((value) => value !== service) || form.getAll('resource').length > 0) throw new OAuthError('invalid_target', `tokens are issued for this registry only (audience ${JSON.stringify(service)})`);
+  return token;
 }
 
 function sendOAuthError(reply: FastifyReply, error: OAuthError): FastifyReply {

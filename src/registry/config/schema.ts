@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { isCidr } from '../edge/networks.ts';
+import { federationSchema } from '../auth/federation/config.ts';
 import { anomalySchema } from '../anomaly/config.ts';
 import { webhooksSchema } from '../notifications/config.ts';
 
@@ -238,6 +239,20 @@ export const configSchema = z.strictObject({
       enabled: z.boolean().default(true),
       /** Policy documents (YAML); each names its project or `global` (the default for every project). */
       files: z.array(z.string().min(1)).default([]),
+      /** Promotion between projects (POST /api/v1/promotions, `portcullis promote`). */
+      promotion: z
+        .strictObject({
+          enabled: z.boolean().default(true),
+          /** Ed25519 key signing promotion attestations; default `<dataDir>/promotion/signing-key.pem` (created at first start). Replicas share one. */
+          keyFile: z.string().min(1).optional(),
+          /** More public keys (PEM) whose promotion attestations count: a previous key, another registry's. */
+          trustedKeyFiles: z.array(z.string().min(1)).default([]),
+          /** Manifests one promotion may copy (image, index children, referrers, cosign tags). */
+          maxManifests: z.number().int().min(1).max(100_000).default(1000),
+        })
+        .prefault({}),
+      /** Manifests evaluated per page (one metadata query) by fleet simulation. */
+      simulatePageSize: z.number().int().min(1).max(10_000).default(200),
     })
     .prefault({}),
   /** Kubernetes admission webhooks (admission/, docs/policy.md#admission): the policy at enforcement point `admission`. */
@@ -337,6 +352,8 @@ export const configSchema = z.strictObject({
       personalTokens: z.strictObject({ maxLifetimeDays: z.number().int().positive().max(3650).default(365) }).prefault({}),
       /** Create a missing project when a user allowed to create projects asks to push into it. */
       autoCreateProjects: z.boolean().default(false),
+      /** Workload identity federation: CI jobs and service accounts log in with their own OIDC token (auth/federation/config.ts, docs/auth.md). */
+      federation: federationSchema.prefault({}),
     })
     .prefault({}),
   /** Vulnerability scanning (docs/scanning.md): inventories, findings, SBOMs, exemptions. */
@@ -374,6 +391,20 @@ export const configSchema = z.strictObject({
           maxAgeHours: z.number().positive().default(48),
           /** How often the server checks whether an import elsewhere (CLI, another replica) replaced the database. */
           reloadIntervalSeconds: z.number().int().nonnegative().default(30),
+          /**
+           * Imported by the server itself: an OSV artifact in this registry (read from the blob store;
+           * imported again whenever the tag moves) or an http(s) URL (fetched conditionally).
+           */
+          sources: z
+            .array(
+              z.union([
+                z.strictObject({ repository: z.string().min(1), tag: z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/).default('latest') }),
+                z.strictObject({ url: z.url({ protocol: /^https?$/ }) }),
+              ]),
+            )
+            .default([]),
+          /** How often the sources are checked (a moved tag is also noticed at once). */
+          refreshIntervalMinutes: z.number().positive().default(60),
         })
         .prefault({}),
       /** Stored inventories re-evaluated per page (one transaction) when the database changes. */

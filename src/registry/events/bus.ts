@@ -76,6 +76,25 @@ export type RegistryEvent =
       until: string;
       admission?: AdmissionFacts;
     })
+  /**
+   * An image was promoted from one project to another (`promotion.completed`, with the
+   * attestation referrer) or refused by the destination's policy (`promotion.denied`, nothing
+   * written); `repository` and `tag` are the destination (policy/promotion/service.ts).
+   */
+  | (EventBase & {
+      type: 'promotion.completed' | 'promotion.denied';
+      repository: string;
+      digest: string;
+      tag: string | undefined;
+      outcome: 'success' | 'denied';
+      reason: string | undefined;
+      id: string;
+      source: string;
+      sourceReference: string;
+      policy: { name: string; project: string; version: number; hash: string } | undefined;
+      attestation: string | undefined;
+      copied: number;
+    })
   /** The audit log nears (`warning`) or passes (`exceeded`: the oldest records are being archived) its size budget. */
   | (EventBase & { type: 'audit.budget'; level: 'warning' | 'exceeded'; usedBytes: number; budgetBytes: number })
   | (EventBase & { type: 'tag.deleted'; repository: string; tag: string; digest: string | undefined })
@@ -165,17 +184,20 @@ export interface FindingBrief {
   fixAvailable: boolean;
 }
 
-export type AuthMethod = 'password' | 'token' | 'robot' | 'refresh';
+/** `workload`: an OIDC token of a CI job or service account (federation); `certificate`: a robot's client certificate alone; `oidc`: an interactive OIDC login. */
+export type AuthMethod = 'password' | 'token' | 'robot' | 'refresh' | 'workload' | 'certificate' | 'oidc';
 
 export type AccessChange =
   | 'user.created' | 'user.updated' | 'user.deleted'
   | 'project.created' | 'project.updated' | 'project.deleted'
   | 'member.added' | 'member.removed'
   | 'robot.created' | 'robot.revoked' | 'robot.deleted'
-  | 'token.created' | 'token.revoked';
+  | 'token.created' | 'token.revoked'
+  | 'trust-rule.created' | 'trust-rule.revoked' | 'trust-rule.deleted'
+  | 'robot.certificate.bound' | 'robot.certificate.unbound';
 
 export interface AccessTarget {
-  kind: 'user' | 'project' | 'member' | 'robot' | 'token';
+  kind: 'user' | 'project' | 'member' | 'robot' | 'token' | 'trust-rule';
   name: string;
   project?: string;
 }

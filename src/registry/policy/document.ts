@@ -49,6 +49,8 @@ export const ruleSchema = z.discriminatedUnion('kind', [
   z.strictObject({ ...ruleBase, kind: z.literal('max-image-age'), days: z.number().positive() }),
   z.strictObject({ ...ruleBase, kind: z.literal('licence-deny'), licences: z.array(z.string().min(1)).min(1) }),
   z.strictObject({ ...ruleBase, kind: z.literal('cel'), expression: z.string().min(1).max(4096) }),
+  /** The image was promoted into its project by this registry (a verified promotion attestation), optionally from given projects. */
+  z.strictObject({ ...ruleBase, kind: z.literal('promoted'), from: z.array(pattern).default([]) }),
 ]);
 export type PolicyRule = z.infer<typeof ruleSchema>;
 
@@ -90,6 +92,7 @@ export function celEnvironment(): Environment {
     .registerVariable('signatures', 'map')
     .registerVariable('request', 'map')
     .registerVariable('admission', 'map')
+    .registerVariable('promotions', 'list')
     .registerVariable('now', 'google.protobuf.Timestamp');
 }
 

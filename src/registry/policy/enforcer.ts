@@ -47,6 +47,8 @@ export interface PolicyEnforcerDeps {
   events: EventBus;
   scans?: ScanReportProvider | undefined;
   signatures?: SignatureFactsProvider | undefined;
+  /** Verified promotion attestations of an image (policy/promotion/facts.ts). */
+  promotions?: { facts(repository: string, digest: string): Promise<PolicyInput['promotions']> } | undefined;
 }
 
 const CONFIG_MAX_BYTES = 4 * 1024 * 1024;
@@ -82,6 +84,8 @@ export class PolicyEnforcer {
 
   /** The manifest pull gate (GET and HEAD). */
   readonly pullGate: PullGate = async (r) => {
+    // cosign reads signatures by their tag (`sha256-<hex>.sig`): not evaluated, as at push
+    if (r.tag && COSIGN_TAG.test(r.tag)) return;
     const policy = await this.#deps.source.policyFor(projectOf(r.repository));
     if (!policy?.appliesAt('pull')) return;
     const record = await this.#deps.meta.getManifest(r.repository, r.digest);
@@ -207,9 +211,10 @@ export class PolicyEnforcer {
   async #input(point: EnforcementPoint, repository: string, digest: string, tag: string | undefined, mediaType: string, manifest: ParsedManifest, manifestSize: number, origin: RequestOrigin, previousTagTarget: string | undefined): Promise<PolicyInput> {
     const config = await this.#imageConfig(manifest);
     const size = manifestSize + (manifest.config?.size ?? 0) + manifest.layers.reduce((n, l) => n + l.size, 0);
-    const [report, signatures] = await Promise.all([
+    const [report, signatures, promotions] = await Promise.all([
       point === 'push' || !this.#deps.scans ? undefined : this.#deps.scans.report(repository, digest),
       this.#deps.signatures && point !== 'push' ? this.#deps.signatures.facts(repository, digest) : undefined,
+      this.#deps.promotions && point !== 'push' ? this.#deps.promotions.facts(repository, digest) : undefined,
     ]);
     return completeInput({
       image: {
@@ -234,6 +239,7 @@ export class PolicyEnforcer {
           }
         : {},
       request: { point, action: point, who: { kind: origin.actor.kind, name: origin.actor.name ?? '' }, previousTagTarget: previousTagTarget ?? '' },
+      promotions: promotions ?? [],
     });
   }
 

@@ -169,6 +169,13 @@ export class CompiledPolicy {
         }
         return [...out];
       }
+      case 'promoted': {
+        // promoted into this image's project, from an allowed source project when `from` is set
+        const into = input.promotions.filter((p) => p.destinationProject === image.project);
+        if (into.length === 0) return [`no promotion into project ${image.project} attested by this registry${input.promotions.length ? ` (promotions into ${[...new Set(input.promotions.map((p) => p.destinationProject))].join(', ')} only)` : ''}`];
+        if (rule.from.length === 0 || into.some((p) => rule.from.some((f) => globToRegExp(f).test(p.sourceProject)))) return [];
+        return [`promoted into ${image.project} only from ${[...new Set(into.map((p) => p.sourceProject))].join(', ')}, not from ${rule.from.join(', ')}`];
+      }
       case 'cel': {
         const expression = this.#cel.get(rule.name)!;
         const value = expression({ ...input, now: new Date(input.now) });

@@ -7,6 +7,20 @@
  */
 import type { EnforcementPoint } from './document.ts';
 
+/** A verified promotion of the image (policy/promotion/attestation.ts). */
+export interface PromotionFact {
+  id: string;
+  sourceRepository: string;
+  sourceProject: string;
+  destinationRepository: string;
+  destinationProject: string;
+  policyVersion: number;
+  policyHash: string;
+  approver: string;
+  promotedAt: string;
+  keyId: string;
+}
+
 export interface PolicyFinding {
   id: string;
   severity: string;
@@ -57,7 +71,15 @@ export interface PolicyInput {
     who: { kind: string; name: string };
     /** At push: the digest the tag points at now (empty when the tag is new). */
     previousTagTarget: string;
+    /** At promotion: the source repository and the destination repository (empty elsewhere; completeInput fills them). */
+    source?: string;
+    destination?: string;
   };
+  /**
+   * Promotions of this digest recorded by this registry, from promotion attestations attached to
+   * the image that verify with the registry's promotion key (forged or foreign ones are absent).
+   */
+  promotions: PromotionFact[];
   /** Kubernetes admission only (empty otherwise): namespace, workload, and when this digest was first admitted. */
   admission: { namespace: string; workload: { kind: string; name: string }; operation: string; firstAdmitted: string };
   /** Evaluation time (ISO 8601). */
@@ -99,7 +121,10 @@ export function completeInput(partial: DeepPartial<PolicyInput> & { image: { dig
       action: r.action ?? r.point ?? 'push',
       who: { kind: r.who?.kind ?? 'anonymous', name: r.who?.name ?? '' },
       previousTagTarget: r.previousTagTarget ?? '',
+      source: r.source ?? '',
+      destination: r.destination ?? '',
     },
+    promotions: partial.promotions ?? [],
     admission: {
       namespace: a.namespace ?? '',
       workload: { kind: a.workload?.kind ?? '', name: a.workload?.name ?? '' },

@@ -24,10 +24,14 @@ import { sbomBytes, type SbomFormat } from './sbom.ts';
 import { materializeFindings, parseRefs, type SeverityName, templatesOf } from './evaluation.ts';
 import { VulnData } from './vulndata.ts';
 
-export const scannerUsage = `  portcullis vulndb import PATH|URL [--config FILE | --data-dir DIR] [--force] [--json]
-      Import OSV records (a directory, a zip such as OSV's all.zip, or an http(s) URL fetched
-      conditionally) into the data directory's vulnerability database; a running server
-      re-evaluates every stored image against it.
+export const scannerUsage = `  portcullis vulndb import PATH|URL|oci://HOST/REPO:TAG [--config FILE | --data-dir DIR] [--force] [--json]
+      Import OSV records (a directory, a zip such as OSV's all.zip, an http(s) URL fetched
+      conditionally, or an OSV artifact in a registry) into the data directory's vulnerability
+      database; a running server re-evaluates every stored image against it.
+  portcullis vulndb push DIR|ZIP HOST/REPO:TAG [--insecure] [--json]
+      Pack OSV records as an OCI artifact (${'application/vnd.portcullis.osv.v1'}) and push it, for
+      registries without internet access (import it there with oci://, or list it in
+      scanner.vulnerabilityData.sources). --insecure: plain HTTP (loopback hosts always).
   portcullis vulndb status [--config FILE | --data-dir DIR] [--json]
       Sources, record count, content hash and age of the vulnerability database.
   portcullis scan --oci-layout DIR[:TAG] | --archive FILE | IMAGE-REF
@@ -105,7 +109,9 @@ export async function vulndbMain(argv: string[]): Promise<number> {
       }
       let report;
       try {
-        report = await vulns.import(location, { force: values.force === true });
+        report = location.startsWith('oci://')
+          ? await (await import('./vulndb/oci-source.ts')).importFromRegistry(vulns, location, { force: values.force === true, ...(values.insecure ? { http: true } : {}) })
+          : await vulns.import(location, { force: values.force === true });
       } catch (error) {
         console.error(`vulndb import: ${(error as Error).message}`);
         return 1;
@@ -122,6 +128,23 @@ export async function vulndbMain(argv: string[]): Promise<number> {
         for (const r of report.rejected.slice(0, 20)) console.log(`  rejected ${r.path}${r.id ? ` (${r.id})` : ''}: ${r.reason}`);
       }
       return 0;
+    }
+    case 'push': {
+      const [, path, target] = positionals;
+      if (!path || !target || positionals.length > 3) {
+        console.error(`vulndb push takes a DIR or ZIP and a HOST/REPOSITORY:TAG\n\n${scannerUsage}`);
+        return 2;
+      }
+      try {
+        const { pushOsvArtifact } = await import('./vulndb/oci-source.ts');
+        const pushed = await pushOsvArtifact(path, target, values.insecure ? { http: true } : {});
+        if (values.json) console.log(JSON.stringify(pushed, null, 2));
+        else console.log(`vulndb: pushed ${pushed.records} records (${pushed.bytes} bytes${pushed.rejected > 0 ? `, ${pushed.rejected} invalid records left out of the count` : ''}) to ${pushed.reference}@${pushed.digest}`);
+        return 0;
+      } catch (error) {
+        console.error(`vulndb push: ${(error as Error).message}`);
+        return 1;
+      }
     }
     case 'status': {
       const status = vulns.status(maxAge);

@@ -32,6 +32,8 @@ export function scannerSettings(c: Config['scanner']): ScannerSettings {
     secretsKey: c.secretsFingerprintKey,
     maxAgeSeconds: Math.round(c.vulnerabilityData.maxAgeHours * 3600),
     reloadIntervalSeconds: c.vulnerabilityData.reloadIntervalSeconds,
+    vulnSources: c.vulnerabilityData.sources.map((src) => ({ ...src })),
+    vulnRefreshMs: Math.round(c.vulnerabilityData.refreshIntervalMinutes * 60_000),
     rematchPageSize: c.rematchPageSize,
     sbom: { attach: c.sbom.attach, formats: [...c.sbom.formats], registryHost: c.sbom.registryHost },
     exemptions: { maxDays: c.exemptions.maxDays, warnDays: c.exemptions.warnDays },

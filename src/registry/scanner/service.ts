@@ -41,6 +41,8 @@ import type { ScanStore } from './store.ts';
 import { MAX_VEX_BYTES, OPENVEX_MEDIA_TYPE, parseOpenVex, type VexStore } from './vex.ts';
 import type { VulnData } from './vulndata.ts';
 import type { ImportReport } from './vulndb/index.ts';
+import { OSV_ARTIFACT_TYPE } from './vulndb/artifact.ts';
+import { importFromStores } from './vulndb/oci-source.ts';
 
 export interface ScannerSettings {
   concurrency: number;
@@ -53,6 +55,9 @@ export interface ScannerSettings {
   secretsKey?: string | undefined;
   maxAgeSeconds: number;
   reloadIntervalSeconds: number;
+  /** Vulnerability data the server imports itself: OSV artifacts in this registry, http(s) URLs. */
+  vulnSources?: VulnSource[];
+  vulnRefreshMs?: number;
   rematchPageSize: number;
   sbom: { attach: boolean; formats: SbomFormat[]; registryHost?: string | undefined };
   exemptions: { maxDays: number; warnDays: number };
@@ -60,6 +65,8 @@ export interface ScannerSettings {
   /** Heap of the scan thread (MiB); scans run in the server's thread when absent. */
   threadMemoryMb?: number | undefined;
 }
+
+export type VulnSource = { repository: string; tag: string } | { url: string };
 
 export interface ScannerLogger {
   info(obj: object, msg?: string): void;
@@ -106,6 +113,12 @@ const silent: ScannerLogger = { info: () => undefined, warn: () => undefined, er
 
 const REMATCH_JOB = 'rematch';
 
+/** A URL as logged: no user info, no query (either may carry a token). */
+function withoutSecrets(url: string): string {
+  const u = new URL(url);
+  return `${u.protocol}//${u.host}${u.pathname}`;
+}
+
 function scanJobId(digest: string): string {
   return `scan:${digest}`;
 }
@@ -126,6 +139,9 @@ export class ScanService {
   /** Recently read results (policy gates read the report on every pull), checked against a cheap stamp. */
   readonly #results = new Map<string, { stamp: string; row: NonNullable<Awaited<ReturnType<ScanStore['result']>>> }>();
   #reloadTimer: NodeJS.Timeout | undefined;
+  #sourcesTimer: NodeJS.Timeout | undefined;
+  /** Source imports run one at a time (a moved tag while the periodic check runs). */
+  #importing: Promise<unknown> = Promise.resolve();
 
   constructor(deps: ScannerDeps, settings: ScannerSettings) {
     this.#d = deps;
@@ -183,11 +199,19 @@ export class ScanService {
       }, this.#s.reloadIntervalSeconds * 1000);
       this.#reloadTimer.unref();
     }
+    const sources = this.#s.vulnSources ?? [];
+    if (sources.length > 0) {
+      void this.importSources(sources);
+      this.#sourcesTimer = setInterval(() => void this.importSources(sources), this.#s.vulnRefreshMs ?? 3_600_000);
+      this.#sourcesTimer.unref();
+    }
   }
 
   async stop(): Promise<void> {
     for (const u of this.#unsubscribe.splice(0)) u();
     if (this.#reloadTimer) clearInterval(this.#reloadTimer);
+    if (this.#sourcesTimer) clearInterval(this.#sourcesTimer);
+    await this.#importing;
     await this.worker.stop();
   }
 
@@ -204,6 +228,11 @@ export class ScanService {
       for (const child of kind.manifests) {
         if (child.mediaType === MediaType.ociManifest || child.mediaType === MediaType.dockerManifest) await this.enqueueScan(e.repository, child.digest, child.mediaType);
       }
+      return;
+    }
+    if (e.artifactType === OSV_ARTIFACT_TYPE && e.tag !== undefined) {
+      const moved = (this.#s.vulnSources ?? []).filter((src) => 'repository' in src && src.repository === e.repository && src.tag === e.tag);
+      if (moved.length > 0) void this.importSources(moved);
       return;
     }
     if (e.artifactType === OPENVEX_MEDIA_TYPE && e.subject !== undefined) {
@@ -300,7 +329,34 @@ export class ScanService {
 
   /** Imports vulnerability data (path or URL) and queues re-evaluation when it changed anything. */
   async importVulnData(location: string, options: { force?: boolean } = {}): Promise<ImportReport> {
-    const report = await this.#d.vulns.import(location, { force: options.force === true });
+    return this.#imported(await this.#d.vulns.import(location, { force: options.force === true }));
+  }
+
+  /**
+   * Imports the configured sources one after the other (never two imports at once); a failing
+   * source is logged and leaves the database as it was. Resolves with the reports (or errors).
+   */
+  importSources(sources: VulnSource[]): Promise<Array<ImportReport | Error>> {
+    const run = this.#importing.then(async () => {
+      const out: Array<ImportReport | Error> = [];
+      for (const src of sources) {
+        try {
+          const report =
+            'url' in src ? await this.#d.vulns.import(src.url) : await importFromStores(this.#d.vulns, { meta: this.#d.meta, blobs: this.#d.blobs }, src.repository, src.tag);
+          out.push(await this.#imported(report));
+          if (report.status === 'imported') this.#log.info({ source: report.source, records: report.meta?.records, contentHash: report.meta?.contentHash }, 'vulnerability data imported');
+        } catch (error) {
+          this.#log.error({ err: error, source: 'url' in src ? withoutSecrets(src.url) : `${src.repository}:${src.tag}` }, 'vulnerability data import failed');
+          out.push(error instanceof Error ? error : new Error(String(error)));
+        }
+      }
+      return out;
+    });
+    this.#importing = run.catch(() => undefined);
+    return run;
+  }
+
+  async #imported(report: ImportReport): Promise<ImportReport> {
     if (report.status === 'imported') {
       const c = report.changes;
       this.#d.events.publish({ type: 'vulndb.imported', at: new Date(), origin: undefined, source: report.source, records: report.meta?.records ?? 0, added: c.added.length, removed: c.removed.length, changed: c.changed.length });

@@ -6,7 +6,9 @@
 import { stat } from 'node:fs/promises';
 import { Matcher } from './matching/matcher.ts';
 import type { DatabaseIdentity } from './evaluation.ts';
-import { databaseStatus, importAndPersist, openVulnDatabase, type DatabaseStatus, type ImportReport, type VulnDatabase } from './vulndb/index.ts';
+import type { ArtifactLayer, FetchedLayer } from './vulndb/artifact.ts';
+import { importArtifact } from './vulndb/import.ts';
+import { databaseStatus, importAndPersist, openVulnDatabase, persistImport, type DatabaseStatus, type ImportReport, type VulnDatabase } from './vulndb/index.ts';
 import type { ImportOptions } from './vulndb/import.ts';
 import { snapshotPath } from './vulndb/store.ts';
 
@@ -77,6 +79,14 @@ export class VulnData {
   async import(location: string, options: ImportOptions = {}): Promise<ImportReport> {
     await this.refresh();
     const report = await importAndPersist(this.#db, this.dataDir, location, options);
+    this.#stamp = await stampOf(snapshotPath(this.dataDir));
+    return report;
+  }
+
+  /** Imports an OSV artifact (manifest and a way to fetch its layers) as `source` and persists the snapshot. */
+  async importArtifact(source: string, manifestDigest: string, manifest: Buffer, fetchLayer: (layer: ArtifactLayer) => Promise<FetchedLayer>, options: ImportOptions = {}): Promise<ImportReport> {
+    await this.refresh();
+    const report = await persistImport(this.#db, this.dataDir, await importArtifact(this.#db, source, manifestDigest, manifest, fetchLayer, options));
     this.#stamp = await stampOf(snapshotPath(this.dataDir));
     return report;
   }

@@ -17,7 +17,7 @@ import type { Affected, VulnRecord } from './osv.ts';
 export interface SourceMeta {
   /** What was imported: a directory or file path, or a URL. Re-importing the same source replaces it. */
   source: string;
-  kind: 'directory' | 'zip' | 'file' | 'url';
+  kind: 'directory' | 'zip' | 'file' | 'url' | 'oci';
   importedAt: string;
   /** sha256 over the sorted `id NUL sha256(record bytes)` lines: independent of packaging (zip or directory). */
   contentHash: string;
@@ -27,6 +27,10 @@ export interface SourceMeta {
   /** HTTP validators for conditional re-download. */
   etag?: string;
   lastModified?: string;
+  /** OCI artifact sources: the manifest digest imported, and its annotations (where the data came from, when it was packed). */
+  digest?: string;
+  origin?: string;
+  created?: string;
 }
 
 export interface DatabaseMeta {

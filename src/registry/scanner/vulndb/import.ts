@@ -10,6 +10,7 @@ import { resolve } from 'node:path';
 import YAML from 'yaml';
 import type { ChangeSummary, SourceMeta, VulnDatabase } from './database.ts';
 import { OsvParseError, parseOsvRecord, parseOsvValue, type VulnRecord } from './osv.ts';
+import { type ArtifactLayer, artifactEntries, type FetchedLayer, parseOsvArtifact } from './artifact.ts';
 import { DEFAULT_SOURCE_LIMITS, SourceError, download, isZipFile, readDirectory, readZip, type SourceEntry, type SourceLimits } from './sources.ts';
 
 export interface RejectedRecord {
@@ -197,6 +198,36 @@ export async function importUrl(db: VulnDatabase, url: string, opts: ImportOptio
   } finally {
     await res.cleanup();
   }
+}
+
+/**
+ * Imports an OSV artifact (artifact.ts) whose manifest is `manifest` (digest `manifestDigest`) as
+ * `source`; `fetchLayer` saves a layer to a file with its digest verified (from a registry over
+ * HTTP, or from the local blob store). The same manifest digest as the last import is `unchanged`
+ * without fetching a layer.
+ */
+export async function importArtifact(
+  db: VulnDatabase,
+  source: string,
+  manifestDigest: string,
+  manifest: Buffer,
+  fetchLayer: (layer: ArtifactLayer) => Promise<FetchedLayer>,
+  opts: ImportOptions = {},
+): Promise<ImportReport> {
+  const limits = opts.limits ?? DEFAULT_SOURCE_LIMITS;
+  const artifact = parseOsvArtifact(manifest, limits);
+  const previous = db.meta.sources.find((s) => s.source === source);
+  if (!opts.force && previous?.digest === manifestDigest) return { source, status: 'unchanged', meta: previous, changes: NO_CHANGES, rejected: [], rejectedCount: 0, warnings: 0 };
+  const collected = await collect(artifactEntries(artifact, fetchLayer, limits), opts.maxRejectedListed ?? 1000);
+  const extra: Partial<SourceMeta> = { digest: manifestDigest };
+  const origin = artifact.annotations['dev.portcullis.osv.source'];
+  const created = artifact.annotations['org.opencontainers.image.created'];
+  if (origin) extra.origin = origin;
+  if (created) extra.created = created;
+  const report = apply(db, source, 'oci', collected, opts, extra);
+  // Same records under a new manifest (re-packed): remember the digest so the next check is cheap.
+  if (report.status === 'unchanged' && report.meta) Object.assign(report.meta, extra);
+  return report;
 }
 
 /** Imports `location`: an http(s) URL, or a path to a directory, zip or JSON/YAML file. */

@@ -17,9 +17,12 @@ export async function openVulnDatabase(dataDir: string): Promise<VulnDatabase> {
 
 /** Imports `location` (path or http(s) URL) into `db` and persists it when anything changed. */
 export async function importAndPersist(db: VulnDatabase, dataDir: string, location: string, opts: ImportOptions = {}): Promise<ImportReport> {
-  const report = await importOsv(db, location, opts);
-  // Persist new HTTP validators too, so the next run can ask conditionally.
-  if (report.status === 'imported' || report.meta?.etag || report.meta?.lastModified) await saveDatabase(db, snapshotPath(dataDir));
+  return persistImport(db, dataDir, await importOsv(db, location, opts));
+}
+
+/** Persists the database after an import when anything changed, new HTTP validators or artifact digests included (so the next run can ask cheaply). */
+export async function persistImport(db: VulnDatabase, dataDir: string, report: ImportReport): Promise<ImportReport> {
+  if (report.status === 'imported' || report.meta?.etag || report.meta?.lastModified || report.meta?.digest) await saveDatabase(db, snapshotPath(dataDir));
   return report;
 }
 
