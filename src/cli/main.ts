@@ -15,8 +15,6 @@ Usage:
       Collect unreferenced blobs (and untagged manifests if configured) while the registry runs.
   portcullis admin user|project|member|robot ... (see portcullis admin --help)
       Create users, projects, memberships and robot accounts (bootstrapping, automation).
-  portcullis login --oidc [--provider NAME] REGISTRY (see portcullis login --help)
-      Log in through the registry's OpenID provider; stores a personal access token for podman.
   portcullis config check [--config FILE]
   portcullis key generate | sign | attest | verify ... (see portcullis sign --help)
       cosign-compatible signing and verification for pipelines: --key cosign.key, COSIGN_PASSWORD.
@@ -29,6 +27,10 @@ Usage:
       Provenance graph of an image; images built from a commit; workloads running a vulnerability.
   portcullis policy check POLICY... | policy test POLICY --input FILE (see portcullis policy --help)
       Validate policy documents; evaluate one against an input document (exit 1 when denied).
+  portcullis policy explain IMAGE | policy simulate POLICY --registry HOST (see portcullis policy --help)
+      Explain a registry's decision for an image; what a candidate policy would deny across stored images.
+  portcullis promote SRC DST [--tag T]
+      Promote an image with its signatures, attestations and SBOMs to another project, under its policy.
   portcullis admission manifests (--service NAME --namespace NS | --url URL) [--ca-bundle FILE]
       Kubernetes webhook configurations (validating, mutating) and Service for the admission webhooks.
   portcullis --help
@@ -50,10 +52,9 @@ export async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'vulndb') return (await import('../registry/scanner/cli.ts')).vulndbMain(argv.slice(1));
   if (argv[0] === 'scan') return (await import('../registry/scanner/cli.ts')).scanMain(argv.slice(1));
   if (argv[0] === 'policy') return (await import('../registry/policy/cli.ts')).policyMain(argv.slice(1));
+  if (argv[0] === 'promote') return (await import('../registry/policy/remote-cli.ts')).promoteMain(argv.slice(1));
   if (argv[0] === 'admission') return (await import('../registry/admission/cli.ts')).admissionMain(argv.slice(1));
   if (argv[0] === 'trace') return (await import('../registry/trace/cli.ts')).traceMain(argv.slice(1));
-  // `login --oidc`: device authorization through the registry, yields a personal access token.
-  if (argv[0] === 'login') return (await import('./login.ts')).loginMain(argv.slice(1));
   // `admin` has options of its own.
   if (argv[0] === 'admin') return (await import('./admin.ts')).adminMain(argv.slice(1));
   // Signing commands (sign.ts) talk to a registry over HTTP, like cosign.

@@ -10,13 +10,15 @@ import { parse as parseYaml } from 'yaml';
 import { ENFORCEMENT_POINTS, type EnforcementPoint, parsePolicy, PolicyError } from './document.ts';
 import { CompiledPolicy, type PolicyDecision } from './evaluate.ts';
 import { completeInput } from './input.ts';
+import { explainMain, remoteUsage, simulateMain } from './remote-cli.ts';
 
 const usage = `Usage:
   portcullis policy check POLICY...
       Validate policy documents; errors name the file and field.
   portcullis policy test POLICY --input FILE [--point push|pull|promotion|admission] [--json]
       Evaluate POLICY against an input document (JSON or YAML: image, scan, signatures, request,
-      admission; see docs/policy.md), print the decision; exit 1 when denied, 2 on a bad policy or input.`;
+      admission; see docs/policy.md), print the decision; exit 1 when denied, 2 on a bad policy or input.
+${remoteUsage}`;
 
 /** Human-readable decision: the verdict, then one line per rule. */
 export function formatDecision(d: PolicyDecision): string {
@@ -28,6 +30,9 @@ export function formatDecision(d: PolicyDecision): string {
 }
 
 export async function policyMain(argv: string[]): Promise<number> {
+  // explain and simulate ask a registry (their own options)
+  if (argv[0] === 'explain') return explainMain(argv.slice(1));
+  if (argv[0] === 'simulate') return simulateMain(argv.slice(1));
   let parsed;
   try {
     parsed = parseArgs({ args: argv, allowPositionals: true, options: { input: { type: 'string' }, point: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });

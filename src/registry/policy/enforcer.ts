@@ -55,6 +55,8 @@ const CONFIG_MAX_BYTES = 4 * 1024 * 1024;
 const IMAGE_CONFIG_TYPES = new Set(['application/vnd.oci.image.config.v1+json', 'application/vnd.docker.container.image.v1+json']);
 /** Legacy cosign tags (`sha256-<hex>.sig|.att|.sbom`) carry signatures, not images. */
 const COSIGN_TAG = /^sha256-[0-9a-f]{64}(\.[a-z]+)?$/;
+/** Layers of cosign signature and attestation manifests (no runtime runs these). */
+const SIGNATURE_LAYER_TYPES = new Set(['application/vnd.dev.cosign.simplesigning.v1+json', 'application/vnd.dsse.envelope.v1+json']);
 const MAX_WARNINGS_PENDING = 10_000;
 
 function quoteWarning(text: string): string {
@@ -92,6 +94,8 @@ export class PolicyEnforcer {
     if (!record || record.subject) return;
     const parsed = storedManifest(record);
     if (parsed.config && !IMAGE_CONFIG_TYPES.has(parsed.config.mediaType)) return;
+    // a cosign tag-scheme signature or attestation fetched by digest (verifiers do): not an image
+    if (parsed.layers.length > 0 && parsed.layers.every((l) => SIGNATURE_LAYER_TYPES.has(l.mediaType))) return;
     const input = await this.#input('pull', r.repository, r.digest, r.tag, r.mediaType, parsed, record.size, r.origin, undefined);
     this.#enforce(policy, input, r.origin);
   };
