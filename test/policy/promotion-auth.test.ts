@@ -1,0 +1,73 @@
+/**
+ * Who may promote, over HTTP against a registry with token authentication: `pull` on the source,
+ * `push` and `promote` on the destination (maintainers and admins of the destination project,
+ * robots granted `promote`); 401 for anonymous callers, 403 DENIED otherwise, and a refused
+ * caller writes nothing. Listing records needs project.read.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { admin, type AuthRegistry, type Credentials, createUser, ok, pushImage, startAuthRegistry } from '../auth/helpers.ts';
+
+type Caller = 'anonymous' | 'promoter' | 'developer both' | 'prod maintainer only' | 'prod reader' | 'system admin' | 'robot with promote' | 'robot without promote';
+
+/** [may promote staging/app -> prod/<caller>, may list prod promotions] */
+const expected: Record<Caller, [boolean, boolean]> = {
+  anonymous: [false, false],
+  promoter: [true, true],
+  'developer both': [false, true],
+  'prod maintainer only': [false, true],
+  'prod reader': [false, true],
+  'system admin': [true, true],
+  'robot with promote': [true, false],
+  'robot without promote': [false, false],
+};
+
+describe('promotion permissions', () => {
+  let registry: AuthRegistry;
+  const credentials = new Map<Caller, Credentials | undefined>();
+
+  before(async () => {
+    registry = await startAuthRegistry({ PORTCULLIS_SCANNER_ENABLED: 'false' });
+    for (const name of ['staging', 'prod']) await ok(registry.api('POST', '/projects', { auth: admin, body: { name } }));
+    const member = async (user: string, project: string, role: string) => ok(registry.api('POST', `/projects/${project}/members`, { auth: admin, body: { user, role } }));
+    const users: Array<[Caller, string, Array<[string, string]>]> = [
+      ['promoter', 'promoter', [['staging', 'developer'], ['prod', 'maintainer']]],
+      ['developer both', 'devboth', [['staging', 'developer'], ['prod', 'developer']]],
+      ['prod maintainer only', 'prodmaint', [['prod', 'maintainer']]],
+      ['prod reader', 'prodreader', [['staging', 'maintainer'], ['prod', 'reader']]],
+    ];
+    for (const [caller, name, roles] of users) {
+      credentials.set(caller, await createUser(registry, name));
+      for (const [project, role] of roles) await member(name, project, role);
+    }
+    credentials.set('anonymous', undefined);
+    credentials.set('system admin', admin);
+    for (const [caller, actions] of [['robot with promote', ['push', 'promote']], ['robot without promote', ['push']]] as const) {
+      const robot = await ok(registry.api('POST', '/robots', { auth: admin, body: { name: caller.replace(/ /g, '-'), grants: [{ repositories: ['staging/**'], actions: ['pull'] }, { repositories: ['prod/**'], actions }], expiresInDays: 1 } }));
+      credentials.set(caller, { username: robot.robot.name, password: robot.secret });
+    }
+    const token = await registry.token(['repository:staging/app:pull,push'], admin);
+    assert.equal((await pushImage(registry, 'staging/app', '1.0', token)).status, 201);
+  });
+  after(() => registry?.close());
+
+  for (const [caller, [mayPromote, mayList]] of Object.entries(expected) as Array<[Caller, [boolean, boolean]]>) {
+    test(`${caller}: ${mayPromote ? 'may' : 'may not'} promote, ${mayList ? 'may' : 'may not'} list`, async () => {
+      const auth = credentials.get(caller);
+      const destination = `prod/${caller.replace(/ /g, '-')}`;
+      const res = await registry.api('POST', '/promotions', { auth, body: { source: 'staging/app:1.0', destination } });
+      if (mayPromote) {
+        assert.equal(res.status, 201, JSON.stringify(res.body));
+        assert.equal(res.body.destination.repository, destination);
+      } else {
+        assert.equal(res.status, auth ? 403 : 401, JSON.stringify(res.body));
+        assert.equal(res.body.errors[0].code, auth ? 'DENIED' : 'UNAUTHORIZED');
+        const tags = await registry.fetch(`/v2/${destination}/tags/list`, { headers: { authorization: `Bearer ${await registry.token([`repository:${destination}:pull`], admin)}` } });
+        assert.equal(tags.status, 404, 'nothing was written');
+      }
+      const list = await registry.api('GET', '/promotions?project=prod', { auth });
+      assert.equal(list.status, mayList ? 200 : auth ? 403 : 401, JSON.stringify(list.body));
+      if (mayList && mayPromote) assert.ok(list.body.promotions.some((p: { destination: { repository: string }; actor: { name: string } }) => p.destination.repository === destination && p.actor.name === (auth?.username ?? '')));
+    });
+  }
+});
