@@ -20,7 +20,7 @@ import type { Counter as CounterType, Registry } from 'prom-client';
 import { Counter, Gauge } from 'prom-client';
 import type { EventBus, RegistryEvent } from '../events/bus.ts';
 import type { WebhookSettings } from './config.ts';
-import { type Notification, notificationOf } from './payload.ts';
+import { type Notification, notificationOf, projectOfEvent, webhookTypeOf } from './payload.ts';
 import { type SecretBox, signatureHeader } from './secrets.ts';
 import type { TargetPolicy } from './ssrf.ts';
 import type { DeliveryRecord, WebhookRecord, WebhookStore } from './store.ts';
@@ -60,6 +60,8 @@ export class WebhookDispatcher {
   #stopped = false;
   #lastPrune = 0;
   readonly #attempts: CounterType<'outcome'> | undefined;
+  /** Kept-alive connections per target; each one was checked by the target policy's lookup when opened. */
+  readonly #agents = { http: new http.Agent({ keepAlive: true, maxSockets: 64, timeout: 30_000 }), https: new https.Agent({ keepAlive: true, maxSockets: 64, timeout: 30_000 }) };
 
   constructor(
     deps: { store: WebhookStore; events: EventBus; box: SecretBox; targets: TargetPolicy; logger?: DispatchLogger; metrics?: Registry | undefined; now?: () => number; random?: () => number },
@@ -104,6 +106,8 @@ export class WebhookDispatcher {
     if (this.#timer) clearInterval(this.#timer);
     for (const controller of this.#inFlight.values()) controller.abort();
     while (this.#work.size > 0) await Promise.allSettled([...this.#work]);
+    this.#agents.http.destroy();
+    this.#agents.https.destroy();
   }
 
   /** Resolves when the work started so far is done (tests). */
@@ -138,11 +142,14 @@ export class WebhookDispatcher {
 
   /** Turns a bus event into delivery rows for the project's matching, enabled webhooks. */
   async onEvent(event: RegistryEvent): Promise<void> {
-    const notification = notificationOf(event, this.#settings.source);
-    if (!notification) return;
-    const hooks = (await this.#projectHooks(notification.project)).filter((h) => h.enabled && h.events.includes(notification.type));
+    // cheap checks first: most events (pulls) match no webhook and are never serialised
+    const type = webhookTypeOf(event);
+    const project = type && projectOfEvent(event);
+    if (!type || !project) return;
+    const hooks = (await this.#projectHooks(project)).filter((h) => h.enabled && h.events.includes(type));
     if (hooks.length === 0) return;
-    await this.enqueue(hooks, notification);
+    const notification = notificationOf(event, this.#settings.source);
+    if (notification) await this.enqueue(hooks, notification);
   }
 
   async enqueue(hooks: WebhookRecord[], notification: Notification, redeliveryOf?: string): Promise<string[]> {
@@ -260,7 +267,8 @@ export class WebhookDispatcher {
       'x-portcullis-attempt': String(attempt),
       'x-portcullis-signature': signatureHeader(secret, body, Math.floor(this.#now() / 1000)),
     };
-    const client = url.protocol === 'https:' ? https : http;
+    const secure = url.protocol === 'https:';
+    const client = secure ? https : http;
     return new Promise<PostResult>((resolve) => {
       let settled = false;
       const done = (result: PostResult) => {
@@ -269,7 +277,7 @@ export class WebhookDispatcher {
         clearTimeout(timer);
         resolve(result);
       };
-      const request = client.request(url, { method: 'POST', headers, lookup: this.#targets.lookup() as never, signal, agent: false }, (response) => {
+      const request = client.request(url, { method: 'POST', headers, lookup: this.#targets.lookup() as never, signal, agent: secure ? this.#agents.https : this.#agents.http }, (response) => {
         let read = 0;
         response.on('data', (chunk: Buffer) => {
           read += chunk.length;

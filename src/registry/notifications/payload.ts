@@ -78,13 +78,19 @@ function subjectOf(data: Record<string, unknown>): string | undefined {
   return repository;
 }
 
+/** The project a notification of this event belongs to. */
+export function projectOfEvent(event: RegistryEvent): string | undefined {
+  if (event.type === 'alert.raised') return event.project;
+  const repository = (event as { repository?: unknown }).repository;
+  return typeof repository === 'string' ? projectOf(repository) : undefined;
+}
+
 /** The notification for a bus event (undefined when no webhook event type matches). */
 export function notificationOf(event: RegistryEvent, source: string): Notification | undefined {
   const type = webhookTypeOf(event);
   if (!type) return undefined;
   const { type: _t, at, origin: _o, ...fields } = event as RegistryEvent & Record<string, unknown>;
-  const repository = typeof fields.repository === 'string' ? fields.repository : undefined;
-  const project = type === 'alert' ? (fields.project as string) : repository ? projectOf(repository) : undefined;
+  const project = projectOfEvent(event);
   if (!project) return undefined;
   const data: Record<string, unknown> = { event: event.type, ...fields, actor: actor(event) };
   if (type === 'vulnerability.critical') data.addedCritical = (fields.added as Array<{ severity: string }>).filter((f) => f.severity.toLowerCase() === 'critical');

@@ -251,12 +251,16 @@ export class WebhookStore {
   /** Leases up to `limit` due deliveries until `leaseUntil`; returns the ones this caller won. */
   async claimDue(now: number, limit: number, leaseUntil: number): Promise<DeliveryRecord[]> {
     const candidates = await this.#db.all("SELECT * FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= $1 AND lease_until <= $1 ORDER BY next_attempt_at LIMIT $2", [now, limit]);
-    const won: DeliveryRecord[] = [];
-    for (const row of candidates) {
-      const changed = await this.#db.run("UPDATE webhook_deliveries SET lease_until = $1 WHERE id = $2 AND status = 'pending' AND lease_until <= $3", [leaseUntil, row.id, now]);
-      if (changed === 1) won.push(deliveryFromRow(row));
-    }
-    return won;
+    if (candidates.length === 0) return [];
+    // one commit for the batch; the condition makes a row won by one claimer only
+    return this.#db.transaction(async (tx) => {
+      const won: DeliveryRecord[] = [];
+      for (const row of candidates) {
+        const changed = await tx.run("UPDATE webhook_deliveries SET lease_until = $1 WHERE id = $2 AND status = 'pending' AND lease_until <= $3", [leaseUntil, row.id, now]);
+        if (changed === 1) won.push(deliveryFromRow(row));
+      }
+      return won;
+    });
   }
 
   /** Records an attempt and the delivery's new state in one transaction. */
