@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { pae } from '../../src/registry/signatures/intoto.ts';
-import { cosignTag } from '../../src/registry/signatures/signing.ts';
+import { cosignSignatureManifest, cosignTag, dsseSign } from '../../src/registry/signatures/signing.ts';
 import type { ManifestBatch } from '../../src/registry/storage/ports.ts';
 import { keyPolicy, OCI_MANIFEST, pem, pushCosignSignature, sha256, startTestRegistry, type TestRegistry } from '../signatures/registry-helpers.ts';
 
@@ -170,6 +170,29 @@ describe('promotion', () => {
     assert.equal((await manifestAt('prod/direct', '1.0')).status, 403, 'a forged attestation does not count');
     const explained = await t.request('GET', '/api/v1/policy/explain?repository=prod/direct&reference=1.0&point=pull');
     assert.equal(explained.body.rules.find((r: { rule: string }) => r.rule === 'promoted-only').outcome, 'fail');
+  });
+
+  it('without a destination policy: allowed (recorded without a policy); the cosign .att tag keeps the source attestations', async () => {
+    const image = await t.pushImage('staging/att', '4.0');
+    const statement = Buffer.from(JSON.stringify({ _type: 'https://in-toto.io/Statement/v1', subject: [{ name: 'staging/att', digest: { sha256: image.digest.slice(7) } }], predicateType: 'https://slsa.dev/provenance/v1', predicate: {} }));
+    const { envelope } = dsseSign(release.privateKey, 'application/vnd.in-toto+json', statement);
+    await t.pushBlob('staging/att', envelope);
+    const layer = { mediaType: 'application/vnd.dsse.envelope.v1+json', digest: sha256(envelope), size: envelope.length, annotations: { 'dev.cosignproject.cosign/signature': '', predicateType: 'https://slsa.dev/provenance/v1' } };
+    const att = cosignSignatureManifest([layer as never]);
+    await t.pushBlob('staging/att', att.config);
+    await t.putManifest('staging/att', cosignTag(image.digest, 'att'), att.manifest);
+    const res = await promote({ source: 'staging/att:4.0', destination: 'qa/att', tag: 'candidate' });
+    assert.equal(res.status, 201, JSON.stringify(res.body));
+    assert.equal(res.body.policy, null);
+    assert.deepEqual(res.body.destination, { repository: 'qa/att', tag: 'candidate' });
+    const tagged = (await manifestAt('qa/att', cosignTag(image.digest, 'att'))).body as { layers: Array<{ annotations: Record<string, string> }> };
+    assert.deepEqual(tagged.layers.map((l) => l.annotations['predicateType']), ['https://slsa.dev/provenance/v1', 'https://portcullis.dev/promotion/v1']);
+    const again = await promote({ source: 'staging/att:4.0', destination: 'qa/att', tag: 'candidate' });
+    assert.equal(again.status, 201);
+    const twice = (await manifestAt('qa/att', cosignTag(image.digest, 'att'))).body as { layers: unknown[] };
+    assert.equal(twice.layers.length, 3, 'a second promotion appends its own layer, as cosign appends');
+    const records = await t.request('GET', '/api/v1/promotions?repository=qa/att');
+    assert.deepEqual(records.body.promotions.map((p: { policy: unknown; decision: string }) => [p.policy, p.decision]), [[null, 'allowed'], [null, 'allowed']]);
   });
 
   it('answers bad requests with clear errors', async () => {
