@@ -165,6 +165,19 @@ describe('grace-aware admission', () => {
     await t.controller.validate(parseReview(review(workloadObject('Deployment', 'dry', 'prod', { containers: [{ name: 'app', image: `${HOST}/team/app@${DIGEST}` }] }), { dryRun: true })), { cluster: 'east', origin });
     assert.deepEqual((await t.deployments.list({ namespace: 'prod', limit: 10 })).map((r) => r.workloadName), ['web']);
   });
+
+  it('refreshes last seen at most once a minute per record', async () => {
+    await t.admit('web');
+    const first = (await t.deployments.list({ namespace: 'prod', limit: 1 }))[0]!;
+    t.advance(30_000);
+    await t.admit('web');
+    assert.equal((await t.deployments.list({ namespace: 'prod', limit: 1 }))[0]!.lastSeen.getTime(), first.lastSeen.getTime());
+    t.advance(31_000);
+    await t.admit('web');
+    const later = (await t.deployments.list({ namespace: 'prod', limit: 1 }))[0]!;
+    assert.equal(later.lastSeen.getTime(), first.lastSeen.getTime() + 61_000);
+    assert.equal(later.firstSeen.getTime(), first.firstSeen.getTime());
+  });
 });
 
 describe('admission verdict cache and settings', () => {

@@ -68,6 +68,7 @@ interface ImageOutcome {
 }
 
 const DAY_MS = 86_400_000;
+const RECORD_REFRESH_MS = 60_000;
 const SYSTEM_ORIGIN: RequestOrigin = { clientAddress: '', userAgent: undefined, requestId: 'admission', actor: { kind: 'system', name: 'admission' } };
 
 export class AdmissionController {
@@ -76,6 +77,8 @@ export class AdmissionController {
   readonly #hosts: Set<string>;
   readonly #externalAllow: RegExp[];
   readonly #facts = new Map<string, FactsEntry>();
+  /** When each deployment record was last written by this process. */
+  readonly #recorded = new Map<string, number>();
   readonly #now: () => Date;
   /** Evaluations (cache misses of the decision cache), for the benchmark and metrics. */
   evaluations = 0;
@@ -143,8 +146,10 @@ export class AdmissionController {
       return { uid, allowed: false, status: { code: 403, reason: 'Forbidden', message: `portcullis denied ${kind} ${namespace}/${workload.name}: ${denials.join(' | ')}` }, warnings };
     }
     if (!dryRun) {
-      const records = outcomes.flatMap((o) => (o.record ? [{ cluster: ctx.cluster, namespace, workloadKind: workload.kind, workloadName: workload.name, container: o.container.name, digest: o.record.digest, repository: o.record.repository, image: o.container.image }] : []));
-      await this.#deps.deployments.record(records, this.#now());
+      const now = this.#now();
+      const records = outcomes.flatMap((o) => (o.record ? [{ cluster: ctx.cluster, namespace, workloadKind: workload.kind, workloadName: workload.name, container: o.container.name, digest: o.record.digest, repository: o.record.repository, image: o.container.image }] : []))
+        .filter((r) => this.#dueForRecording(r, now.getTime()));
+      await this.#deps.deployments.record(records, now);
     }
     return { uid, allowed: true, warnings };
   }
@@ -190,6 +195,19 @@ export class AdmissionController {
       events.subscribe('trust-policy.changed', all),
     ];
     return () => off.forEach((f) => f());
+  }
+
+  /**
+   * Replicas of one workload are admitted again and again with the same facts: last-seen is
+   * refreshed at most once a minute per record, which keeps writes off the hot path.
+   */
+  #dueForRecording(r: { cluster: string; namespace: string; workloadKind: string; workloadName: string; container: string; digest: string; image: string }, now: number): boolean {
+    const key = [r.cluster, r.namespace, r.workloadKind, r.workloadName, r.container, r.digest, r.image].join('\n');
+    const last = this.#recorded.get(key);
+    if (last !== undefined && now - last < RECORD_REFRESH_MS && now >= last) return false;
+    if (this.#recorded.size >= 100_000) this.#recorded.clear();
+    this.#recorded.set(key, now);
+    return true;
   }
 
   /** Another `host[:port]` of this registry (the bound port when server.listen asks for port 0). */
