@@ -14,7 +14,7 @@ import { SqlAccessStore } from '../auth/store/sql-access-store.ts';
 import { identifyRequest, requireAction } from '../auth/request-identity.ts';
 import { RetagGuard } from '../auth/retag-gate.ts';
 import { registerTokenEndpoint } from '../auth/token-endpoint.ts';
-import { createFederation, federationApi, type FederationStore, SqlFederationStore } from '../auth/federation/index.ts';
+import { createFederation, federationApi, type FederationStore, RobotCertificates, SqlFederationStore } from '../auth/federation/index.ts';
 import type { Config } from '../config/schema.ts';
 import { edgeServerOptions, openEdge, tlsServerFactory } from './edge.ts';
 import { BlobService } from '../distribution/blobs.ts';
@@ -231,7 +231,7 @@ export async function buildRegistry(
     if (!stores.access) throw new Error('auth.mode token needs an access store');
     const federation = createFederation(a.federation, stores.federation);
     access = new AccessService(
-      { store: stores.access, events, guard: edge.loginGuard, federation },
+      { store: stores.access, events, guard: edge.loginGuard, federation, certificates: stores.federation ? new RobotCertificates(stores.federation) : undefined },
       {
         passwordPolicy: a.passwords,
         credentialCacheMs: a.credentialCacheSeconds * 1000,

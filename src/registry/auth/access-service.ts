@@ -33,6 +33,8 @@ import type { AccessEntry } from './scope.ts';
 import { generateSecret, parseSecret, randomPassword, secretMatches } from './secrets.ts';
 import type { AccessStore, RobotRecord, TokenRecord, UserRecord } from './store/ports.ts';
 import { FederationError, type WorkloadFederation } from './federation/workload-federation.ts';
+import type { RobotCertificates } from './federation/robot-certificates.ts';
+import type { ClientCertificate } from '../edge/client-certificate.ts';
 
 /** How an identity is named inside a registry token (enough to resolve it again). */
 export interface PrincipalClaim {
@@ -82,17 +84,19 @@ export class AccessService {
   readonly #events: EventBus | undefined;
   readonly #guard: LoginGuard;
   readonly #federation: WorkloadFederation | undefined;
+  readonly #certificates: RobotCertificates | undefined;
   readonly #options: Required<AccessServiceOptions>;
   readonly #cacheKey = randomBytes(32);
   readonly #credentials = new Map<string, CachedCredential>();
   readonly #identities = new Map<string, CachedIdentity>();
   readonly #touched = new Map<string, number>();
 
-  constructor(deps: { store: AccessStore; events?: EventBus; guard?: LoginGuard; federation?: WorkloadFederation }, options: AccessServiceOptions) {
+  constructor(deps: { store: AccessStore; events?: EventBus; guard?: LoginGuard; federation?: WorkloadFederation; certificates?: RobotCertificates }, options: AccessServiceOptions) {
     this.store = deps.store;
     this.#events = deps.events;
     this.#guard = deps.guard ?? noLoginGuard;
     this.#federation = deps.federation;
+    this.#certificates = deps.certificates;
     this.#options = { now: Date.now, ...options };
   }
 
@@ -114,10 +118,10 @@ export class AccessService {
    * Checks a user name and a password, personal access token or robot secret.
    * @throws AuthenticationError (the message is safe to show: it never says which part was wrong)
    */
-  async authenticate(username: string, password: string, origin: RequestOrigin): Promise<Identity> {
+  async authenticate(username: string, password: string, origin: RequestOrigin, client?: ClientCertificate): Promise<Identity> {
     if (this.#federation?.isWorkloadUsername(username)) return this.#authenticateWorkload(this.#federation, password, origin);
     const attempt = { username: username.slice(0, 256), clientAddress: origin.clientAddress };
-    const cacheKey = createHmac('sha256', this.#cacheKey).update(username).update('\0').update(password).digest('base64');
+    const cacheKey = createHmac('sha256', this.#cacheKey).update(username).update('\0').update(password).update('\0').update(client?.spkiSha256 ?? '').digest('base64');
     const cached = this.#credentials.get(cacheKey);
     if (cached && cached.until > this.#options.now()) {
       const identity = await this.#resolveCached(cached.principal, cached.passwordChangedAt);
@@ -132,7 +136,7 @@ export class AccessService {
     const method = secret ? (secret.kind === 'robot' ? 'robot' : secret.kind === 'token' ? 'token' : 'refresh') : 'password';
     let result: { principal: PrincipalClaim; identity: Identity; passwordChangedAt?: number } | string;
     if (!secret) result = await this.#checkPassword(username, password);
-    else if (secret.kind === 'robot') result = await this.#checkRobot(username, secret.id, secret.random);
+    else if (secret.kind === 'robot') result = await this.#checkRobot(username, secret.id, secret.random, client);
     else if (secret.kind === 'token') result = await this.#checkToken(username, secret.id, secret.random);
     else result = 'a refresh token is only accepted by the token endpoint';
     this.#guard.record(attempt, typeof result !== 'string');
@@ -144,6 +148,26 @@ export class AccessService {
     this.#publishAuth('auth.succeeded', attempt.username, method, origin);
     this.#touch(result.identity, origin.clientAddress);
     return result.identity;
+  }
+
+  /**
+   * The robot a verified client certificate alone authenticates (a certificate-only binding), or
+   * undefined when no such binding names the certificate (the caller stays anonymous).
+   * @throws AuthenticationError when the binding's robot cannot log in (revoked, expired) or several match
+   */
+  async authenticateCertificate(client: ClientCertificate, origin: RequestOrigin): Promise<Identity | undefined> {
+    const robotId = await this.#certificates?.robotFor(client);
+    if (robotId === undefined) return undefined;
+    const robot = robotId === 'ambiguous' ? undefined : await this.store.getRobot(robotId);
+    const problem = robotId === 'ambiguous' ? 'the certificate matches several robots' : !robot ? 'unknown robot' : this.#credentialProblem(robot);
+    if (problem || !robot) {
+      this.#publishAuth('auth.failed', robot?.name ?? `certificate:${client.spkiSha256.slice(0, 16)}`, 'certificate', origin, problem ?? 'unknown robot');
+      throw new AuthenticationError('the client certificate does not authenticate a usable robot');
+    }
+    const identity = this.#robotIdentity(robot, { kind: 'robot', id: robot.id });
+    this.#publishAuth('auth.succeeded', robot.name, 'certificate', origin);
+    this.#touch(identity, origin.clientAddress);
+    return identity;
   }
 
   /**
@@ -188,12 +212,14 @@ export class AccessService {
     return { principal: { kind: 'user', id: user.id, credential }, identity: this.#userIdentity(user, credential, undefined, []), passwordChangedAt: user.passwordChangedAt.getTime() };
   }
 
-  async #checkRobot(username: string, id: string, random: string): Promise<{ principal: PrincipalClaim; identity: Identity } | string> {
+  async #checkRobot(username: string, id: string, random: string, client: ClientCertificate | undefined): Promise<{ principal: PrincipalClaim; identity: Identity } | string> {
     const robot = await this.store.getRobot(id);
     if (!robot || !secretMatches(random, robot.secretHash)) return 'wrong robot secret';
     if (robot.name !== username) return 'robot secret presented with another user name';
     const problem = this.#credentialProblem(robot);
     if (problem) return `robot ${problem}`;
+    const certificateProblem = await this.#certificates?.problem(robot.id, client);
+    if (certificateProblem) return certificateProblem;
     const credential: CredentialRef = { kind: 'robot', id: robot.id };
     return { principal: { kind: 'robot', id: robot.id, credential }, identity: this.#robotIdentity(robot, credential) };
   }
@@ -263,7 +289,7 @@ export class AccessService {
    * Checks a refresh token for `service` (refresh tokens are bound to one audience).
    * @throws AuthenticationError
    */
-  async authenticateRefreshToken(presented: string, service: string, origin: RequestOrigin): Promise<Identity> {
+  async authenticateRefreshToken(presented: string, service: string, origin: RequestOrigin, client?: ClientCertificate): Promise<Identity> {
     const secret = parseSecret(presented);
     const attempt = { username: secret ? `refresh:${secret.id}` : 'refresh', clientAddress: origin.clientAddress };
     await this.#guard.check(attempt);
@@ -278,6 +304,10 @@ export class AccessService {
         const via = JSON.parse(record.credential) as CredentialRef;
         identity = await this.resolve({ kind: record.subjectKind, id: record.subjectId, credential: { kind: 'refresh', id: record.id, via } });
         reason = 'the refresh token no longer grants anything (user disabled, or credential revoked)';
+        if (identity?.kind === 'robot') {
+          const certificateProblem = await this.#certificates?.problem(identity.id, client);
+          if (certificateProblem) [identity, reason] = [undefined, certificateProblem];
+        }
       }
     }
     this.#guard.record(attempt, identity !== undefined);

@@ -28,6 +28,8 @@ export const configSchema = z.strictObject({
           minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
           /** How often the files are checked for a new certificate; 0 never. */
           reloadIntervalSeconds: z.number().int().nonnegative().default(10),
+          /** PEM CA(s) of client certificates (mutual TLS for robots bound to a certificate); certificates are requested, never required. */
+          clientCaFile: z.string().min(1).optional(),
         })
         .optional(),
       /** Serve plain HTTP on a non-loopback address (e.g. behind a TLS-terminating proxy). Without tls it is refused otherwise. */
