@@ -22,7 +22,6 @@ import {
   type CredentialRef,
   type Identity,
   type ScopeAction,
-  type Role,
   type UserIdentity,
   anonymous,
   scopeActions,
@@ -42,18 +41,6 @@ export interface PrincipalClaim {
   credential?: CredentialRef;
   /** Groups from an identity provider (not stored locally). */
   groups?: string[];
-}
-
-/**
- * Users whose identity lives in an external provider (OIDC): their groups and administrator
- * status are re-read at authentication instead of trusted from the last login, and configured
- * group mappings add role grants (auth/oidc/service.ts).
- */
-export interface ExternalDirectory {
-  /** Current groups (and admin status, when the provider decides it) of `user`; a string is why the user is refused now. Throwing refuses too. */
-  refresh(user: UserRecord): Promise<{ groups: string[]; systemAdmin?: boolean } | string>;
-  /** Role grants in `project` from configuration (group mappings), for an external user. */
-  configuredRoles(identity: UserIdentity, project: string): Promise<Array<{ role: Role; repositories: string[] | undefined }>>;
 }
 
 export interface AccessServiceOptions {
@@ -94,7 +81,6 @@ export class AccessService {
   readonly store: AccessStore;
   readonly #events: EventBus | undefined;
   readonly #guard: LoginGuard;
-  #directory: ExternalDirectory | undefined;
   readonly #federation: WorkloadFederation | undefined;
   readonly #options: Required<AccessServiceOptions>;
   readonly #cacheKey = randomBytes(32);
@@ -108,22 +94,6 @@ export class AccessService {
     this.#guard = deps.guard ?? noLoginGuard;
     this.#federation = deps.federation;
     this.#options = { now: Date.now, ...options };
-  }
-
-  /** Plugs in the directory of external (OIDC) users. */
-  setExternalDirectory(directory: ExternalDirectory): void {
-    this.#directory = directory;
-  }
-
-  /** Fresh groups of an external user, or why they are refused (deny on error). */
-  async #external(user: UserRecord): Promise<{ groups: string[]; systemAdmin?: boolean } | string> {
-    if (user.source === 'local') return { groups: [] };
-    if (!this.#directory) return 'no identity provider is configured for this user';
-    try {
-      return await this.#directory.refresh(user);
-    } catch (error) {
-      return `identity provider check failed: ${(error as Error).message}`;
-    }
   }
 
   get passwordPolicy(): PasswordPolicy {
@@ -236,10 +206,8 @@ export class AccessService {
     if (user.disabled) return 'user disabled';
     const problem = this.#credentialProblem(token);
     if (problem) return `access token ${problem}`;
-    const external = await this.#external(user);
-    if (typeof external === 'string') return external;
     const credential: CredentialRef = { kind: 'token', id: token.id };
-    return { principal: { kind: 'user', id: user.id, credential }, identity: this.#userIdentity(user, credential, token, external.groups, external.systemAdmin) };
+    return { principal: { kind: 'user', id: user.id, credential }, identity: this.#userIdentity(user, credential, token, []) };
   }
 
   #credentialProblem(record: { revokedAt: Date | undefined; expiresAt: Date }): string | undefined {
@@ -248,12 +216,12 @@ export class AccessService {
     return undefined;
   }
 
-  #userIdentity(user: UserRecord, credential: CredentialRef, token: TokenRecord | undefined, groups: string[], systemAdmin = user.systemAdmin): UserIdentity {
+  #userIdentity(user: UserRecord, credential: CredentialRef, token: TokenRecord | undefined, groups: string[]): UserIdentity {
     return {
       kind: 'user',
       id: user.id,
       name: user.name,
-      systemAdmin,
+      systemAdmin: user.systemAdmin,
       canCreateProjects: user.canCreateProjects,
       groups,
       restriction: token ? { grants: token.grants, management: token.management } : undefined,
@@ -373,16 +341,7 @@ export class AccessService {
     } else if (credential.kind !== 'password') {
       return undefined;
     }
-    // A registry token carries the groups it was issued with; anything else asks the provider again.
-    let groups = principal.groups ?? [];
-    let systemAdmin = user.systemAdmin;
-    if (principal.groups === undefined && user.source !== 'local') {
-      const external = await this.#external(user);
-      if (typeof external === 'string') return undefined;
-      groups = external.groups;
-      systemAdmin = external.systemAdmin ?? systemAdmin;
-    }
-    return { identity: this.#userIdentity(user, credential, token, groups, systemAdmin), passwordChangedAt: user.passwordChangedAt.getTime() };
+    return { identity: this.#userIdentity(user, credential, token, principal.groups ?? []), passwordChangedAt: user.passwordChangedAt.getTime() };
   }
 
   /** How a registry token names `identity`. */
@@ -427,7 +386,6 @@ export class AccessService {
     const record = await this.store.getProject(project);
     if (!record) return undefined;
     const roles = identity.kind === 'user' && !identity.systemAdmin ? await this.store.rolesOf(project, identity.id, identity.groups) : [];
-    if (identity.kind === 'user' && !identity.systemAdmin && identity.groups.length > 0 && this.#directory) roles.push(...(await this.#directory.configuredRoles(identity, project)));
     return { name: record.name, visibility: record.visibility, roles };
   }
 

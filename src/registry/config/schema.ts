@@ -1,6 +1,5 @@
 import { z } from 'zod';
 import { isCidr } from '../edge/networks.ts';
-import { oidcSchema } from '../auth/oidc/config.ts';
 import { federationSchema } from '../auth/federation/config.ts';
 import { anomalySchema } from '../anomaly/config.ts';
 import { webhooksSchema } from '../notifications/config.ts';
@@ -353,8 +352,6 @@ export const configSchema = z.strictObject({
       personalTokens: z.strictObject({ maxLifetimeDays: z.number().int().positive().max(3650).default(365) }).prefault({}),
       /** Create a missing project when a user allowed to create projects asks to push into it. */
       autoCreateProjects: z.boolean().default(false),
-      /** OpenID Connect login (auth/oidc/config.ts, docs/auth.md). */
-      oidc: oidcSchema.prefault({}),
       /** Workload identity federation: CI jobs and service accounts log in with their own OIDC token (auth/federation/config.ts, docs/auth.md). */
       federation: federationSchema.prefault({}),
     })

@@ -86,6 +86,9 @@ export const deliveryQuerySchema = z.strictObject({
   cursor: z.string().max(200).optional(),
 });
 
+/** Actions without parameters take an empty object (or no body). */
+const noBody = z.strictObject({}).describe('No parameters: send {} or no body');
+
 const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 export function webhookApi(deps: { service: WebhookService; access: Pick<AccessService, 'can'> }): WebhookApiRoute[] {
@@ -108,7 +111,7 @@ export function webhookApi(deps: { service: WebhookService; access: Pick<AccessS
     { method: 'GET', path: `${base}/{id}`, tag, summary: 'Get a webhook (project.update)', status: 200, response: webhookSchema, handler: async (c) => service.get(await allowed(c), c.params.id!) },
     { method: 'PATCH', path: `${base}/{id}`, tag, summary: 'Change a webhook: target, events, secret, enabled (project.update)', body: updateWebhookSchema, status: 200, response: webhookSchema, handler: async (c) => service.update(await allowed(c), c.params.id!, c.body, c.origin) },
     { method: 'DELETE', path: `${base}/{id}`, tag, summary: 'Delete a webhook with its delivery log (project.update)', status: 204, handler: async (c) => service.delete(await allowed(c), c.params.id!, c.origin) },
-    { method: 'POST', path: `${base}/{id}/ping`, tag, summary: 'Queue a ping event to the webhook (project.update)', status: 202, response: deliverySchema, handler: async (c) => service.ping(await allowed(c), c.params.id!, c.origin) },
+    { method: 'POST', path: `${base}/{id}/ping`, tag, summary: 'Queue a ping event to the webhook (project.update)', body: noBody, status: 202, response: deliverySchema, handler: async (c) => service.ping(await allowed(c), c.params.id!, c.origin) },
     {
       method: 'GET',
       path: `${base}/{id}/deliveries`,
@@ -125,6 +128,7 @@ export function webhookApi(deps: { service: WebhookService; access: Pick<AccessS
       path: `${base}/{id}/deliveries/{delivery}/redeliver`,
       tag,
       summary: 'Send a finished delivery again, as a new delivery with the same CloudEvent id (project.update)',
+      body: noBody,
       status: 202,
       response: deliverySchema,
       handler: async (c) => service.redeliver(await allowed(c), c.params.id!, c.params.delivery!),

@@ -13,7 +13,6 @@ import type { SecretFinding } from './inventory/secrets.ts';
 import type { InventoryPackage, OperatingSystem, VulnerabilityFinding } from './model.ts';
 import type { FindingSummary, ScanStatus } from './store.ts';
 import { type StoredVex, vexVerdict, type VexVerdict } from './vex.ts';
-import type { BuilderSbomComparison } from './builder-sbom.ts';
 
 export const SCANNER_NAME = 'portcullis';
 
@@ -24,8 +23,6 @@ export interface StoredInventory {
   warnings: InventoryWarning[];
   /** Layer descriptors not scanned (not layer media types). */
   skippedLayers: string[];
-  /** SBOMs the image's builder attached, compared with what the scan found (builder-sbom.ts). */
-  builderSboms?: BuilderSbomComparison[];
 }
 
 export interface ReportFinding {
@@ -37,7 +34,7 @@ export interface ReportFinding {
   score?: number;
   severitySource: string;
   malicious: boolean;
-  package: { name: string; version: string; kind: string; purl: string; path: string; sourceName?: string; sourceVersion?: string; fromSbom?: true };
+  package: { name: string; version: string; kind: string; purl: string; path: string; sourceName?: string; sourceVersion?: string };
   ecosystem: string;
   installedVersion: string;
   fixedVersions: string[];
@@ -79,8 +76,6 @@ export interface ScanReport {
   secrets: Array<Omit<SecretFinding, 'layerIndex'> & { layerIndex: number }>;
   configFindings: ConfigFinding[];
   inventoryWarnings: InventoryWarning[];
-  /** SBOMs the builder attached, compared with the inventory: packages only in the SBOM, only found by the scan, or in other versions. Findings of packages only the SBOM lists have `package.fromSbom`. */
-  builderSboms: BuilderSbomComparison[];
 }
 
 export interface ReportInput {
@@ -147,7 +142,6 @@ export function buildReport(input: ReportInput): ScanReport {
         path: p?.path ?? '',
         ...(p?.sourceName ? { sourceName: p.sourceName } : {}),
         ...(p?.sourceVersion ? { sourceVersion: p.sourceVersion } : {}),
-        ...(p?.origin === 'sbom' ? { fromSbom: true as const } : {}),
       },
       ecosystem: f.ecosystem,
       installedVersion: f.installedVersion,
@@ -222,7 +216,6 @@ export function buildReport(input: ReportInput): ScanReport {
     secrets: input.secrets as ScanReport['secrets'],
     configFindings: input.configFindings,
     inventoryWarnings: input.inventory?.warnings ?? [],
-    builderSboms: input.inventory?.builderSboms ?? [],
   };
   return report;
 }
