@@ -68,6 +68,8 @@ export interface SimulationReport {
 }
 
 const COSIGN_TAG = /^sha256-[0-9a-f]{64}(\.[a-z]+)?$/;
+/** Images whose facts are gathered at once. */
+const CONCURRENCY = 8;
 
 export class PolicySimulator {
   readonly #meta: MetadataStore;
@@ -105,6 +107,7 @@ export class PolicySimulator {
     let after: { repository: string; digest: string } | undefined;
     for (;;) {
       const page = await this.#meta.listManifests(this.#pageSize, after, scope);
+      const todo: Array<{ repository: string; digest: string }> = [];
       for (const m of page.items) {
         const project = projectOf(m.repository);
         let applies = projects.get(project);
@@ -115,11 +118,23 @@ export class PolicySimulator {
           if (!applies) report.shadowedProjects.push(project);
           projects.set(project, applies);
         }
-        if (applies) await this.#image(candidate, m.repository, m.digest, points, origin, report, listLimit);
+        if (applies) todo.push(m);
       }
+      // gathering facts is mostly waiting (blob reads, queries): a few images at a time
+      let next = 0;
+      const worker = async () => {
+        while (next < todo.length) {
+          const m = todo[next++]!;
+          await this.#image(candidate, m.repository, m.digest, points, origin, report, listLimit);
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(CONCURRENCY, todo.length) }, worker));
       if (!page.more) break;
       after = page.items.at(-1);
     }
+    const order = (a: { repository: string; digest: string }, b: { repository: string; digest: string }) => (a.repository < b.repository ? -1 : a.repository > b.repository ? 1 : a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0);
+    report.denied.sort(order);
+    report.workloads.items.sort((a, b) => order(a, b) || (a.namespace + a.workload.name < b.namespace + b.workload.name ? -1 : 1));
     report.durationMs = Math.round(performance.now() - started);
     report.summary = summarise(report);
     return report;

@@ -287,9 +287,11 @@ export class PromotionService {
     const layer = promotionLayer(envelope, envelopeDigest);
     const own = plan.own;
     own.add(envelopeDigest);
-    await this.#storeBlob(envelope);
-    await this.#storeBlob(EMPTY_CONFIG);
     own.add(digestOf(EMPTY_CONFIG));
+    // each write is an fsync: in parallel
+    const stored = [this.#storeBlob(envelope), this.#storeBlob(EMPTY_CONFIG)];
+    // handled below by Promise.all; never an unhandled rejection if a read below throws first
+    for (const p of stored) p.catch(() => undefined);
     // one referrer per manifest of the image, all over the same envelope
     let referrerDigest = '';
     for (const digest of plan.image) {
@@ -318,7 +320,8 @@ export class PromotionService {
     const unique = new Map<string, Layer>();
     for (const l of [...layers, layer]) unique.set(`${l.digest}|${JSON.stringify(l.annotations ?? {})}`, l);
     const att = cosignSignatureManifest([...unique.values()] as never);
-    await this.#storeBlob(att.config);
+    stored.push(this.#storeBlob(att.config));
+    await Promise.all(stored);
     own.add(digestOf(att.config));
     plan.writes.push(this.#write1(destination, att.manifest, attTag));
     return referrerDigest;
