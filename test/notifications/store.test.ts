@@ -136,6 +136,14 @@ describe('target policy (SSRF)', () => {
     await assert.rejects(strict.check('http://localhost:8080/h'), (error: Error) => error instanceof TargetRefused && /resolves to/.test(error.message));
     const refused = await new Promise<Error | null>((resolve) => strict.lookup()('localhost', {}, (error: Error | null) => resolve(error)));
     assert.ok(refused instanceof TargetRefused);
+    // the lookup is the one http.request uses for the connection
+    const { request } = await import('node:http');
+    const error = await new Promise<Error>((resolve) => {
+      const req = request('http://localhost:9/', { lookup: strict.lookup() as never, agent: false }, () => resolve(new Error('connected')));
+      req.on('error', resolve);
+      req.end();
+    });
+    assert.ok(error instanceof TargetRefused, String(error));
     await assert.rejects(strict.check('http://does-not-exist.invalid/h'), /does not resolve/);
     assert.throws(() => new TargetPolicy({ allowedNetworks: [], allowHttp: false }).parse('http://example.com/'), /http: targets are not allowed/);
   });

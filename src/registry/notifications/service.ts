@@ -125,7 +125,9 @@ export class WebhookService {
 
   #changed(hook: WebhookRecord, change: 'created' | 'updated' | 'deleted', origin: RequestOrigin, secretChanged = false): void {
     this.#dispatcher.forgetProject(hook.project);
-    this.#events.publish({ type: 'webhook.changed', at: new Date(), origin, project: hook.project, change, webhook: { id: hook.id, name: hook.name, url: hook.url, events: hook.events, enabled: hook.enabled }, secretChanged });
+    // only the target's origin: some services (chat webhooks) carry a token in the path or query
+    const target = new URL(hook.url).origin;
+    this.#events.publish({ type: 'webhook.changed', at: new Date(), origin, project: hook.project, change, webhook: { id: hook.id, name: hook.name, url: target, events: hook.events, enabled: hook.enabled }, secretChanged });
   }
 
   async list(project: string): Promise<WebhookView[]> {
