@@ -15,6 +15,8 @@ Usage:
       Collect unreferenced blobs (and untagged manifests if configured) while the registry runs.
   portcullis admin user|project|member|robot ... (see portcullis admin --help)
       Create users, projects, memberships and robot accounts (bootstrapping, automation).
+  portcullis login --oidc [--provider NAME] REGISTRY (see portcullis login --help)
+      Log in through the registry's OpenID provider; stores a personal access token for podman.
   portcullis config check [--config FILE]
   portcullis key generate | sign | attest | verify ... (see portcullis sign --help)
       cosign-compatible signing and verification for pipelines: --key cosign.key, COSIGN_PASSWORD.
@@ -55,6 +57,8 @@ export async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'promote') return (await import('../registry/policy/remote-cli.ts')).promoteMain(argv.slice(1));
   if (argv[0] === 'admission') return (await import('../registry/admission/cli.ts')).admissionMain(argv.slice(1));
   if (argv[0] === 'trace') return (await import('../registry/trace/cli.ts')).traceMain(argv.slice(1));
+  // `login --oidc`: device authorization through the registry, yields a personal access token.
+  if (argv[0] === 'login') return (await import('./login.ts')).loginMain(argv.slice(1));
   // `admin` has options of its own.
   if (argv[0] === 'admin') return (await import('./admin.ts')).adminMain(argv.slice(1));
   // Signing commands (sign.ts) talk to a registry over HTTP, like cosign.

@@ -233,7 +233,9 @@ describe('Docker token flow', () => {
       [{ grant_type: 'password', username: 'alice', password: 'wrong-password-1', service: 'portcullis' }, 400, 'invalid_grant'],
       [{ grant_type: 'refresh_token', refresh_token: `${body.refresh_token.slice(0, -4)}AAAA`, service: 'portcullis' }, 400, 'invalid_grant'],
       [{ grant_type: 'refresh_token', refresh_token: 'not-a-token', service: 'portcullis' }, 400, 'invalid_grant'],
-      [{ grant_type: 'client_credentials', service: 'portcullis' }, 400, 'unsupported_grant_type'],
+      [{ grant_type: 'authorization_code', code: 'x', service: 'portcullis' }, 400, 'unsupported_grant_type'],
+      // client_credentials is mutual TLS only (a certificate-only robot binding, test/edge/mtls.test.ts).
+      [{ grant_type: 'client_credentials', service: 'portcullis' }, 401, 'invalid_client'],
       [{ grant_type: 'password', username: 'alice', service: 'portcullis' }, 400, 'invalid_request'],
       [{ grant_type: 'refresh_token', refresh_token: body.refresh_token, service: 'other' }, 400, 'invalid_request'],
       [{ grant_type: 'password', username: 'alice', password: alice.password, service: 'portcullis', scope: 'repository::pull' }, 400, 'invalid_scope'],

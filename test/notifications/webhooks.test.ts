@@ -6,7 +6,7 @@
  * API and as webhook events.
  */
 import assert from 'node:assert/strict';
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, generateKeyPairSync, timingSafeEqual } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
@@ -78,6 +78,7 @@ const ENV = {
   PORTCULLIS_ANOMALY_FAILED_LOGINS_PER_ACCOUNT: '3',
   PORTCULLIS_SCANNER_ENABLED: 'false',
   PORTCULLIS_AUDIT_API_ENABLED: 'true',
+  PORTCULLIS_ANOMALY_UNSIGNED_PUSH_GRACE_SECONDS: '1',
 };
 
 const SECRET = 'test-secret-0123456789-abcdefghij';
@@ -342,6 +343,32 @@ describe('webhooks', () => {
     const metrics = await registry.fetch('/metrics');
     assert.ok(metrics.status === 200 || metrics.status === 404);
     await ok(registry.api('DELETE', hooks(`/${hook.id}`), { auth: admin }));
+  });
+
+  test('signatures required: an unsigned push is notified as signature.missing, then raises the unsigned-push alert after the grace period', async () => {
+    const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const pub = publicKey.export({ type: 'spki', format: 'pem' }).toString();
+    await ok(registry.api('PUT', '/projects/team/trust-policy', { auth: admin, body: { requireSignatureToPull: true, policy: { keys: [{ name: 'ci-key', publicKey: pub }] } } }));
+    const hook = await ok(registry.api('POST', hooks(), { auth: admin, body: { name: 'sigs', url: receiver.url, events: ['signature.missing', 'alert'], secret: SECRET } }));
+    try {
+      const before = receiver.received.length;
+      const pushed = await push('team/unsigned', 'v1', users.get('developer'));
+      const missing = await until('signature.missing', () => receiver.received.slice(before).find((r) => r.headers['x-portcullis-event'] === 'signature.missing'));
+      const event = JSON.parse(missing.body);
+      assert.equal(event.type, 'io.portcullis.signature.missing');
+      assert.equal(event.data.digest, pushed.digest);
+      assert.equal(event.data.verdict, 'unsigned');
+      const alert = await until('the unsigned-push alert', () => receiver.received.slice(before).find((r) => r.headers['x-portcullis-event'] === 'alert' && JSON.parse(r.body).data.rule === 'unsigned-push'));
+      const data = JSON.parse(alert.body).data;
+      assert.equal(data.digest, pushed.digest);
+      assert.equal(data.subject, 'user:team-developer');
+      assert.match(data.reason, /requires signatures, is still unsigned 1 s later/);
+      const listed = await ok(registry.api('GET', '/alerts?rule=unsigned-push&project=team', { auth: admin }));
+      assert.equal(listed.alerts[0].digest, pushed.digest);
+    } finally {
+      await ok(registry.api('DELETE', '/projects/team/trust-policy', { auth: admin }));
+      await ok(registry.api('DELETE', hooks(`/${hook.id}`), { auth: admin }));
+    }
   });
 
   test('a restart (SIGKILL) keeps pending deliveries; they are delivered after the restart', async () => {

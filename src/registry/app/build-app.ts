@@ -14,7 +14,11 @@ import { SqlAccessStore } from '../auth/store/sql-access-store.ts';
 import { identifyRequest, requireAction } from '../auth/request-identity.ts';
 import { RetagGuard } from '../auth/retag-gate.ts';
 import { registerTokenEndpoint } from '../auth/token-endpoint.ts';
-import { createFederation, federationApi, type FederationStore, SqlFederationStore } from '../auth/federation/index.ts';
+import { OidcService } from '../auth/oidc/service.ts';
+import { registerOidcRoutes } from '../auth/oidc/http.ts';
+import { oidcApi } from '../auth/oidc/api.ts';
+import { SqlOidcStore } from '../auth/oidc/store.ts';
+import { createFederation, federationApi, type FederationStore, RobotCertificates, SqlFederationStore } from '../auth/federation/index.ts';
 import type { Config } from '../config/schema.ts';
 import { edgeServerOptions, openEdge, tlsServerFactory } from './edge.ts';
 import { BlobService } from '../distribution/blobs.ts';
@@ -51,6 +55,8 @@ export interface Stores {
   meta: MetadataStore;
   /** Projects, users, robots, tokens, signing keys (same database as `meta`); needed when auth.mode is token. */
   access?: AccessStore;
+  /** OIDC logins: linked provider identities, pending authorizations, sessions (same database as `meta`); needed when auth.oidc has providers. */
+  oidc?: SqlOidcStore;
   /** Workload identity trust rules and robot certificate bindings (same database as `meta`); only configured rules when absent. */
   federation?: FederationStore;
   /** Trust policies, verdicts (same database as `meta`); in memory when absent. */
@@ -91,7 +97,7 @@ export async function openStores(config: Config): Promise<Stores> {
   await meta.migrate();
   const access = new SqlAccessStore(driver);
   await access.migrate();
-  return { blobs, meta, access, federation: new SqlFederationStore(driver), signatures: new SqlSignatureStore(driver), policies: new SqlPolicyStore(driver), promotions: new SqlPromotionStore(driver), deployments: new SqlDeploymentStore(driver), trace: new TraceStore(driver), close: () => meta.close() };
+  return { blobs, meta, access, oidc: new SqlOidcStore(driver), federation: new SqlFederationStore(driver), signatures: new SqlSignatureStore(driver), policies: new SqlPolicyStore(driver), promotions: new SqlPromotionStore(driver), deployments: new SqlDeploymentStore(driver), trace: new TraceStore(driver), close: () => meta.close() };
 }
 
 /**
@@ -231,7 +237,7 @@ export async function buildRegistry(
     if (!stores.access) throw new Error('auth.mode token needs an access store');
     const federation = createFederation(a.federation, stores.federation);
     access = new AccessService(
-      { store: stores.access, events, guard: edge.loginGuard, federation },
+      { store: stores.access, events, guard: edge.loginGuard, federation, certificates: stores.federation ? new RobotCertificates(stores.federation) : undefined },
       {
         passwordPolicy: a.passwords,
         credentialCacheMs: a.credentialCacheSeconds * 1000,
@@ -253,6 +259,17 @@ export async function buildRegistry(
     if (bootstrap.created) adminBootstrap = { generatedPassword: bootstrap.generatedPassword };
     const admin = new Administration({ access, meta: stores.meta, events }, { robotMaxLifetimeDays: a.robots.maxLifetimeDays, tokenMaxLifetimeDays: a.personalTokens.maxLifetimeDays });
     const authDeps = { access, tokens, keys, admin };
+    let registerOidc: () => Promise<void> = async () => undefined;
+    let oidcRoutes: ReturnType<typeof oidcApi> = [];
+    if (a.oidc.providers.length > 0) {
+      if (!stores.oidc) throw new Error('auth.oidc needs the OIDC store');
+      const oidc = await OidcService.create({ users: stores.access, store: stores.oidc, events }, a.oidc);
+      // OIDC users' groups and admin status are re-read from their provider at authentication.
+      access.setExternalDirectory(oidc);
+      const users = stores.access;
+      registerOidc = () => registerOidcRoutes(app, { oidc, admin, users, tokenMaxLifetimeDays: a.personalTokens.maxLifetimeDays });
+      oidcRoutes = oidcApi({ oidc, access, events });
+    }
     if (webhooks) webhookRoutes = webhookApi({ service: webhooks.service, access });
     signatureAuthorize = signatureAuthorizer(identifyRequest(authDeps), access);
     promotionAuthorize = promotionAuthorizer(identifyRequest(authDeps), access);
@@ -262,7 +279,8 @@ export async function buildRegistry(
     auditAuthorize ??= requireAction(identifyRequest(authDeps), access, 'audit.read', { kind: 'system' });
     registerAuthRoutes = async () => {
       await registerTokenEndpoint(app, authDeps);
-      await registerManagementApi(app, { ...authDeps, extraRoutes: [...federationApi({ access: access!, store: stores.federation, events, federation }, { service: a.service, tokenTtlSeconds: a.registryTokens.ttlSeconds }), ...webhookRoutes] });
+      await registerOidc();
+      await registerManagementApi(app, { ...authDeps, extraRoutes: [...federationApi({ access: access!, store: stores.federation, events, federation }, { service: a.service, tokenTtlSeconds: a.registryTokens.ttlSeconds }), ...webhookRoutes, ...oidcRoutes] });
     };
   }
   const services = {
@@ -366,6 +384,7 @@ export async function buildRegistry(
     ? setInterval(() => {
         keys.maintain().catch((error) => app.log.error({ err: error }, 'signing-key maintenance failed'));
         stores.access?.deleteExpiredRefreshTokens().catch((error) => app.log.error({ err: error }, 'refresh-token cleanup failed'));
+        stores.oidc?.deleteExpired().catch((error) => app.log.error({ err: error }, 'OIDC login cleanup failed'));
       }, 3_600_000)
     : undefined;
   authTimer?.unref();

@@ -38,7 +38,7 @@ export function tlsServerFactory(config: Config): ((handler: (request: never, re
   const options = edgeServerOptions(config.edge);
   return (handler) =>
     createTlsServer(
-      { certFile, keyFile, minVersion: tls.minVersion, reloadIntervalMs: tls.reloadIntervalSeconds * 1000 },
+      { certFile, keyFile, minVersion: tls.minVersion, reloadIntervalMs: tls.reloadIntervalSeconds * 1000, clientCaFile: tls.clientCaFile },
       { ...options.http, keepAliveTimeout: config.server.keepAliveTimeoutSeconds * 1000, connectionTimeout: options.connectionTimeout },
       handler as never,
       (error) => (error ? console.error(`portcullis: TLS certificate reload failed, keeping the previous one: ${(error as Error).message}`) : console.log('portcullis: TLS certificate reloaded')),

@@ -22,6 +22,7 @@ import {
   type CredentialRef,
   type Identity,
   type ScopeAction,
+  type Role,
   type UserIdentity,
   anonymous,
   scopeActions,
@@ -33,6 +34,8 @@ import type { AccessEntry } from './scope.ts';
 import { generateSecret, parseSecret, randomPassword, secretMatches } from './secrets.ts';
 import type { AccessStore, RobotRecord, TokenRecord, UserRecord } from './store/ports.ts';
 import { FederationError, type WorkloadFederation } from './federation/workload-federation.ts';
+import type { RobotCertificates } from './federation/robot-certificates.ts';
+import type { ClientCertificate } from '../edge/client-certificate.ts';
 
 /** How an identity is named inside a registry token (enough to resolve it again). */
 export interface PrincipalClaim {
@@ -41,6 +44,18 @@ export interface PrincipalClaim {
   credential?: CredentialRef;
   /** Groups from an identity provider (not stored locally). */
   groups?: string[];
+}
+
+/**
+ * Users whose identity lives in an external provider (OIDC): their groups and administrator
+ * status are re-read at authentication instead of trusted from the last login, and configured
+ * group mappings add role grants (auth/oidc/service.ts).
+ */
+export interface ExternalDirectory {
+  /** Current groups (and admin status, when the provider decides it) of `user`; a string is why the user is refused now. Throwing refuses too. */
+  refresh(user: UserRecord): Promise<{ groups: string[]; systemAdmin?: boolean } | string>;
+  /** Role grants in `project` from configuration (group mappings), for an external user. */
+  configuredRoles(identity: UserIdentity, project: string): Promise<Array<{ role: Role; repositories: string[] | undefined }>>;
 }
 
 export interface AccessServiceOptions {
@@ -81,19 +96,38 @@ export class AccessService {
   readonly store: AccessStore;
   readonly #events: EventBus | undefined;
   readonly #guard: LoginGuard;
+  #directory: ExternalDirectory | undefined;
   readonly #federation: WorkloadFederation | undefined;
+  readonly #certificates: RobotCertificates | undefined;
   readonly #options: Required<AccessServiceOptions>;
   readonly #cacheKey = randomBytes(32);
   readonly #credentials = new Map<string, CachedCredential>();
   readonly #identities = new Map<string, CachedIdentity>();
   readonly #touched = new Map<string, number>();
 
-  constructor(deps: { store: AccessStore; events?: EventBus; guard?: LoginGuard; federation?: WorkloadFederation }, options: AccessServiceOptions) {
+  constructor(deps: { store: AccessStore; events?: EventBus; guard?: LoginGuard; federation?: WorkloadFederation; certificates?: RobotCertificates }, options: AccessServiceOptions) {
     this.store = deps.store;
     this.#events = deps.events;
     this.#guard = deps.guard ?? noLoginGuard;
     this.#federation = deps.federation;
+    this.#certificates = deps.certificates;
     this.#options = { now: Date.now, ...options };
+  }
+
+  /** Plugs in the directory of external (OIDC) users. */
+  setExternalDirectory(directory: ExternalDirectory): void {
+    this.#directory = directory;
+  }
+
+  /** Fresh groups of an external user, or why they are refused (deny on error). */
+  async #external(user: UserRecord): Promise<{ groups: string[]; systemAdmin?: boolean } | string> {
+    if (user.source === 'local') return { groups: [] };
+    if (!this.#directory) return 'no identity provider is configured for this user';
+    try {
+      return await this.#directory.refresh(user);
+    } catch (error) {
+      return `identity provider check failed: ${(error as Error).message}`;
+    }
   }
 
   get passwordPolicy(): PasswordPolicy {
@@ -114,10 +148,10 @@ export class AccessService {
    * Checks a user name and a password, personal access token or robot secret.
    * @throws AuthenticationError (the message is safe to show: it never says which part was wrong)
    */
-  async authenticate(username: string, password: string, origin: RequestOrigin): Promise<Identity> {
+  async authenticate(username: string, password: string, origin: RequestOrigin, client?: ClientCertificate): Promise<Identity> {
     if (this.#federation?.isWorkloadUsername(username)) return this.#authenticateWorkload(this.#federation, password, origin);
     const attempt = { username: username.slice(0, 256), clientAddress: origin.clientAddress };
-    const cacheKey = createHmac('sha256', this.#cacheKey).update(username).update('\0').update(password).digest('base64');
+    const cacheKey = createHmac('sha256', this.#cacheKey).update(username).update('\0').update(password).update('\0').update(client?.spkiSha256 ?? '').digest('base64');
     const cached = this.#credentials.get(cacheKey);
     if (cached && cached.until > this.#options.now()) {
       const identity = await this.#resolveCached(cached.principal, cached.passwordChangedAt);
@@ -132,7 +166,7 @@ export class AccessService {
     const method = secret ? (secret.kind === 'robot' ? 'robot' : secret.kind === 'token' ? 'token' : 'refresh') : 'password';
     let result: { principal: PrincipalClaim; identity: Identity; passwordChangedAt?: number } | string;
     if (!secret) result = await this.#checkPassword(username, password);
-    else if (secret.kind === 'robot') result = await this.#checkRobot(username, secret.id, secret.random);
+    else if (secret.kind === 'robot') result = await this.#checkRobot(username, secret.id, secret.random, client);
     else if (secret.kind === 'token') result = await this.#checkToken(username, secret.id, secret.random);
     else result = 'a refresh token is only accepted by the token endpoint';
     this.#guard.record(attempt, typeof result !== 'string');
@@ -144,6 +178,26 @@ export class AccessService {
     this.#publishAuth('auth.succeeded', attempt.username, method, origin);
     this.#touch(result.identity, origin.clientAddress);
     return result.identity;
+  }
+
+  /**
+   * The robot a verified client certificate alone authenticates (a certificate-only binding), or
+   * undefined when no such binding names the certificate (the caller stays anonymous).
+   * @throws AuthenticationError when the binding's robot cannot log in (revoked, expired) or several match
+   */
+  async authenticateCertificate(client: ClientCertificate, origin: RequestOrigin): Promise<Identity | undefined> {
+    const robotId = await this.#certificates?.robotFor(client);
+    if (robotId === undefined) return undefined;
+    const robot = robotId === 'ambiguous' ? undefined : await this.store.getRobot(robotId);
+    const problem = robotId === 'ambiguous' ? 'the certificate matches several robots' : !robot ? 'unknown robot' : this.#credentialProblem(robot);
+    if (problem || !robot) {
+      this.#publishAuth('auth.failed', robot?.name ?? `certificate:${client.spkiSha256.slice(0, 16)}`, 'certificate', origin, problem ?? 'unknown robot');
+      throw new AuthenticationError('the client certificate does not authenticate a usable robot');
+    }
+    const identity = this.#robotIdentity(robot, { kind: 'robot', id: robot.id });
+    this.#publishAuth('auth.succeeded', robot.name, 'certificate', origin);
+    this.#touch(identity, origin.clientAddress);
+    return identity;
   }
 
   /**
@@ -188,12 +242,14 @@ export class AccessService {
     return { principal: { kind: 'user', id: user.id, credential }, identity: this.#userIdentity(user, credential, undefined, []), passwordChangedAt: user.passwordChangedAt.getTime() };
   }
 
-  async #checkRobot(username: string, id: string, random: string): Promise<{ principal: PrincipalClaim; identity: Identity } | string> {
+  async #checkRobot(username: string, id: string, random: string, client: ClientCertificate | undefined): Promise<{ principal: PrincipalClaim; identity: Identity } | string> {
     const robot = await this.store.getRobot(id);
     if (!robot || !secretMatches(random, robot.secretHash)) return 'wrong robot secret';
     if (robot.name !== username) return 'robot secret presented with another user name';
     const problem = this.#credentialProblem(robot);
     if (problem) return `robot ${problem}`;
+    const certificateProblem = await this.#certificates?.problem(robot.id, client);
+    if (certificateProblem) return certificateProblem;
     const credential: CredentialRef = { kind: 'robot', id: robot.id };
     return { principal: { kind: 'robot', id: robot.id, credential }, identity: this.#robotIdentity(robot, credential) };
   }
@@ -206,8 +262,10 @@ export class AccessService {
     if (user.disabled) return 'user disabled';
     const problem = this.#credentialProblem(token);
     if (problem) return `access token ${problem}`;
+    const external = await this.#external(user);
+    if (typeof external === 'string') return external;
     const credential: CredentialRef = { kind: 'token', id: token.id };
-    return { principal: { kind: 'user', id: user.id, credential }, identity: this.#userIdentity(user, credential, token, []) };
+    return { principal: { kind: 'user', id: user.id, credential }, identity: this.#userIdentity(user, credential, token, external.groups, external.systemAdmin) };
   }
 
   #credentialProblem(record: { revokedAt: Date | undefined; expiresAt: Date }): string | undefined {
@@ -216,12 +274,12 @@ export class AccessService {
     return undefined;
   }
 
-  #userIdentity(user: UserRecord, credential: CredentialRef, token: TokenRecord | undefined, groups: string[]): UserIdentity {
+  #userIdentity(user: UserRecord, credential: CredentialRef, token: TokenRecord | undefined, groups: string[], systemAdmin = user.systemAdmin): UserIdentity {
     return {
       kind: 'user',
       id: user.id,
       name: user.name,
-      systemAdmin: user.systemAdmin,
+      systemAdmin,
       canCreateProjects: user.canCreateProjects,
       groups,
       restriction: token ? { grants: token.grants, management: token.management } : undefined,
@@ -263,7 +321,7 @@ export class AccessService {
    * Checks a refresh token for `service` (refresh tokens are bound to one audience).
    * @throws AuthenticationError
    */
-  async authenticateRefreshToken(presented: string, service: string, origin: RequestOrigin): Promise<Identity> {
+  async authenticateRefreshToken(presented: string, service: string, origin: RequestOrigin, client?: ClientCertificate): Promise<Identity> {
     const secret = parseSecret(presented);
     const attempt = { username: secret ? `refresh:${secret.id}` : 'refresh', clientAddress: origin.clientAddress };
     await this.#guard.check(attempt);
@@ -278,6 +336,10 @@ export class AccessService {
         const via = JSON.parse(record.credential) as CredentialRef;
         identity = await this.resolve({ kind: record.subjectKind, id: record.subjectId, credential: { kind: 'refresh', id: record.id, via } });
         reason = 'the refresh token no longer grants anything (user disabled, or credential revoked)';
+        if (identity?.kind === 'robot') {
+          const certificateProblem = await this.#certificates?.problem(identity.id, client);
+          if (certificateProblem) [identity, reason] = [undefined, certificateProblem];
+        }
       }
     }
     this.#guard.record(attempt, identity !== undefined);
@@ -341,7 +403,16 @@ export class AccessService {
     } else if (credential.kind !== 'password') {
       return undefined;
     }
-    return { identity: this.#userIdentity(user, credential, token, principal.groups ?? []), passwordChangedAt: user.passwordChangedAt.getTime() };
+    // A registry token carries the groups it was issued with; anything else asks the provider again.
+    let groups = principal.groups ?? [];
+    let systemAdmin = user.systemAdmin;
+    if (principal.groups === undefined && user.source !== 'local') {
+      const external = await this.#external(user);
+      if (typeof external === 'string') return undefined;
+      groups = external.groups;
+      systemAdmin = external.systemAdmin ?? systemAdmin;
+    }
+    return { identity: this.#userIdentity(user, credential, token, groups, systemAdmin), passwordChangedAt: user.passwordChangedAt.getTime() };
   }
 
   /** How a registry token names `identity`. */
@@ -386,6 +457,7 @@ export class AccessService {
     const record = await this.store.getProject(project);
     if (!record) return undefined;
     const roles = identity.kind === 'user' && !identity.systemAdmin ? await this.store.rolesOf(project, identity.id, identity.groups) : [];
+    if (identity.kind === 'user' && !identity.systemAdmin && identity.groups.length > 0 && this.#directory) roles.push(...(await this.#directory.configuredRoles(identity, project)));
     return { name: record.name, visibility: record.visibility, roles };
   }
 

@@ -61,6 +61,8 @@ export type CredentialRef =
   | { kind: 'refresh'; id: string; via: CredentialRef }
   /** An OIDC token from a trusted issuer, accepted by these trust rules (ids). */
   | { kind: 'workload'; rules: string[] }
+  /** A browser or CLI login at an OpenID provider (a session, before any personal access token). */
+  | { kind: 'oidc'; provider: string }
   /** A local administrator acting through the CLI on the store directly. */
   | { kind: 'system' };
 

@@ -21,6 +21,7 @@ import { type Identity, type RepositoryAction, actorOf, repositoryActions } from
 import type { RegistryAccessControl, RegistryRequest, RequestGrant } from './ports.ts';
 import { type RegistryTokens, TokenError, type VerifiedToken, tokenAllows } from './registry-tokens.ts';
 import type { RetagGuard } from './retag-gate.ts';
+import { clientCertificate } from '../edge/client-certificate.ts';
 import { type RequiredAccess, requiredAccess } from './route-access.ts';
 import { type AccessEntry, formatScope } from './scope.ts';
 
@@ -87,7 +88,7 @@ export class TokenAccessControl implements RegistryAccessControl {
       const credentials = parseBasic(header);
       if (!credentials) throw this.#challenge(request, required, undefined, 'malformed Basic credentials');
       try {
-        identity = await this.#access.authenticate(credentials.username, credentials.password, requestOrigin(request));
+        identity = await this.#access.authenticate(credentials.username, credentials.password, requestOrigin(request), clientCertificate(request));
       } catch (error) {
         if (!(error instanceof AuthenticationError)) throw error;
         throw this.#challenge(request, required, undefined, error.message);

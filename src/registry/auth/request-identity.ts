@@ -10,6 +10,7 @@ import { type Action, type Identity, anonymous } from './identity.ts';
 import type { Resource } from './permissions.ts';
 import { parseBasic, requestOrigin } from './registry-access.ts';
 import { type RegistryTokens, TokenError } from './registry-tokens.ts';
+import { clientCertificate } from '../edge/client-certificate.ts';
 
 export const basicChallenge = { 'WWW-Authenticate': 'Basic realm="portcullis"' };
 
@@ -25,7 +26,7 @@ export function identifyRequest(deps: { access: AccessService; tokens: RegistryT
         if (identity) return identity;
       } else {
         const credentials = parseBasic(header);
-        if (credentials) return await deps.access.authenticate(credentials.username, credentials.password, requestOrigin(request));
+        if (credentials) return await deps.access.authenticate(credentials.username, credentials.password, requestOrigin(request), clientCertificate(request));
       }
     } catch (error) {
       if (!(error instanceof AuthenticationError) && !(error instanceof TokenError)) throw error;

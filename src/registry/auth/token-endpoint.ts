@@ -23,6 +23,7 @@ import { RegistryError } from '../../oci/errors.ts';
 import { type AccessService, AuthenticationError } from './access-service.ts';
 import type { Identity } from './identity.ts';
 import { parseBasic, requestOrigin } from './registry-access.ts';
+import { clientCertificate } from '../edge/client-certificate.ts';
 import type { RegistryTokens } from './registry-tokens.ts';
 import { type AccessEntry, ScopeError, formatScope, parseScopes } from './scope.ts';
 import type { SigningKeys } from './signing-keys.ts';
@@ -88,9 +89,18 @@ export async function registerTokenEndpoint(app: FastifyInstance, deps: { access
         const credentials = parseBasic(header);
         if (!credentials) throw new RegistryError('UNAUTHORIZED', 'the token endpoint accepts Basic credentials only', { headers: { 'WWW-Authenticate': 'Basic realm="portcullis"' } });
         try {
-          identity = await access.authenticate(credentials.username, credentials.password, requestOrigin(request));
+          identity = await access.authenticate(credentials.username, credentials.password, requestOrigin(request), clientCertificate(request));
         } catch (error) {
           if (error instanceof AuthenticationError) throw new RegistryError('UNAUTHORIZED', error.message, { headers: { 'WWW-Authenticate': 'Basic realm="portcullis"' } });
+          throw error;
+        }
+      } else {
+        // Mutual TLS: a certificate bound to a robot (certificate-only) logs in without credentials.
+        const client = clientCertificate(request);
+        try {
+          if (client) identity = (await access.authenticateCertificate(client, requestOrigin(request))) ?? identity;
+        } catch (error) {
+          if (error instanceof AuthenticationError) throw new RegistryError('UNAUTHORIZED', error.message);
           throw error;
         }
       }
@@ -123,17 +133,23 @@ export async function registerTokenEndpoint(app: FastifyInstance, deps: { access
             const username = form.get('username');
             const password = form.get('password');
             if (!username || password === null) throw new OAuthError('invalid_request', 'the password grant needs username and password');
-            identity = await access.authenticate(username, password, origin);
+            identity = await access.authenticate(username, password, origin, clientCertificate(request));
             if (form.get('access_type') === 'offline' && (identity.kind === 'user' || identity.kind === 'robot')) refreshToken = await access.issueRefreshToken(identity, tokens.service);
           } else if (grantType === 'refresh_token') {
             const presented = form.get('refresh_token');
             if (!presented) throw new OAuthError('invalid_request', 'the refresh_token grant needs refresh_token');
-            identity = await access.authenticateRefreshToken(presented, tokens.service, origin);
+            identity = await access.authenticateRefreshToken(presented, tokens.service, origin, clientCertificate(request));
             refreshToken = presented;
+          } else if (grantType === 'client_credentials') {
+            // RFC 8705 tls_client_auth: the robot is the one a certificate-only binding names.
+            const client = clientCertificate(request);
+            const robot = client ? await access.authenticateCertificate(client, origin) : undefined;
+            if (!robot) throw new OAuthError('invalid_client', 'client_credentials needs a client certificate bound to a robot (mutual TLS)', 401);
+            identity = robot;
           } else if (grantType === tokenExchangeGrant) {
             identity = await access.authenticateWorkload(exchangedToken(form, tokens.service), origin);
           } else {
-            throw new OAuthError('unsupported_grant_type', `grant_type must be password, refresh_token or ${tokenExchangeGrant}`);
+            throw new OAuthError('unsupported_grant_type', `grant_type must be password, refresh_token, client_credentials or ${tokenExchangeGrant}`);
           }
         } catch (error) {
           if (error instanceof AuthenticationError) throw new OAuthError('invalid_grant', error.message);

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { isCidr } from '../edge/networks.ts';
+import { oidcSchema } from '../auth/oidc/config.ts';
 import { federationSchema } from '../auth/federation/config.ts';
 import { anomalySchema } from '../anomaly/config.ts';
 import { webhooksSchema } from '../notifications/config.ts';
@@ -28,6 +29,8 @@ export const configSchema = z.strictObject({
           minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
           /** How often the files are checked for a new certificate; 0 never. */
           reloadIntervalSeconds: z.number().int().nonnegative().default(10),
+          /** PEM CA(s) of client certificates (mutual TLS for robots bound to a certificate); certificates are requested, never required. */
+          clientCaFile: z.string().min(1).optional(),
         })
         .optional(),
       /** Serve plain HTTP on a non-loopback address (e.g. behind a TLS-terminating proxy). Without tls it is refused otherwise. */
@@ -352,6 +355,8 @@ export const configSchema = z.strictObject({
       personalTokens: z.strictObject({ maxLifetimeDays: z.number().int().positive().max(3650).default(365) }).prefault({}),
       /** Create a missing project when a user allowed to create projects asks to push into it. */
       autoCreateProjects: z.boolean().default(false),
+      /** OpenID Connect login (auth/oidc/config.ts, docs/auth.md). */
+      oidc: oidcSchema.prefault({}),
       /** Workload identity federation: CI jobs and service accounts log in with their own OIDC token (auth/federation/config.ts, docs/auth.md). */
       federation: federationSchema.prefault({}),
     })

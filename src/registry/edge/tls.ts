@@ -13,13 +13,15 @@ export interface TlsSettings {
   minVersion: 'TLSv1.2' | 'TLSv1.3';
   /** How often the files are checked for a change (ms); 0: never. */
   reloadIntervalMs: number;
+  /** CA of client certificates (mutual TLS): requested from every client, required from none; auth decides what a verified one proves. */
+  clientCaFile?: string;
 }
 
 /** TLS 1.2 suites: ECDHE with AES-GCM or ChaCha20-Poly1305 only (TLS 1.3 suites are all modern). */
 export const tlsCiphers = ['ECDHE-ECDSA-AES128-GCM-SHA256', 'ECDHE-RSA-AES128-GCM-SHA256', 'ECDHE-ECDSA-AES256-GCM-SHA384', 'ECDHE-RSA-AES256-GCM-SHA384', 'ECDHE-ECDSA-CHACHA20-POLY1305', 'ECDHE-RSA-CHACHA20-POLY1305'].join(':');
 
 function stamp(settings: TlsSettings): string {
-  return [settings.certFile, settings.keyFile].map((file) => {
+  return [settings.certFile, settings.keyFile, ...(settings.clientCaFile ? [settings.clientCaFile] : [])].map((file) => {
     const stat = statSync(file);
     return `${stat.mtimeMs}:${stat.size}:${stat.ino}`;
   }).join('|');
@@ -32,9 +34,11 @@ export function createTlsServer(
   handler: RequestListener<typeof IncomingMessage, typeof ServerResponse>,
   onReload: (error: unknown) => void = () => undefined,
 ): Server {
-  const material = () => ({ cert: readFileSync(settings.certFile), key: readFileSync(settings.keyFile) });
+  const material = () => ({ cert: readFileSync(settings.certFile), key: readFileSync(settings.keyFile), ...(settings.clientCaFile ? { ca: readFileSync(settings.clientCaFile) } : {}) });
+  // Request, do not require: clients without a certificate (or with an unverifiable one) still connect.
+  const clientAuth = settings.clientCaFile ? { requestCert: true, rejectUnauthorized: false } : {};
   const server = createServer(
-    { ...material(), minVersion: settings.minVersion, ciphers: tlsCiphers, honorCipherOrder: true, headersTimeout: http.headersTimeout, requestTimeout: http.requestTimeout, maxHeaderSize: http.maxHeaderSize, connectionsCheckingInterval: http.connectionsCheckingInterval },
+    { ...material(), ...clientAuth, minVersion: settings.minVersion, ciphers: tlsCiphers, honorCipherOrder: true, headersTimeout: http.headersTimeout, requestTimeout: http.requestTimeout, maxHeaderSize: http.maxHeaderSize, connectionsCheckingInterval: http.connectionsCheckingInterval },
     handler,
   );
   server.keepAliveTimeout = http.keepAliveTimeout;

@@ -8,6 +8,7 @@ import type { ManifestService } from '../distribution/manifests.ts';
 import type { UploadService } from '../distribution/uploads.ts';
 import type { EventBus } from '../events/bus.ts';
 import type { BlobStore, MetadataStore } from '../storage/ports.ts';
+import { BuilderSbomStore } from './builder-sbom.ts';
 import { ExemptionStore } from './exemptions.ts';
 import { JobQueue } from './jobs.ts';
 import { type ScannerLogger, type ScannerSettings, ScanService } from './service.ts';
@@ -54,6 +55,7 @@ export async function createScanner(
       jobs: new JobQueue(store.db),
       exemptions: new ExemptionStore(store.db),
       vex: new VexStore(store.db),
+      builderSboms: new BuilderSbomStore(store.db),
       vulns: await VulnData.open(resolve(deps.dataDir)),
       meta: deps.meta,
       blobs: deps.blobs,

@@ -18,7 +18,7 @@
 import { randomBytes } from 'node:crypto';
 import type { SqlDriver } from '../storage/sql/driver.ts';
 
-export type JobKind = 'scan' | 'rematch';
+export type JobKind = 'scan' | 'rematch' | 'builder-sbom';
 
 export interface JobRequest {
   /** Unique key: at most one pending job per key (`scan:<repo>@<digest>`, `rematch`). */

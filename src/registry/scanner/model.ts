@@ -66,6 +66,8 @@ export interface InventoryPackage {
   layerDigest?: string;
   /** Only a development dependency according to the lockfile it was read from (npm `dev: true`); usually not installed. */
   dev?: boolean;
+  /** Listed only by an SBOM the image's builder attached (builder-sbom.ts), not found in the layers. */
+  origin?: 'sbom';
 }
 
 export interface Inventory {

@@ -13,6 +13,7 @@ import type { SecretFinding } from './inventory/secrets.ts';
 import type { InventoryPackage, OperatingSystem, VulnerabilityFinding } from './model.ts';
 import type { FindingSummary, ScanStatus } from './store.ts';
 import { type StoredVex, vexVerdict, type VexVerdict } from './vex.ts';
+import type { BuilderSbomComparison } from './builder-sbom.ts';
 
 export const SCANNER_NAME = 'portcullis';
 
@@ -23,6 +24,8 @@ export interface StoredInventory {
   warnings: InventoryWarning[];
   /** Layer descriptors not scanned (not layer media types). */
   skippedLayers: string[];
+  /** SBOMs the image's builder attached, compared with what the scan found (builder-sbom.ts). */
+  builderSboms?: BuilderSbomComparison[];
 }
 
 export interface ReportFinding {
@@ -34,7 +37,7 @@ export interface ReportFinding {
   score?: number;
   severitySource: string;
   malicious: boolean;
-  package: { name: string; version: string; kind: string; purl: string; path: string; sourceName?: string; sourceVersion?: string };
+  package: { name: string; version: string; kind: string; purl: string; path: string; sourceName?: string; sourceVersion?: string; fromSbom?: true };
   ecosystem: string;
   installedVersion: string;
   fixedVersions: string[];
@@ -76,6 +79,8 @@ export interface ScanReport {
   secrets: Array<Omit<SecretFinding, 'layerIndex'> & { layerIndex: number }>;
   configFindings: ConfigFinding[];
   inventoryWarnings: InventoryWarning[];
+  /** SBOMs the builder attached, compared with the inventory: packages only in the SBOM, only found by the scan, or in other versions. Findings of packages only the SBOM lists have `package.fromSbom`. */
+  builderSboms: BuilderSbomComparison[];
 }
 
 export interface ReportInput {
@@ -142,6 +147,7 @@ export function buildReport(input: ReportInput): ScanReport {
         path: p?.path ?? '',
         ...(p?.sourceName ? { sourceName: p.sourceName } : {}),
         ...(p?.sourceVersion ? { sourceVersion: p.sourceVersion } : {}),
+        ...(p?.origin === 'sbom' ? { fromSbom: true as const } : {}),
       },
       ecosystem: f.ecosystem,
       installedVersion: f.installedVersion,
@@ -216,6 +222,7 @@ export function buildReport(input: ReportInput): ScanReport {
     secrets: input.secrets as ScanReport['secrets'],
     configFindings: input.configFindings,
     inventoryWarnings: input.inventory?.warnings ?? [],
+    builderSboms: input.inventory?.builderSboms ?? [],
   };
   return report;
 }

@@ -26,7 +26,8 @@ import type { EventBus, EventOf, RequestOrigin } from '../events/bus.ts';
 import type { BlobStore, MetadataStore } from '../storage/ports.ts';
 import { analyzeImage, SCANNER_VERSION } from './analyze.ts';
 import type { ConfigFinding } from './config-checks.ts';
-import { differingRefs, diffRefs, type Evaluation, evaluationOf, type FindingsChange, inventoryOfInput, templatesOf } from './evaluation.ts';
+import { BUILDER_SBOM_TYPES, BuilderSbomError, type BuilderSbomStore, IN_TOTO_JSON, MAX_BUILDER_SBOM_BYTES, mergeBuilderSboms, OWN_SBOM_ANNOTATION, parseBuilderSbom, type ParsedSbom } from './builder-sbom.ts';
+import { differingRefs, diffRefs, evaluate, type Evaluation, evaluationOf, type FindingsChange, inventoryOfInput, matchInputOf, templatesOf } from './evaluation.ts';
 import { type ExemptionStore, exemptionView } from './exemptions.ts';
 import { classifyManifest, IMAGE_CONFIG_TYPES, imageFrom, readBounded } from './image-source.ts';
 import { projectOf } from '../../oci/reference.ts';
@@ -36,7 +37,7 @@ import type { SecretFinding } from './inventory/secrets.ts';
 import { type ClaimedJob, type JobQueue, JobWorker, PermanentJobError, errorMessage } from './jobs.ts';
 import { buildReport, type ScanReport, type StoredInventory } from './report.ts';
 import { sbomBytes, sbomMediaType, type SbomFormat, type SbomSubject } from './sbom.ts';
-import type { VulnerabilityFinding } from './model.ts';
+import type { Inventory, OperatingSystem, VulnerabilityFinding } from './model.ts';
 import type { ScanStore } from './store.ts';
 import { MAX_VEX_BYTES, OPENVEX_MEDIA_TYPE, parseOpenVex, type VexStore } from './vex.ts';
 import type { VulnData } from './vulndata.ts';
@@ -80,6 +81,8 @@ export interface ScannerDeps {
   exemptions: ExemptionStore;
   /** OpenVEX documents (absent: none applied). */
   vex?: VexStore;
+  /** SBOMs attached by image builders (absent: not ingested). */
+  builderSboms?: BuilderSbomStore;
   vulns: VulnData;
   meta: MetadataStore;
   blobs: BlobStore;
@@ -150,7 +153,7 @@ export class ScanService {
     this.#now = deps.now ?? Date.now;
     this.worker = new JobWorker(
       deps.jobs,
-      { scan: (job, signal) => this.#runScan(job, signal), rematch: (_job, signal) => this.rematch(signal).then(() => undefined) },
+      { scan: (job, signal) => this.#runScan(job, signal), rematch: (_job, signal) => this.rematch(signal).then(() => undefined), 'builder-sbom': (job, signal) => this.#mergeJob(job, signal) },
       { onGiveUp: (job, error) => this.#giveUp(job, error), onError: (error, job) => this.#log.error({ err: error, job: job?.id }, 'scanner job error') },
       {
         concurrency: settings.concurrency,
@@ -226,8 +229,15 @@ export class ScanService {
       const kind = record ? classifyManifest(record.content) : undefined;
       if (kind?.kind !== 'index') return;
       for (const child of kind.manifests) {
-        if (child.mediaType === MediaType.ociManifest || child.mediaType === MediaType.dockerManifest) await this.enqueueScan(e.repository, child.digest, child.mediaType);
+        // BuildKit keeps attestations (SBOM, provenance) as manifests of the index, not as images.
+        const attests = child.annotations?.['vnd.docker.reference.type'] === 'attestation-manifest' ? child.annotations['vnd.docker.reference.digest'] : undefined;
+        if (attests !== undefined) await this.#ingestBuilderSbom(e.repository, child.digest, attests);
+        else if (child.mediaType === MediaType.ociManifest || child.mediaType === MediaType.dockerManifest) await this.enqueueScan(e.repository, child.digest, child.mediaType);
       }
+      return;
+    }
+    if (e.subject !== undefined && e.artifactType !== undefined && BUILDER_SBOM_TYPES.includes(e.artifactType)) {
+      await this.#ingestBuilderSbom(e.repository, e.digest, e.subject);
       return;
     }
     if (e.artifactType === OSV_ARTIFACT_TYPE && e.tag !== undefined) {
@@ -249,6 +259,91 @@ export class ScanService {
     await this.#d.store.forgetImage(e.repository, e.digest);
     const vex = await this.#d.vex?.get(e.digest);
     if (vex?.source === 'referrer' && vex.repository === e.repository) await this.#d.vex!.delete(e.digest);
+    const subject = await this.#d.builderSboms?.delete(e.repository, e.digest);
+    if (subject !== undefined) await this.#enqueueMerge(subject);
+  }
+
+  /**
+   * Stores the packages of an SBOM its builder attached to `subject` (a referrer, or a BuildKit
+   * attestation manifest) and queues their comparison with the image's inventory. Portcullis' own
+   * SBOMs, other attestations (provenance) and unreadable documents are skipped, with a log line.
+   */
+  async #ingestBuilderSbom(repository: string, digest: string, subject: string): Promise<void> {
+    if (!this.#d.builderSboms) return;
+    const record = await this.#d.meta.getManifest(repository, digest);
+    if (!record) return;
+    let manifest: { annotations?: Record<string, string>; layers?: Array<{ mediaType?: string; digest: string; size: number }> };
+    try {
+      manifest = JSON.parse(record.content.toString('utf8')) as typeof manifest;
+    } catch {
+      return;
+    }
+    if (manifest.annotations?.[OWN_SBOM_ANNOTATION] !== undefined) return;
+    const found: ParsedSbom[] = [];
+    const reasons: string[] = [];
+    for (const layer of (manifest.layers ?? []).slice(0, 16)) {
+      if (!BUILDER_SBOM_TYPES.includes(layer.mediaType ?? '') && layer.mediaType !== 'application/json') continue;
+      if (layer.size > MAX_BUILDER_SBOM_BYTES) {
+        reasons.push(`${layer.digest}: ${layer.size} bytes > ${MAX_BUILDER_SBOM_BYTES}`);
+        continue;
+      }
+      try {
+        found.push(parseBuilderSbom(await readBounded(await this.#d.blobs.read(layer.digest), MAX_BUILDER_SBOM_BYTES, 'builder SBOM')));
+      } catch (error) {
+        reasons.push(`${layer.digest}: ${errorMessage(error)}`);
+        if (!(error instanceof BuilderSbomError)) this.#log.warn({ err: error, repository, digest }, 'a builder SBOM layer could not be read');
+      }
+    }
+    if (found.length === 0) {
+      this.#log.info({ repository, digest, subject, reasons }, 'no builder SBOM in this referrer');
+      return;
+    }
+    const packages = [...new Map(found.flatMap((f) => f.packages).map((p) => [p.purl, p])).values()];
+    const tool = found.find((f) => f.tool !== undefined)?.tool;
+    await this.#d.builderSboms.put({ id: digest, repository, subject, format: found[0]!.format, ...(tool !== undefined ? { tool } : {}), packages, createdAt: this.#now() });
+    this.#log.info({ repository, subject, referrer: digest, packages: packages.length, format: found[0]!.format }, 'builder SBOM attached');
+    await this.#enqueueMerge(subject);
+  }
+
+  async #enqueueMerge(subject: string): Promise<void> {
+    await this.#d.jobs.enqueue({ id: `builder-sbom:${subject}`, kind: 'builder-sbom', digest: subject, priority: 1, payload: {} }, this.#now(), { replace: true });
+    this.worker.wake();
+  }
+
+  /** The inventory with the builder SBOMs of `digest` merged in (see builder-sbom.ts), its match input and evaluation. */
+  async #withBuilderSboms(digest: string, inventory: StoredInventory, os: OperatingSystem | undefined): Promise<{ inventory: StoredInventory; matchInput: ReturnType<typeof matchInputOf>; evaluation: Evaluation }> {
+    const sboms = (await this.#d.builderSboms?.forSubject(digest)) ?? [];
+    const { packages, comparisons } = mergeBuilderSboms(
+      inventory.packages.filter((p) => p.origin !== 'sbom'),
+      sboms,
+    );
+    const next: StoredInventory = { ...inventory, packages };
+    if (comparisons.length > 0) next.builderSboms = comparisons;
+    else delete next.builderSboms;
+    const inv: Inventory = { packages };
+    if (os) inv.os = os;
+    return { inventory: next, matchInput: matchInputOf(inv, inventory.layers), evaluation: evaluate(this.#d.vulns.matcher, inv, this.#d.vulns.identity()) };
+  }
+
+  /** A builder SBOM came or went: re-derive the image's stored inventory and findings (no layer read). */
+  async #mergeJob(job: ClaimedJob, signal: AbortSignal): Promise<void> {
+    const digest = job.digest!;
+    const r = await this.#d.store.result(digest);
+    if (!r || r.status === 'failed') return;
+    // The scan merges what is stored when it ends; one running now may have read the SBOMs before this one.
+    if (r.status !== 'complete' || !r.inventory) throw new Error('the image is being scanned; merging after the scan');
+    signal.throwIfAborted();
+    await this.#d.vulns.refresh();
+    const stored = r.inventory as StoredInventory;
+    const merged = await this.#withBuilderSboms(digest, stored, r.os);
+    if (JSON.stringify(merged.inventory.builderSboms ?? []) === JSON.stringify(stored.builderSboms ?? []) && merged.inventory.packages.length === stored.packages.length) return;
+    const before = (await this.#d.store.refsOf([digest])).get(digest) ?? '';
+    if (!(await this.#d.store.replaceInventory(digest, merged.inventory, merged.matchInput, merged.evaluation, this.#now()))) return;
+    const diff = differingRefs(before, merged.evaluation.refs);
+    const oldTemplates = await this.#d.store.templates(diff.before.map(([, key]) => key));
+    const change = diffRefs(diff.before, oldTemplates, diff.after, templatesOf(merged.evaluation, new Set(diff.after.map(([i]) => i))), merged.inventory.packages);
+    await this.#publishChange(digest, change, merged.evaluation, merged.evaluation.dbHash);
+    this.#log.info({ digest, builderSboms: merged.inventory.builderSboms?.length ?? 0, packages: merged.inventory.packages.length }, 'builder SBOMs merged into the inventory');
   }
 
   /** Stores an OpenVEX document attached to `subject` as a referrer (its first layer), for that image's reports. */
@@ -383,6 +478,11 @@ export class ScanService {
     }
     if (!found) return; // deleted everywhere meanwhile
     const kind = classifyManifest(found.content);
+    if (kind.kind === 'image' && kind.layers.length > 0 && kind.layers.every((l) => l.mediaType === IN_TOTO_JSON)) {
+      // A BuildKit attestation manifest (image config, unknown platform, in-toto layers) is no image: its index brings it as a builder SBOM.
+      for (const repository of repositories) await store.forgetImage(repository, digest);
+      return;
+    }
     if (kind.kind !== 'image') {
       await store.markFailed(digest, `not an image: ${kind.kind === 'other' ? kind.reason : 'an index'}`, this.#now());
       return;
@@ -419,6 +519,8 @@ export class ScanService {
         if (error instanceof LayerError && error.code !== 'read-failed' && error.code !== 'aborted') throw new PermanentJobError(`${error.code}: ${error.message}`);
         throw error;
       }
+      const merged = await this.#withBuilderSboms(digest, analysis.inventory, analysis.os);
+      analysis = { ...analysis, ...merged };
       const now = this.#now();
       await store.saveScan(digest, analysis, now);
       this.stats.scansCompleted++;
@@ -464,7 +566,12 @@ export class ScanService {
     if (!r || r.completedAt === undefined || !r.inventory) return undefined;
     const inv = r.inventory as StoredInventory;
     const subject: SbomSubject = { name: repository, digest, scannedAt: new Date(r.completedAt).toISOString(), os: r.os, registryHost: this.#s.sbom.registryHost, toolVersion: SCANNER_VERSION };
-    return sbomBytes(format, subject, inv.packages, inv.layers);
+    return sbomBytes(
+      format,
+      subject,
+      inv.packages.filter((p) => p.origin !== 'sbom'),
+      inv.layers,
+    );
   }
 
   /** Pushes the SBOMs of `digest` as referrer artifacts into every repository holding it (idempotent). */

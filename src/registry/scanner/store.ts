@@ -128,6 +128,22 @@ export function scannerMigrations(): Migration[] {
         `CREATE INDEX scan_vex_project ON scan_vex (project, subject)`,
       ],
     },
+    {
+      version: 4,
+      description: 'SBOMs attached by image builders (compared with the inventory, matched too)',
+      statements: [
+        `CREATE TABLE scan_builder_sboms (
+           id TEXT NOT NULL,
+           repository TEXT NOT NULL,
+           subject TEXT NOT NULL,
+           format TEXT NOT NULL,
+           tool TEXT,
+           packages TEXT NOT NULL,
+           created_at BIGINT NOT NULL,
+           PRIMARY KEY (id, repository))`,
+        `CREATE INDEX scan_builder_sboms_subject ON scan_builder_sboms (subject)`,
+      ],
+    },
   ];
 }
 
@@ -334,6 +350,27 @@ export class ScanStore {
       return keys;
     });
     this.#remember(inserted);
+  }
+
+  /**
+   * Replaces a complete result's inventory and findings (a builder SBOM came or went) without
+   * touching its scan time or the rest of the scan; false when the result is not complete.
+   */
+  async replaceInventory(digest: string, inventory: unknown, matchInput: MatchInput, e: Evaluation, now: number): Promise<boolean> {
+    let changed = false;
+    const inserted = await this.db.transaction(async (tx) => {
+      const keys = await this.#storeTemplates(tx, [e], now);
+      changed =
+        (await tx.run(
+          `UPDATE scan_results SET revision = revision + 1, inventory = $2, match_input = $3, findings = NULL, finding_refs = $4, fingerprint = $5, summary = $6,
+             critical = $7, high = $8, fixable = $9, db_hash = $10, db_updated_at = $11, evaluated_at = $12
+           WHERE digest = $1 AND status = 'complete'`,
+          [digest, JSON.stringify(inventory), JSON.stringify(matchInput), e.refs, e.fingerprint, JSON.stringify(e.summary), e.summary.bySeverity.critical, e.summary.bySeverity.high, e.summary.fixable, e.dbHash, e.dbUpdatedAt, now],
+        )) > 0;
+      return keys;
+    });
+    this.#remember(inserted);
+    return changed;
   }
 
   /** Inserts the templates of `evaluations` not known to be stored; returns what to remember once committed. */

@@ -12,6 +12,7 @@ import { WorkloadFederation } from './workload-federation.ts';
 
 export { SqlFederationStore, type FederationStore } from './store.ts';
 export { WorkloadFederation } from './workload-federation.ts';
+export { RobotCertificates } from './robot-certificates.ts';
 
 export function createFederation(config: FederationConfig, store: FederationStore | undefined): WorkloadFederation {
   return new WorkloadFederation({ store }, config);

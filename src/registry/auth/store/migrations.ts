@@ -5,6 +5,7 @@
  */
 import type { SqlDriver } from '../../storage/sql/driver.ts';
 import type { Migration } from '../../storage/sql/migrations.ts';
+import { oidcMigration } from '../oidc/store.ts';
 import { federationMigration } from '../federation/store.ts';
 
 export function accessMigrations(dialect: 'sqlite' | 'postgres'): Migration[] {
@@ -80,6 +81,7 @@ export function accessMigrations(dialect: 'sqlite' | 'postgres'): Migration[] {
         `CREATE TABLE signing_keys (kid TEXT PRIMARY KEY, private_jwk TEXT NOT NULL, created_at BIGINT NOT NULL)`,
       ],
     },
+    oidcMigration(dialect),
     federationMigration(dialect),
   ];
 }
