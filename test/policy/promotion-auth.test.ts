@@ -51,6 +51,19 @@ describe('promotion permissions', () => {
   });
   after(() => registry?.close());
 
+  test('moving an existing destination tag to another digest also needs retag', async () => {
+    const token = await registry.token(['repository:staging/app:pull,push'], admin);
+    assert.equal((await pushImage(registry, 'staging/app', '2.0', token)).status, 201);
+    const robot = credentials.get('robot with promote');
+    // the robot (push, promote; no retag) put 1.0 at prod/retag; moving it to 2.0's digest is refused
+    assert.equal((await registry.api('POST', '/promotions', { auth: robot, body: { source: 'staging/app:1.0', destination: 'prod/retag:stable' } })).status, 201);
+    const moved = await registry.api('POST', '/promotions', { auth: robot, body: { source: 'staging/app:2.0', destination: 'prod/retag:stable' } });
+    assert.equal(moved.status, 403, JSON.stringify(moved.body));
+    assert.match(moved.body.errors[0].message, /retag on prod\/retag is not allowed/);
+    assert.equal((await registry.api('POST', '/promotions', { auth: robot, body: { source: 'staging/app:1.0', destination: 'prod/retag:stable' } })).status, 201, 'the same digest again is no retag');
+    assert.equal((await registry.api('POST', '/promotions', { auth: credentials.get('promoter'), body: { source: 'staging/app:2.0', destination: 'prod/retag:stable' } })).status, 201, 'a maintainer may retag');
+  });
+
   for (const [caller, [mayPromote, mayList]] of Object.entries(expected) as Array<[Caller, [boolean, boolean]]>) {
     test(`${caller}: ${mayPromote ? 'may' : 'may not'} promote, ${mayList ? 'may' : 'may not'} list`, async () => {
       const auth = credentials.get(caller);

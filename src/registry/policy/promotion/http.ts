@@ -2,7 +2,8 @@
  * /api/v1/promotions:
  *   POST  {source, destination, tag?}: promote (201 with the result; 403 DENIED naming the failed
  *         rules when the destination's policy refuses; nothing is written then)
- *         needs pull on the source, push and promote on the destination repository
+ *         needs pull on the source, push and promote on the destination repository (and
+ *         retag when an existing destination tag would move to another digest)
  *   GET   ?project=P | ?repository=R [&digest=D&decision=allowed|denied&limit=N&cursor=C]:
  *         promotion records, newest first             project.read on P (or on R's project)
  *   GET   /api/v1/promotions/public-key: the registry's promotion key (PEM), for cosign and
@@ -18,7 +19,7 @@ import type { RegistryKey } from './attestation.ts';
 import type { PromotionService } from './service.ts';
 import type { PromotionRecord, PromotionStore } from './store.ts';
 
-export type PromotionAction = 'pull' | 'push' | 'promote' | 'project.read';
+export type PromotionAction = 'pull' | 'push' | 'promote' | 'retag' | 'project.read';
 
 /** Checks one permission (repository or project); returns who acts; throws UNAUTHORIZED / DENIED. */
 export type PromotionAuthorizer = (request: FastifyRequest, need: { action: PromotionAction; repository?: string; project?: string }) => Promise<RequestOrigin['actor'] | undefined>;
@@ -77,6 +78,8 @@ export async function registerPromotionRoutes(app: FastifyInstance, deps: { serv
       await authorize(request, { action: 'pull', repository: source.repository });
       await authorize(request, { action: 'push', repository: destination.repository });
       const actor = await authorize(request, { action: 'promote', repository: destination.repository });
+    // moving an existing tag to another digest is a retag, here as at push
+    if (await deps.service.movesTag(promotion)) await authorize(request, { action: 'retag', repository: destination.repository });
       const origin: RequestOrigin = { clientAddress: request.ip, userAgent: request.headers['user-agent'], requestId: String(request.id), actor: actor ?? { kind: 'anonymous' } };
       const result = await deps.service.promote(promotion, origin);
       if (result.warnings.length > 0) reply.header('Warning', result.warnings.map((w) => `299 - "${w.replace(/[\\"]/g, '\\$&').replace(/[\r\n]+/g, ' ').slice(0, 1000)}"`));

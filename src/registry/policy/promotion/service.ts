@@ -141,6 +141,18 @@ export class PromotionService {
     return { source, destination: { repository: dest.repository, tag } };
   }
 
+  /**
+   * True when the promotion would move an existing destination tag to another digest (a retag,
+   * which needs the `retag` permission as at push). False when the source is unknown.
+   */
+  async movesTag(request: PromotionRequest): Promise<boolean> {
+    const { source, destination } = this.parse(request);
+    if (!destination.tag) return false;
+    const current = await this.#d.meta.resolveTag(destination.repository, destination.tag);
+    const digest = source.digest ?? (await this.#d.meta.resolveTag(source.repository, source.tag!));
+    return current !== undefined && digest !== undefined && current !== digest;
+  }
+
   async promote(request: PromotionRequest, origin: RequestOrigin): Promise<PromotionResult> {
     const { source, destination } = this.parse(request);
     const reference = source.digest ?? source.tag!;
@@ -182,12 +194,14 @@ export class PromotionService {
     };
     const attestation = await this.#attach(plan, destination.repository, root, predicate);
     const result = await this.#write(plan, destination.repository);
-    await this.#d.store.add({ ...base, decision: 'allowed', denials: [], attestation, copied: plan.writes.map((w) => w.digest) });
+    // published before the record is stored: should storing fail, the audit log still has it
     plan.writes.forEach((w, i) => {
       const r = result[i]!;
       this.#d.events.publish({ type: 'manifest.pushed', at: new Date(), origin, repository: destination.repository, digest: w.digest, mediaType: w.mediaType, artifactType: w.artifactType, subject: w.subject, size: w.content.length, created: r.created, tag: w.tag, previousTagTarget: r.previousTagTarget });
     });
-    this.#publish(base, 'success', undefined, attestation, plan.writes.length, origin);
+    const copied = [...new Set(plan.writes.map((w) => w.digest))];
+    this.#publish(base, 'success', undefined, attestation, copied.length, origin);
+    await this.#d.store.add({ ...base, decision: 'allowed', denials: [], attestation, copied });
     return {
       id,
       digest,
@@ -197,7 +211,7 @@ export class PromotionService {
       policy: decided.decision?.policy ?? null,
       warnings: decided.decision?.warnings ?? [],
       attestation,
-      copied: { manifests: new Set(plan.writes.map((w) => w.digest)).size, tags: plan.writes.filter((w) => w.tag).map((w) => w.tag!), blobsLinked: plan.blobs.size },
+      copied: { manifests: copied.length, tags: plan.writes.filter((w) => w.tag).map((w) => w.tag!), blobsLinked: plan.blobs.size },
     };
   }
 
