@@ -94,6 +94,15 @@ describe('promotion', () => {
     const attTag = (await manifestAt('prod/app', cosignTag(index, 'att'))).body as { layers: Array<{ digest: string }> };
     assert.ok(attTag.layers.some((l) => l.digest === attManifest.layers[0]!.digest));
 
+    // with the registry's promotion key in prod's trust policy, the signature module verifies the
+    // attestation as any cosign attestation (DSSE, Ed25519 key)
+    assert.equal((await t.putPolicy('prod', keyPolicy({ release: pem(release.publicKey), registry: publicKey }))).status, 200);
+    const verdict = await t.signatures('prod/app', index);
+    assert.equal(verdict.status, 200, JSON.stringify(verdict.body));
+    const promotionAttestations = (verdict.body.attestations as Array<{ predicateType?: string; ok: boolean; reason: string }>).filter((a) => a.predicateType === 'https://portcullis.dev/promotion/v1');
+    assert.ok(promotionAttestations.length >= 1 && promotionAttestations.every((a) => a.ok), JSON.stringify(verdict.body.attestations));
+    assert.equal((await t.putPolicy('prod', keyPolicy({ release: pem(release.publicKey) }))).status, 200);
+
     const list = await t.request('GET', '/api/v1/promotions?project=prod');
     assert.equal(list.status, 200);
     assert.equal(list.body.promotions[0].id, res.body.id);
