@@ -91,6 +91,9 @@ function storeContract(engine: string, open: () => Promise<{ driver: SqlDriver; 
       assert.deepEqual(await store.counts(), { pending: 4, delivered: 1, failed: 0 });
       await store.release(ids[2]!);
       assert.deepEqual((await store.claimDue(5000, 5, 9000)).map((d) => d.id), [ids[2]]);
+      // an attempt finishing after its delivery was deleted leaves nothing behind
+      await store.recordAttempt(randomUUID(), { attempt: 1, at: 2000, responseCode: 204, latencyMs: 1, error: undefined }, { status: 'delivered', nextAttemptAt: 2000 });
+      assert.deepEqual(await store.counts(), { pending: 4, delivered: 1, failed: 0 });
       // pruning removes finished rows only
       assert.equal(await store.prune(2001), 1);
       assert.equal(await store.delivery(h.id, ids[1]!), undefined);

@@ -263,18 +263,10 @@ export class WebhookStore {
     });
   }
 
-  /** Records an attempt and the delivery's new state in one transaction. */
+  /** Records an attempt and the delivery's new state in one transaction (nothing when the delivery was deleted meanwhile). */
   async recordAttempt(id: string, attempt: AttemptRecord, next: { status: DeliveryStatus; nextAttemptAt: number }): Promise<void> {
     await this.#db.transaction(async (tx) => {
-      await tx.run('INSERT INTO webhook_attempts (delivery_id, attempt, at, response_code, latency_ms, error) VALUES ($1, $2, $3, $4, $5, $6)', [
-        id,
-        attempt.attempt,
-        attempt.at,
-        attempt.responseCode ?? null,
-        attempt.latencyMs,
-        attempt.error ?? null,
-      ]);
-      await tx.run('UPDATE webhook_deliveries SET status = $1, attempts = $2, next_attempt_at = $3, lease_until = 0, response_code = $4, latency_ms = $5, error = $6, updated_at = $7 WHERE id = $8', [
+      const changed = await tx.run('UPDATE webhook_deliveries SET status = $1, attempts = $2, next_attempt_at = $3, lease_until = 0, response_code = $4, latency_ms = $5, error = $6, updated_at = $7 WHERE id = $8', [
         next.status,
         attempt.attempt,
         next.nextAttemptAt,
@@ -283,6 +275,15 @@ export class WebhookStore {
         attempt.error ?? null,
         attempt.at,
         id,
+      ]);
+      if (changed === 0) return;
+      await tx.run('INSERT INTO webhook_attempts (delivery_id, attempt, at, response_code, latency_ms, error) VALUES ($1, $2, $3, $4, $5, $6)', [
+        id,
+        attempt.attempt,
+        attempt.at,
+        attempt.responseCode ?? null,
+        attempt.latencyMs,
+        attempt.error ?? null,
       ]);
     });
   }
