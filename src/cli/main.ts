@@ -25,6 +25,8 @@ Usage:
       Prove the audit log intact, query it, export it as JSON Lines.
   portcullis vulndb import PATH|URL | vulndb status, portcullis scan ... (see portcullis scan --help)
       Vulnerability data, and scans of local images (OCI layout, archive) or a registry's report.
+  portcullis login REGISTRY [-u USER] [--password-stdin] | logout REGISTRY (see portcullis login --help)
+      Store (remove) registry credentials where podman, skopeo and this CLI read them.
   portcullis trace IMAGE|DIGEST | trace --commit SHA | trace --vulnerability ID (see portcullis trace --help)
       Provenance graph of an image; images built from a commit; workloads running a vulnerability.
   portcullis policy check POLICY... | policy test POLICY --input FILE (see portcullis policy --help)
@@ -59,6 +61,9 @@ export async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'trace') return (await import('../registry/trace/cli.ts')).traceMain(argv.slice(1));
   // `login --oidc`: device authorization through the registry, yields a personal access token.
   if (argv[0] === 'login') return (await import('./login.ts')).loginMain(argv.slice(1));
+  // `login` with a password, as podman does it, and `logout`; `login --oidc` is login.ts.
+  if (argv[0] === 'logout') return (await import('./password-login.ts')).logoutMain(argv.slice(1));
+  if (argv[0] === 'login' && !argv.includes('--oidc')) return (await import('./password-login.ts')).passwordLoginMain(argv.slice(1));
   // `admin` has options of its own.
   if (argv[0] === 'admin') return (await import('./admin.ts')).adminMain(argv.slice(1));
   // Signing commands (sign.ts) talk to a registry over HTTP, like cosign.

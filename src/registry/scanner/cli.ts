@@ -10,9 +10,7 @@
  * Exit codes of `scan`: 0 no finding at or above `--fail-on`; 1 some; 2 usage or configuration
  * error; 3 the image could not be scanned (unreadable, hostile layer, no report).
  */
-import { readFile, writeFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
@@ -285,28 +283,17 @@ export function parseImageRef(ref: string): { host: string; name: string; refere
   return { host, name: rest, reference };
 }
 
-/** Credentials for `host` where podman, skopeo and docker keep them. */
-export async function registryCredentials(host: string, env: NodeJS.ProcessEnv = process.env): Promise<string | undefined> {
-  const files = [env.REGISTRY_AUTH_FILE, env.XDG_RUNTIME_DIR ? join(env.XDG_RUNTIME_DIR, 'containers', 'auth.json') : undefined, join(env.HOME ?? homedir(), '.docker', 'config.json')].filter(
-    (f): f is string => f !== undefined && f.length > 0,
-  );
-  for (const file of files) {
-    let doc: { auths?: Record<string, { auth?: string }> };
-    try {
-      doc = JSON.parse(await readFile(file, 'utf8')) as typeof doc;
-    } catch {
-      continue;
-    }
-    const entry = doc.auths?.[host] ?? doc.auths?.[`https://${host}`] ?? doc.auths?.[`http://${host}`];
-    if (entry?.auth) return entry.auth;
-  }
-  return undefined;
+/** Basic credentials for `host/name` where podman, skopeo and docker keep them (the CLI's one reader, registry-client.ts). */
+export async function registryCredentials(host: string, name = '', env: NodeJS.ProcessEnv = process.env): Promise<string | undefined> {
+  const { findCredentials } = await import('../../cli/registry-client.ts');
+  const c = findCredentials(host, name, env);
+  return c && c.password !== '' ? Buffer.from(`${c.username}:${c.password}`).toString('base64') : undefined;
 }
 
 async function remoteReport(ref: string, format: Format, insecure: boolean, waitSeconds: number): Promise<{ report: ScanReport; output?: Buffer }> {
   const { host, name, reference } = parseImageRef(ref);
   const base = `${insecure || /^(localhost|127\.|\[::1\])/.test(host) ? 'http' : 'https'}://${host}/api/v1/repositories/${name}/scans/${encodeURIComponent(reference)}`;
-  const auth = await registryCredentials(host);
+  const auth = await registryCredentials(host, name);
   const headers: Record<string, string> = auth ? { authorization: `Basic ${auth}` } : {};
   const deadline = Date.now() + waitSeconds * 1000;
   let report: ScanReport;
