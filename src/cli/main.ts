@@ -59,11 +59,11 @@ export async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'promote') return (await import('../registry/policy/remote-cli.ts')).promoteMain(argv.slice(1));
   if (argv[0] === 'admission') return (await import('../registry/admission/cli.ts')).admissionMain(argv.slice(1));
   if (argv[0] === 'trace') return (await import('../registry/trace/cli.ts')).traceMain(argv.slice(1));
-  // `login --oidc`: device authorization through the registry, yields a personal access token.
-  if (argv[0] === 'login') return (await import('./login.ts')).loginMain(argv.slice(1));
   // `login` with a password, as podman does it, and `logout`; `login --oidc` is login.ts.
   if (argv[0] === 'logout') return (await import('./password-login.ts')).logoutMain(argv.slice(1));
   if (argv[0] === 'login' && !argv.includes('--oidc')) return (await import('./password-login.ts')).passwordLoginMain(argv.slice(1));
+  // `login --oidc`: device authorization through the registry, yields a personal access token.
+  if (argv[0] === 'login') return (await import('./login.ts')).loginMain(argv.slice(1));
   // `admin` has options of its own.
   if (argv[0] === 'admin') return (await import('./admin.ts')).adminMain(argv.slice(1));
   // Signing commands (sign.ts) talk to a registry over HTTP, like cosign.
