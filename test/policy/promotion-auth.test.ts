@@ -64,6 +64,19 @@ describe('promotion permissions', () => {
     assert.equal((await registry.api('POST', '/promotions', { auth: credentials.get('promoter'), body: { source: 'staging/app:2.0', destination: 'prod/retag:stable' } })).status, 201, 'a maintainer may retag');
   });
 
+  test('simulation needs project.read on every project it evaluates', async () => {
+    const candidate = 'apiVersion: portcullis.dev/v1\nkind: Policy\nmetadata: { name: c, project: prod }\nrules: [{ name: r, kind: forbidden-tags, tags: [latest] }]\n';
+    const simulate = (auth: Credentials | undefined, query = '') =>
+      registry.fetch(`/api/v1/policy/simulate${query}`, { method: 'POST', headers: { 'content-type': 'application/yaml', ...(auth ? { authorization: `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}` } : {}) }, body: candidate });
+    assert.equal((await simulate(credentials.get('prod reader'))).status, 200);
+    assert.equal((await simulate(undefined)).status, 401);
+    const outsider = await createUser(registry, 'simoutsider');
+    assert.equal((await simulate(outsider)).status, 403);
+    const global = candidate.replace('project: prod', 'project: global');
+    const res = await registry.fetch('/api/v1/policy/simulate', { method: 'POST', headers: { 'content-type': 'application/yaml', authorization: `Basic ${Buffer.from(`${credentials.get('prod maintainer only')!.username}:${credentials.get('prod maintainer only')!.password}`).toString('base64')}` }, body: global });
+    assert.equal(res.status, 403, 'a global candidate reaches staging, which this caller cannot read');
+  });
+
   for (const [caller, [mayPromote, mayList]] of Object.entries(expected) as Array<[Caller, [boolean, boolean]]>) {
     test(`${caller}: ${mayPromote ? 'may' : 'may not'} promote, ${mayList ? 'may' : 'may not'} list`, async () => {
       const auth = credentials.get(caller);

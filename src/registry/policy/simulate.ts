@@ -104,6 +104,8 @@ export class PolicySimulator {
       durationMs: 0,
     };
     const projects = new Map<string, boolean>();
+    // a named project is checked even when it holds no image
+    if (scope !== undefined) await options.allowProject?.(scope);
     let after: { repository: string; digest: string } | undefined;
     for (;;) {
       const page = await this.#meta.listManifests(this.#pageSize, after, scope);
