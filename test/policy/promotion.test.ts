@@ -204,6 +204,20 @@ describe('promotion', () => {
     assert.deepEqual(records.body.promotions.map((p: { policy: unknown; decision: string }) => [p.policy, p.decision]), [[null, 'allowed'], [null, 'allowed']]);
   });
 
+  it('immutable destination tags: a promotion cannot move them', async () => {
+    const policy = 'apiVersion: portcullis.dev/v1\nkind: Policy\nmetadata: { name: rel, project: rel }\nrules:\n  - { name: frozen, kind: immutable-tags, tags: ["v*"] }\n';
+    assert.equal((await t.request('PUT', '/api/v1/projects/rel/policies', { body: policy, headers: { 'content-type': 'application/yaml' } })).status, 201);
+    const a = await t.pushImage('staging/rel', 'a');
+    const b = await t.pushImage('staging/rel', 'b');
+    assert.equal((await promote({ source: 'staging/rel:a', destination: 'rel/app:v1' })).status, 201);
+    assert.equal((await promote({ source: `staging/rel@${a.digest}`, destination: 'rel/app:v1' })).status, 201, 'the same digest again is fine');
+    const moved = await promote({ source: 'staging/rel:b', destination: 'rel/app:v1' });
+    assert.equal(moved.status, 403);
+    assert.match(moved.body.errors[0].message, new RegExp(`rule frozen: tag v1 matches immutable pattern v\\* and already points at ${a.digest}`));
+    assert.equal(await t.registry.stores.meta.resolveTag('rel/app', 'v1'), a.digest);
+    assert.equal(await t.registry.stores.meta.getManifest('rel/app', b.digest), undefined);
+  });
+
   it('answers bad requests with clear errors', async () => {
     const cases: Array<[object, number, RegExp]> = [
       [{ destination: 'prod/app' }, 400, /give source/],
