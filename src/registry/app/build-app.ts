@@ -317,7 +317,8 @@ export async function buildRegistry(
     : undefined;
   if (anomaly) {
     anomaly.start();
-    await registerAlertRoutes(app, { detector: anomaly, authorize: auditAuthorize });
+    // like the audit API: never open to whoever reaches the server
+    if (auditAuthorize) await registerAlertRoutes(app, { detector: anomaly, authorize: auditAuthorize });
   }
   const scanStore = config.scanner.enabled ? await openScanStore(config) : undefined;
   const scanner = scanStore
