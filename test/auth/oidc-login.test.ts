@@ -15,6 +15,7 @@ import { after, before, describe, test } from 'node:test';
 import { buildImage, randomFile, writeOciLayout } from '../acceptance/helpers/oci.ts';
 import { type ClientEnvironment, createClientEnvironment, makeTempDir, removeDir, requireTools, run } from '../acceptance/helpers/tools.ts';
 import { type AuthRegistry, admin, claims, ok, pushImage, startAuthRegistry } from './helpers.ts';
+import { createPkce, OidcError, OidcProviderClient } from '../../src/registry/auth/oidc/provider-client.ts';
 import { Browser, type LoginProvider, startLoginProvider } from './oidc-login-provider.ts';
 
 const bin = fileURLToPath(new URL('../../bin/portcullis.js', import.meta.url));
@@ -35,6 +36,10 @@ describe('OIDC login against a real OpenID provider', () => {
       eve: { username: 'eve', email: 'eve@elsewhere.test', groups: ['team-a-devs'] },
       frank: { username: 'frank', email: 'frank@example.com', groups: ['team-a-devs'] },
       dave: { username: 'dave', email: 'dave@example.com', groups: ['team-a-devs'] },
+      grace: { username: 'grace', email: 'grace@example.com', groups: ['team-a-devs'] },
+      henry: { username: 'henry', email: 'henry@example.com', groups: ['team-a-devs'] },
+      ivan: { username: 'ivan', email: 'ivan@example.com', groups: ['team-a-devs'] },
+      judy: { username: 'judy', email: 'judy@example.com', groups: ['team-a-devs'] },
     });
     secrets.push(provider.clientSecret);
     work = await makeTempDir('oidc-login');
@@ -59,6 +64,13 @@ describe('OIDC login against a real OpenID provider', () => {
         '          - { group: team-a-devs, project: team-a, role: developer }',
         '          - { group: "readers-*", project: team-a, role: reader }',
         '          - { group: team-a-devs, project: shared, role: developer, repositories: ["shared/team-a/**"] }',
+        '      - name: strict',
+        `        issuer: ${provider.issuer}`,
+        `        clientId: ${provider.clientId}`,
+        `        clientSecret: ${provider.clientSecret}`,
+        '        autoOnboard: false',
+        '        groupMappings:',
+        '          - { group: team-a-devs, project: team-a, role: developer }',
         '',
       ].join('\n'),
     );
@@ -74,8 +86,8 @@ describe('OIDC login against a real OpenID provider', () => {
   });
 
   /** The browser login; returns the final page at the registry. */
-  async function browserLogin(login: string, browser = new Browser()): Promise<{ browser: Browser; status: number; html: string; url: string }> {
-    const start = await browser.follow(`${registry.url}/auth/oidc/login?provider=corp`);
+  async function browserLogin(login: string, browser = new Browser(), providerName = 'corp'): Promise<{ browser: Browser; status: number; html: string; url: string }> {
+    const start = await browser.follow(`${registry.url}/auth/oidc/login?provider=${providerName}`);
     assert.ok(start.url.startsWith(provider.issuer), `expected a redirect to the provider, got ${start.url}`);
     const authorize = new URL(browser.visited.find((url) => url.startsWith(`${provider.issuer}/auth?`))!);
     assert.equal(authorize.searchParams.get('code_challenge_method'), 'S256');
@@ -108,7 +120,10 @@ describe('OIDC login against a real OpenID provider', () => {
 
   test('the provider list names the configured provider', async () => {
     const response = await registry.fetch('/auth/oidc/providers');
-    assert.deepEqual(((await response.json()) as { providers: unknown[] }).providers, [{ name: 'corp', displayName: 'Corp SSO', login: '/auth/oidc/login?provider=corp' }]);
+    assert.deepEqual(((await response.json()) as { providers: unknown[] }).providers, [
+      { name: 'corp', displayName: 'Corp SSO', login: '/auth/oidc/login?provider=corp' },
+      { name: 'strict', displayName: 'strict', login: '/auth/oidc/login?provider=strict' },
+    ]);
   });
 
   test('a first login creates the user (source oidc, no password) with the mapped project roles; the token it creates pushes to team-a', async () => {
@@ -176,6 +191,48 @@ describe('OIDC login against a real OpenID provider', () => {
     assert.match(again.html, /disabled/);
     await new Promise((resolve) => setTimeout(resolve, 1100));
     assert.equal((await tokenAccess('frank', pat, 'repository:team-a/app:pull')).status, 401);
+  });
+
+  test('onboarding: a user created in advance with source oidc is linked at first login; a local user of that name is never taken over; without auto-onboarding unknown users are refused', async () => {
+    await ok(registry.api('POST', '/users', { auth: admin, body: { name: 'grace', source: 'oidc' } }));
+    assert.equal((await registry.api('POST', '/users', { auth: admin, body: { name: 'kim', source: 'oidc', password: 'Some-password-123456' } })).status, 400);
+    const grace = await browserLogin('grace', new Browser(), 'strict');
+    assert.equal(grace.status, 200, grace.html);
+    assert.match(grace.html, /Logged in as grace/);
+    const ivan = await browserLogin('ivan', new Browser(), 'strict');
+    assert.equal(ivan.status, 403);
+    assert.match(ivan.html, /not registered here/);
+    assert.equal((await registry.api('GET', '/users/ivan', { auth: admin })).status, 404);
+    await ok(registry.api('POST', '/users', { auth: admin, body: { name: 'henry', password: 'Local-pw-98765-xyz' } }));
+    const henry = await browserLogin('henry');
+    assert.equal(henry.status, 403);
+    assert.match(henry.html, /belongs to a local user/);
+    assert.equal((await ok(registry.api('GET', '/users/henry', { auth: admin }))).source, 'local');
+  });
+
+  test("ID tokens issued by the provider: accepted as issued; refused with another nonce, for another client (audience), tampered, or once expired", async () => {
+    const client = new OidcProviderClient({ issuer: provider.issuer, clientId: provider.clientId, clientSecret: provider.clientSecret });
+    const pkce = createPkce();
+    const redirectUri = `${registry.url}/auth/oidc/callback`;
+    const browser = new Browser();
+    const start = await browser.follow(await client.authorizationUrl({ redirectUri, scope: 'openid profile groups', state: 'st', nonce: 'the-nonce', codeChallenge: pkce.challenge }));
+    const atCallback = await browser.signIn(start, provider.issuer, 'judy', (url) => url.startsWith(redirectUri));
+    const code = new URL(atCallback.url).searchParams.get('code')!;
+    assert.ok(code, atCallback.url);
+    const tokens = await client.exchangeCode({ code, redirectUri, codeVerifier: pkce.verifier });
+    assert.ok(tokens.id_token);
+    secrets.push(code, tokens.id_token!, tokens.access_token);
+    assert.equal((await client.verifyIdToken(tokens.id_token!, { nonce: 'the-nonce' })).sub, 'judy');
+    const refused = async (promise: Promise<unknown>, pattern: RegExp) => assert.rejects(promise, (error: Error) => error instanceof OidcError && error.code === 'invalid_token' && pattern.test(error.message));
+    await refused(client.verifyIdToken(tokens.id_token!, { nonce: 'another-nonce' }), /nonce/);
+    await refused(new OidcProviderClient({ issuer: provider.issuer, clientId: 'another-client' }).verifyIdToken(tokens.id_token!, { nonce: 'the-nonce' }), /aud/);
+    const [header, payload, signature] = tokens.id_token!.split('.');
+    const forged = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(payload!, 'base64url').toString()), sub: 'carol' })).toString('base64url');
+    await refused(client.verifyIdToken(`${header}.${forged}.${signature}`, { nonce: 'the-nonce' }), /signature/);
+    const later = new OidcProviderClient({ issuer: provider.issuer, clientId: provider.clientId, now: () => Date.now() + 3 * 3600_000 });
+    await refused(later.verifyIdToken(tokens.id_token!, { nonce: 'the-nonce' }), /expired/);
+    // The same code cannot be exchanged twice.
+    await assert.rejects(client.exchangeCode({ code, redirectUri, codeVerifier: pkce.verifier }), (error: Error) => error instanceof OidcError && error.code === 'grant_refused');
   });
 
   test('a replayed callback, and a callback in a browser that did not start the login, are refused', async () => {

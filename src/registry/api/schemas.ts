@@ -37,6 +37,7 @@ export const createUserSchema = z.strictObject({
   systemAdmin: z.boolean().optional(),
   canCreateProjects: z.boolean().optional(),
   email: z.string().max(320).optional(),
+  source: z.enum(['local', 'oidc']).optional().describe('`oidc`: logs in through an OpenID provider only (no password), linked at its first login; for providers without auto-onboarding.'),
 });
 
 export const updateUserSchema = z.strictObject({

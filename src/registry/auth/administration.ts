@@ -184,9 +184,10 @@ export class Administration {
     return userView(await this.#userNamed(name));
   }
 
-  async createUser(actor: Identity, input: { name: string; password?: string; systemAdmin?: boolean; canCreateProjects?: boolean; email?: string }, origin?: RequestOrigin): Promise<UserView> {
+  async createUser(actor: Identity, input: { name: string; password?: string; systemAdmin?: boolean; canCreateProjects?: boolean; email?: string; source?: 'local' | 'oidc' }, origin?: RequestOrigin): Promise<UserView> {
     await this.#require(actor, 'user.manage', { kind: 'system' });
     if (!userNameGrammar.test(input.name)) throw invalid('a user name is 1 to 64 characters [a-z0-9._-], starting with a letter or digit');
+    if (input.source === 'oidc' && input.password !== undefined) throw invalid('a user of source oidc has no password (it logs in through its identity provider)');
     if (input.password !== undefined) {
       const problem = passwordProblem(input.password, input.name, this.#access.passwordPolicy);
       if (problem) throw invalid(problem);
@@ -198,7 +199,7 @@ export class Administration {
       systemAdmin: input.systemAdmin ?? false,
       canCreateProjects: input.canCreateProjects ?? false,
       email: input.email,
-      source: 'local',
+      source: input.source ?? 'local',
     });
     if (!created) throw conflict(`user ${JSON.stringify(input.name)} exists`);
     this.#publish(origin, 'user.created', { kind: 'user', name: input.name }, { systemAdmin: input.systemAdmin ?? false, canCreateProjects: input.canCreateProjects ?? false });
