@@ -11,6 +11,7 @@ import { openStores } from '../registry/app/build-app.ts';
 import { ConfigError, loadConfig } from '../registry/config/load.ts';
 import { randomPassword } from '../registry/auth/secrets.ts';
 import { RegistryError } from '../oci/errors.ts';
+import { federationCommand, federationOptions, federationUsage } from './admin-federation.ts';
 
 export const adminUsage = `portcullis admin - identity and access administration (runs on the stores directly)
 
@@ -26,6 +27,7 @@ Usage:
       ACTIONS: pull, push, delete, retag; e.g. --grant pull,push=team-a/app/** ; prints the
       robot's user name and its secret once.
   portcullis admin robot revoke ID [--project PROJECT]
+${federationUsage}
 Common options: --config FILE, --data-dir DIR`;
 
 const options = {
@@ -45,6 +47,7 @@ const options = {
   'expires-in-days': { type: 'string' },
   description: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
+  ...federationOptions,
 } as const;
 
 async function readStdin(): Promise<string> {
@@ -144,6 +147,8 @@ export async function adminMain(argv: string[]): Promise<number> {
         return 0;
       }
     }
+    const federation = await federationCommand(`${noun} ${verb ?? ''}`, name, values, { access, store: stores.federation, config, grants: (values.grant ?? []).map(parseGrant) });
+    if (federation !== undefined) return federation;
     console.error(`unknown command ${JSON.stringify(`admin ${positionals.join(' ')}`)}\n\n${adminUsage}`);
     return 2;
   } catch (error) {

@@ -9,8 +9,10 @@
  */
 import assert from 'node:assert/strict';
 import { createPublicKey, randomBytes } from 'node:crypto';
+import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { generateKeyPair, SignJWT, UnsecuredJWT } from 'jose';
 import { buildImage, randomFile, readOciLayout, writeOciLayout } from '../acceptance/helpers/oci.ts';
@@ -19,6 +21,7 @@ import { admin, type AuthRegistry, basic, claims, createUser, ok, pushImage, sta
 import { startTestProvider, type TestProvider } from './oidc-test-provider.ts';
 
 const app = { repository: 'org/app', ref: 'refs/heads/main' };
+const bin = fileURLToPath(new URL('../../bin/portcullis.js', import.meta.url));
 
 describe('workload identity federation with a real OpenID provider', () => {
   let provider: TestProvider;
@@ -27,6 +30,7 @@ describe('workload identity federation with a real OpenID provider', () => {
   let registry: AuthRegistry;
   let work: string;
   let ruleId: string;
+  let configFile: string;
 
   before(async () => {
     provider = await startTestProvider([
@@ -41,7 +45,7 @@ describe('workload identity federation with a real OpenID provider', () => {
     other = await startTestProvider([{ clientId: 'ci-app', claims: app }]);
     untrusted = await startTestProvider([{ clientId: 'ci-app', claims: app }]);
     work = await makeTempDir('federation');
-    const configFile = join(work, 'config.yaml');
+    configFile = join(work, 'config.yaml');
     await writeFile(
       configFile,
       JSON.stringify({
@@ -212,6 +216,31 @@ describe('workload identity federation with a real OpenID provider', () => {
     const document = await ok(registry.api('GET', '/openapi.json'));
     assert.ok(document.paths['/api/v1/projects/{project}/trust-rules'].post);
     assert.ok(document.paths['/api/v1/projects/{project}/robots/{id}/certificate'].post);
+  });
+
+  test('portcullis admin trust-rule create | list | revoke work on the stores directly', async () => {
+    const cli = (...args: string[]) =>
+      new Promise<{ code: number; stdout: string; stderr: string }>((resolve, reject) => {
+        const child = spawn(process.execPath, [bin, 'admin', ...args, '--config', configFile, '--data-dir', registry.dataDir], { env: { ...process.env, PORTCULLIS_AUTH_MODE: 'token' } });
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (chunk: Buffer) => (stdout += chunk));
+        child.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
+        child.on('error', reject);
+        child.on('exit', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+      });
+    const created = await cli('trust-rule', 'create', 'from-cli', '--project', 'team', '--issuer', provider.issuer, '--subject', 'ci-app', '--claim', 'ref=refs/heads/main', '--grant', 'pull=team/cli');
+    assert.equal(created.code, 0, created.stderr);
+    const id = /id ([0-9a-f-]{36})/.exec(created.stdout)?.[1];
+    assert.ok(id, created.stdout);
+    const jwt = await provider.token('ci-app');
+    assert.deepEqual(accessOf((await exchange(jwt, ['repository:team/cli:pull,push'])).body.token), [{ type: 'repository', name: 'team/cli', actions: ['pull'] }]);
+    assert.match((await cli('trust-rule', 'list', '--project', 'team')).stdout, /from-cli/);
+    const broad = await cli('trust-rule', 'create', 'broad', '--project', 'team', '--issuer', provider.issuer, '--subject', '**', '--grant', 'pull=team/cli');
+    assert.equal(broad.code, 1);
+    assert.match(broad.stderr, /too broad/);
+    assert.equal((await cli('trust-rule', 'revoke', id!, '--project', 'team')).code, 0);
+    assert.deepEqual(accessOf((await exchange(jwt, ['repository:team/cli:pull'])).body.token), []);
   });
 
   test('single-use rules accept each token once', async () => {
