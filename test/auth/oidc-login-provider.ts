@@ -20,6 +20,8 @@ export interface LoginProvider {
   issuer: string;
   clientId: string;
   clientSecret: string;
+  /** A second client, public (no secret, PKCE only). */
+  publicClientId: string;
   /** Accounts by login name (the dev login form accepts any password). Mutable. */
   accounts: Map<string, Account>;
   /** Attaches the provider once the registry's callback URL is known. */
@@ -33,6 +35,7 @@ export async function startLoginProvider(accounts: Record<string, Account>): Pro
   const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const map = new Map(Object.entries(accounts));
   const clientId = 'portcullis-registry';
+  const publicClientId = 'portcullis-public';
   const clientSecret = `client-secret-${Math.random().toString(36).slice(2)}-0123456789`;
   let handler: ((req: unknown, res: unknown) => void) | undefined;
   server.on('request', (req, res) => (handler ? handler(req, res) : res.writeHead(503).end()));
@@ -40,6 +43,7 @@ export async function startLoginProvider(accounts: Record<string, Account>): Pro
     issuer,
     clientId,
     clientSecret,
+    publicClientId,
     accounts: map,
     async configure(redirectUri) {
       const { privateKey } = await generateKeyPair('RS256', { extractable: true });
@@ -47,7 +51,11 @@ export async function startLoginProvider(accounts: Record<string, Account>): Pro
       const { default: Provider } = (await import('oidc-provider' as string)) as { default: new (issuer: string, config: unknown) => any };
       const provider = new Provider(issuer, {
         jwks: { keys: [{ ...(await exportJWK(privateKey)), kid: 'login-key', use: 'sig', alg: 'RS256' }] },
-        clients: [{ client_id: clientId, client_secret: clientSecret, redirect_uris: [redirectUri], grant_types: ['authorization_code', 'refresh_token', 'urn:ietf:params:oauth:grant-type:device_code'], response_types: ['code'] }],
+        clients: [
+          { client_id: clientId, client_secret: clientSecret, redirect_uris: [redirectUri], grant_types: ['authorization_code', 'refresh_token', 'urn:ietf:params:oauth:grant-type:device_code'], response_types: ['code'] },
+          // A public client (PKCE only): the provider rotates its refresh tokens at every use.
+          { client_id: publicClientId, token_endpoint_auth_method: 'none', redirect_uris: [redirectUri], grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'] },
+        ],
         scopes: ['openid', 'offline_access', 'profile', 'email', 'groups'],
         claims: { openid: ['sub'], profile: ['preferred_username'], email: ['email', 'email_verified'], groups: ['groups'] },
         features: { devInteractions: { enabled: true }, deviceFlow: { enabled: true } },

@@ -40,6 +40,7 @@ describe('OIDC login against a real OpenID provider', () => {
       henry: { username: 'henry', email: 'henry@example.com', groups: ['team-a-devs'] },
       ivan: { username: 'ivan', email: 'ivan@example.com', groups: ['team-a-devs'] },
       judy: { username: 'judy', email: 'judy@example.com', groups: ['team-a-devs'] },
+      pat: { username: 'pat', email: 'pat@example.com', groups: ['team-a-devs'] },
     });
     secrets.push(provider.clientSecret);
     work = await makeTempDir('oidc-login');
@@ -64,6 +65,12 @@ describe('OIDC login against a real OpenID provider', () => {
         '          - { group: team-a-devs, project: team-a, role: developer }',
         '          - { group: "readers-*", project: team-a, role: reader }',
         '          - { group: team-a-devs, project: shared, role: developer, repositories: ["shared/team-a/**"] }',
+        '      - name: public',
+        `        issuer: ${provider.issuer}`,
+        `        clientId: ${provider.publicClientId}`,
+        '        groupsCacheSeconds: 0',
+        '        groupMappings:',
+        '          - { group: team-a-devs, project: team-a, role: developer }',
         '      - name: strict',
         `        issuer: ${provider.issuer}`,
         `        clientId: ${provider.clientId}`,
@@ -122,6 +129,7 @@ describe('OIDC login against a real OpenID provider', () => {
     const response = await registry.fetch('/auth/oidc/providers');
     assert.deepEqual(((await response.json()) as { providers: unknown[] }).providers, [
       { name: 'corp', displayName: 'Corp SSO', login: '/auth/oidc/login?provider=corp' },
+      { name: 'public', displayName: 'public', login: '/auth/oidc/login?provider=public' },
       { name: 'strict', displayName: 'strict', login: '/auth/oidc/login?provider=strict' },
     ]);
   });
@@ -191,6 +199,19 @@ describe('OIDC login against a real OpenID provider', () => {
     assert.match(again.html, /disabled/);
     await new Promise((resolve) => setTimeout(resolve, 1100));
     assert.equal((await tokenAccess('frank', pat, 'repository:team-a/app:pull')).status, 401);
+  });
+
+  test('a public client (no secret, PKCE only): login, and group checks through rotating refresh tokens', async () => {
+    const { browser, status, html, url } = await browserLogin('pat', new Browser(), 'public');
+    assert.equal(status, 200, html);
+    const token = await tokenFromPage(browser, html, url);
+    for (let round = 0; round < 3; round++) {
+      await new Promise((resolve) => setTimeout(resolve, 1100));
+      assert.deepEqual((await tokenAccess('pat', token, 'repository:team-a/app:pull,push')).actions.sort(), ['pull', 'push'], `round ${round}`);
+    }
+    provider.accounts.get('pat')!.groups = [];
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    assert.deepEqual((await tokenAccess('pat', token, 'repository:team-a/app:pull,push')).actions, []);
   });
 
   test('onboarding: a user created in advance with source oidc is linked at first login; a local user of that name is never taken over; without auto-onboarding unknown users are refused', async () => {
