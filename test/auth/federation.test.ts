@@ -55,6 +55,7 @@ describe('workload identity federation with a real OpenID provider', () => {
         },
         edge: { trustedNetworks: [], logins: { freeFailures: 1000 } },
         gc: { intervalSeconds: 0 },
+        audit: { api: { enabled: true } },
       }),
     );
     registry = await startAuthRegistry({}, { configFile });
@@ -104,6 +105,14 @@ describe('workload identity federation with a real OpenID provider', () => {
     const pulled = await registry.fetch('/v2/team/app/manifests/v1', { headers: { authorization: `Bearer ${body.token}`, accept: 'application/vnd.oci.image.manifest.v1+json' } });
     assert.equal(pulled.status, 200);
     assert.equal(pulled.headers.get('docker-content-digest'), pushed.digest);
+    // The audit log records the push as the workload (name and how it authenticated).
+    let records = '';
+    for (let i = 0; i < 30 && !records.includes('manifest.pushed'); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      records = JSON.stringify((await registry.api('GET', `/audit?actor=${encodeURIComponent(payload.sub)}`, { auth: admin })).body);
+    }
+    assert.match(records, /manifest\.pushed/);
+    assert.ok(records.includes(`"name":"workload:${provider.issuer}#ci-app"`) && records.includes('"auth":"workload"'), records.slice(0, 500));
     // `$oidc` works as the user name too; a Kubernetes-style token with nested claims matches its rule.
     assert.equal((await exchange(jwt, ['repository:team/app:pull'], '$oidc')).status, 200);
     const k8s = await exchange(await provider.token('system:serviceaccount:build:pusher'), ['repository:team/k8s:push,pull', 'repository:team/app:pull']);
