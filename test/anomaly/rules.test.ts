@@ -210,6 +210,20 @@ describe('anomaly rules', () => {
     assert.deepEqual(await t.tick(), []);
   });
 
+  it('unsigned push: a failed requirement lookup keeps the case open for the next tick', async () => {
+    let calls = 0;
+    const t = setup({ unsignedPush: { graceSeconds: 60 } }, async () => {
+      if (++calls === 1) throw new Error('database unavailable');
+      return true;
+    });
+    await t.send({ type: 'signature.verified', repository: 'secure/app', digest: DIGEST(9), verdict: 'unsigned', outcome: 'failure', reason: 'no signature', policyVersion: 1, trigger: 'push', signatures: 0, signers: [], attestations: [], origin: origin('user', 'lee') });
+    t.advance(61_000);
+    await assert.rejects(t.detector.rules.find((r) => r.name === 'unsigned-push')!.tick!(t.now) as Promise<unknown>, /database unavailable/);
+    const raised = await t.tick();
+    assert.equal(raised.length, 1);
+    assert.equal(raised[0]!.digest, DIGEST(9));
+  });
+
   it('released tag moved: re-pointing v1.2.3 alerts; moving latest or pushing a new version does not', async () => {
     const t = setup();
     const push = (tag: string, n: number, previous?: number) =>

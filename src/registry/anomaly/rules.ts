@@ -395,9 +395,13 @@ export class UnsignedPushRule implements Rule {
     const due = [...this.#pending.entries()].filter(([, p]) => p.deadline <= now);
     const alerts: AlertDraft[] = [];
     for (const [key, p] of due) {
-      this.#pending.delete(key);
       const project = projectOf(p.repository);
-      if (!(await this.#requires(project))) continue;
+      // a failed lookup leaves the case open for the next tick rather than dropping it
+      if (!(await this.#requires(project))) {
+        this.#pending.delete(key);
+        continue;
+      }
+      this.#pending.delete(key);
       const pusher = identityOf(p.origin) ?? 'unknown';
       alerts.push({
         rule: this.name,

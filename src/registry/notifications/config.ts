@@ -32,6 +32,6 @@ export const webhooksSchema = z.strictObject({
   source: z.string().min(1).default('/portcullis'),
   /** Webhooks per project at most. */
   maxPerProject: z.number().int().positive().max(1000).default(20),
-});
+}).refine((w) => w.retryInitialMs <= w.retryMaxMs, { path: ['retryInitialMs'], message: 'webhooks.retryInitialMs must not exceed webhooks.retryMaxMs' });
 
 export type WebhookSettings = z.infer<typeof webhooksSchema>;
