@@ -7,6 +7,15 @@ if (major < 24) {
   process.exit(1);
 }
 const args = process.argv.slice(2);
+// The server's memory: V8 sizes the young generation by the machine's RAM (up to 64 MiB per
+// semi-space here), and streaming blobs fills it with short-lived buffers, so a serve process
+// idled at ~165 MB and peaked at ~235 MB pushing a 1 GiB blob. 4 MiB semi-spaces: idle ~145 MB,
+// peak ~165-190 MB (docs/benchmarks.md). The flag only works at start-up, so `serve` replaces
+// itself (same pid) with a node that has it, unless the operator set one (command line or
+// NODE_OPTIONS) or execve is unavailable.
+if (args[0] === 'serve' && typeof process.execve === 'function' && !`${process.execArgv.join(' ')} ${process.env.NODE_OPTIONS ?? ''}`.includes('--max-semi-space-size')) {
+  process.execve(process.execPath, [process.execPath, ...process.execArgv, '--max-semi-space-size=4', process.argv[1], ...args], process.env);
+}
 // The pipeline commands (signing) load no server code: faster in CI, no database drivers.
 const pipeline = ['key', 'sign', 'attest', 'verify'].includes(args[0]);
 const main = pipeline ? (await import('../src/cli/sign.ts')).signMain : (await import('../src/cli/main.ts')).main;
