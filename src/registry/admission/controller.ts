@@ -160,18 +160,16 @@ export class AdmissionController {
     const scope = this.#scope(request);
     if ('answer' in scope) return { uid, ...(scope.answer.allowed ? { allowed: true } : scope.answer) };
     const patch: Array<{ op: 'replace'; path: string; value: string }> = [];
-    const warnings: string[] = [];
     await Promise.all(scope.containers.map(async (c) => {
       const ref = this.#parse(c.image);
       if (ref instanceof Error || ref.digest || !this.#isOurs(ref)) return;
       const digest = await this.#deps.meta.resolveTag(ref.repository, ref.tag ?? 'latest');
       if (!digest) return; // the validating webhook denies it with the reason
       patch.push({ op: 'replace', path: c.pointer, value: pinReference(c.image, digest) });
-      warnings.push(`${c.name}: ${c.image} pinned to ${digest}`);
     }));
     if (patch.length === 0) return { uid, allowed: true };
     patch.sort((a, b) => a.path.localeCompare(b.path));
-    return { uid, allowed: true, warnings, patch: Buffer.from(JSON.stringify(patch)).toString('base64') };
+    return { uid, allowed: true, patch: Buffer.from(JSON.stringify(patch)).toString('base64') };
   }
 
   /**
