@@ -37,7 +37,7 @@ export function traceScenario(backend: string, metadata: () => Promise<{ kind: '
       const scanner = h.registry.scanner!;
       await scanner.importVulnData(osvWithout);
       // projects: team (alice reads it) and other (she does not)
-      for (const name of ['team', 'other']) assert.equal((await h.request('POST', '/api/v1/projects', { body: { name } })).status, 201);
+      for (const name of ['team', 'other', 'prod']) assert.equal((await h.request('POST', '/api/v1/projects', { body: { name } })).status, 201);
       assert.equal((await h.request('POST', '/api/v1/users', { body: { name: alice.username, password: alice.password } })).status, 201);
       assert.equal((await h.request('POST', '/api/v1/projects/team/members', { body: { user: 'alice', role: 'reader' } })).status, 201);
       const key = newKey();
@@ -65,6 +65,10 @@ export function traceScenario(backend: string, metadata: () => Promise<{ kind: '
       d.appB = await h.push('team/app', '2.0', appB);
       await pushSignature(h, 'team/app', d.appB, key.privateKey);
       await pushProvenance(h, 'team/app', d.appB, key.privateKey, slsaV1(COMMIT_B, BUILDER));
+      await h.settle();
+      // released: promoted to prod with a registry-signed promotion attestation
+      const promoted = await h.request('POST', '/api/v1/promotions', { body: { source: `team/app@${d.appB}`, destination: 'prod/app', tag: '2.0' } });
+      assert.equal(promoted.status, 201, JSON.stringify(promoted.body));
       // a tool built elsewhere: SLSA v0.2 provenance, no annotations
       const tool = buildImage({ layers: [[{ path: 'usr/bin/tool', content: Buffer.from('tool') }]] });
       d.tool = await h.push('team/tool', '1', tool);
@@ -74,6 +78,14 @@ export function traceScenario(backend: string, metadata: () => Promise<{ kind: '
         await waitFor(`scan of ${repository}@${digest}`, async () => ((await h.request('GET', `/api/v1/repositories/${repository}/scans/${digest}`)).body?.status === 'complete' ? true : undefined));
       }
       await h.settle();
+      // where they run: two clusters; a workload in a project alice cannot read
+      const admitted = [
+        await h.admit('prod-eu', 'shop', 'Deployment', 'web', [{ name: 'app', image: 'localhost:5000/team/app:1.0' }]),
+        await h.admit('prod-us', 'shop', 'Deployment', 'web', [{ name: 'app', image: `localhost:5000/team/app@${d.appB}` }]),
+        await h.admit('prod-eu', 'tools', 'Job', 'migrate', [{ name: 'tool', image: 'localhost:5000/team/tool:1' }]),
+        await h.admit('prod-eu', 'billing', 'StatefulSet', 'ledger', [{ name: 'main', image: 'localhost:5000/other/app:1.0' }]),
+      ];
+      assert.deepEqual(admitted, [true, true, true, true]);
     });
 
     after(async () => {
@@ -85,29 +97,40 @@ export function traceScenario(backend: string, metadata: () => Promise<{ kind: '
       const res = await h.request('GET', `/api/v1/trace/${d.appB}`);
       assert.equal(res.status, 200, JSON.stringify(res.body));
       const g = res.body;
-      assert.deepEqual(g.images.map((i: any) => [i.repository, i.tags]), [['team/app', ['2.0']]]);
-      assert.equal(g.images[0].layers, 2);
-      const label = g.sources.find((s: any) => s.how === 'label');
+      // the promoted copy is traced where it landed, with the facts it carries
+      assert.deepEqual(g.images.map((i: any) => [i.repository, i.tags]), [['prod/app', ['2.0']], ['team/app', ['2.0']]]);
+      assert.equal(g.images[1].layers, 2);
+      const label = g.sources.find((s: any) => s.how === 'label' && s.repository === 'team/app');
       assert.deepEqual([label.sourceRepository, label.commit, label.verified], ['github.com/acme/app', COMMIT_B, false]);
       const provenance = g.sources.find((s: any) => s.how === 'provenance');
       assert.ok(provenance, `no provenance fact in ${JSON.stringify(g.sources)}`);
       assert.deepEqual([provenance.sourceRepository, provenance.commit, provenance.builder, provenance.verified], ['github.com/acme/app', COMMIT_B, BUILDER, true]);
       assert.equal(provenance.buildType, 'https://actions.github.io/buildtypes/workflow/v1');
-      assert.equal(g.sources[0].how, 'provenance', 'verified facts first');
+      assert.deepEqual(g.sources.filter((s: any) => s.repository === 'team/app').map((s: any) => s.how), ['provenance', 'label'], 'verified facts first');
+      assert.ok(!g.sources.some((s: any) => s.repository === 'prod/app' && s.verified), 'prod has no trust policy: nothing verified there');
       const layerBase = g.bases.find((b: any) => b.how === 'layers');
       assert.deepEqual([layerBase.digest, layerBase.baseRepository, layerBase.layers], [d.base, 'team/base', 1]);
       const annotated = g.bases.find((b: any) => b.how === 'annotation');
       assert.deepEqual([annotated.digest, annotated.baseName, annotated.baseRepository], [d.base, 'localhost:5000/team/base:18.04', 'team/base']);
-      assert.equal(g.signatures[0].verdict, 'verified');
-      assert.ok(g.signatures[0].attestations.includes('https://slsa.dev/provenance/v1'));
+      const teamVerdict = g.signatures.find((x: any) => x.repository === 'team/app');
+      assert.equal(teamVerdict.verdict, 'verified');
+      assert.ok(teamVerdict.attestations.includes('https://slsa.dev/provenance/v1'));
       assert.ok(g.findings.total > 0, 'the Ubuntu packages have findings');
+      assert.deepEqual(g.deployments.map((x: any) => [x.cluster, x.namespace, x.workloadKind, x.workloadName, x.container]), [['prod-us', 'shop', 'Deployment', 'web', 'app']]);
+      assert.ok(Date.parse(g.deployments[0].firstSeen) <= Date.parse(g.deployments[0].lastSeen));
+      assert.deepEqual(g.promotions.map((p: any) => [p.sourceRepository, p.destinationRepository, p.destinationTag, p.decision, p.actor]), [['team/app', 'prod/app', '2.0', 'allowed', 'admin']]);
+      assert.match(g.promotions[0].attestation, /^sha256:[a-f0-9]{64}$/);
+      // alice reads team but not prod: she does not learn where the image went
+      const forAlice = (await h.request('GET', `/api/v1/trace/${d.appB}`, { auth: alice })).body;
+      assert.deepEqual(forAlice.promotions, []);
+      assert.deepEqual(forAlice.images.map((i: any) => i.repository), ['team/app']);
       assert.equal(g.findings.top.some((f: any) => f.id === NEW_ADVISORY), false, 'not yet published');
     });
 
     test('the graph of a base image lists the images built on it', async () => {
       const g = (await h.request('GET', `/api/v1/trace/${d.base}`)).body;
       const derived = g.derived.filter((x: any) => x.how === 'layers').map((x: any) => `${x.repository}@${x.digest}`).sort();
-      assert.deepEqual(derived, [`other/app@${d.otherA}`, `team/app@${d.appA}`, `team/app@${d.appB}`].sort());
+      assert.deepEqual(derived, [`other/app@${d.otherA}`, `prod/app@${d.appB}`, `team/app@${d.appA}`, `team/app@${d.appB}`].sort());
       assert.deepEqual(g.bases, []);
     });
 
@@ -116,8 +139,10 @@ export function traceScenario(backend: string, metadata: () => Promise<{ kind: '
       assert.deepEqual(a.images.map((i: any) => `${i.repository}@${i.digest}`).sort(), [`other/app@${d.otherA}`, `team/app@${d.appA}`].sort());
       assert.equal(a.images[0].sources[0].how, 'annotation');
       const short = (await h.request('GET', `/api/v1/trace/images?commit=${COMMIT_B.slice(0, 10).toUpperCase()}`)).body;
-      assert.deepEqual(short.images.map((i: any) => i.digest), [d.appB]);
-      assert.deepEqual(short.images[0].sources.map((s: any) => s.how).sort(), ['label', 'provenance']);
+      assert.deepEqual(short.images.map((i: any) => `${i.repository}@${i.digest}`), [`prod/app@${d.appB}`, `team/app@${d.appB}`]);
+      assert.deepEqual(short.images[1].sources.map((s: any) => s.how).sort(), ['label', 'provenance']);
+      const verifiedB = (await h.request('GET', `/api/v1/trace/images?commit=${COMMIT_B}&verified=true`)).body;
+      assert.deepEqual(verifiedB.images.map((i: any) => i.repository), ['team/app']);
       const verifiedA = (await h.request('GET', `/api/v1/trace/images?commit=${COMMIT_A}&verified=true`)).body;
       assert.deepEqual(verifiedA.images, [], 'commit A is only claimed by annotations');
       const tool = (await h.request('GET', `/api/v1/trace/images?commit=${COMMIT_TOOL}&verified=true`)).body;
@@ -125,6 +150,18 @@ export function traceScenario(backend: string, metadata: () => Promise<{ kind: '
       assert.equal(tool.images[0].sources[0].sourceRepository, 'github.com/acme/tool');
       const bySource = (await h.request('GET', `/api/v1/trace/images?source=https://github.com/acme/app`)).body;
       assert.deepEqual([...new Set(bySource.images.map((i: any) => i.digest))].sort(), [d.appA, d.otherA, d.appB].filter((x, i, all) => all.indexOf(x) === i).sort());
+    });
+
+    test('where an image runs, and where the images of a commit run', async () => {
+      const byDigest = (await h.request('GET', `/api/v1/trace/deployments?digest=${d.appA}`)).body;
+      assert.deepEqual(byDigest.deployments.map((x: any) => `${x.cluster}/${x.namespace}/${x.workloadName}`).sort(), ['prod-eu/billing/ledger', 'prod-eu/shop/web']);
+      const byCommit = (await h.request('GET', `/api/v1/trace/deployments?commit=${COMMIT_A}`)).body;
+      assert.deepEqual(byCommit.deployments.map((x: any) => `${x.cluster}/${x.namespace}/${x.workloadName} ${x.digest}`).sort(), [`prod-eu/billing/ledger ${d.otherA}`, `prod-eu/shop/web ${d.appA}`]);
+      assert.equal(byCommit.deployments.find((x: any) => x.workloadName === 'web').image, 'localhost:5000/team/app:1.0');
+      const verified = (await h.request('GET', `/api/v1/trace/deployments?commit=${COMMIT_B}&verified=true`)).body;
+      assert.deepEqual(verified.deployments.map((x: any) => x.cluster), ['prod-us']);
+      const forAlice = (await h.request('GET', `/api/v1/trace/deployments?commit=${COMMIT_A}`, { auth: alice })).body;
+      assert.deepEqual(forAlice.deployments.map((x: any) => x.namespace), ['shop']);
     });
 
     test('a reader of one project sees only that project', async () => {
@@ -184,15 +221,22 @@ export function traceScenario(backend: string, metadata: () => Promise<{ kind: '
       const after = await waitFor('re-evaluated findings in the trace', async () => {
         await h.settle();
         const body = (await h.request('GET', `/api/v1/trace/images?vulnerability=${NEW_ADVISORY.toLowerCase()}`)).body;
-        return body.images.length >= 4 ? body : undefined;
+        return body.images.length >= 5 ? body : undefined;
       });
       const affected = after.images.map((i: any) => `${i.repository}@${i.digest}`).sort();
-      assert.deepEqual(affected, [`other/app@${d.otherA}`, `team/app@${d.appA}`, `team/app@${d.appB}`, `team/base@${d.base}`].sort());
+      assert.deepEqual(affected, [`other/app@${d.otherA}`, `prod/app@${d.appB}`, `team/app@${d.appA}`, `team/app@${d.appB}`, `team/base@${d.base}`].sort());
       assert.ok(after.images[0].findings.every((f: any) => f.id === NEW_ADVISORY || f.id.length > 0));
       const g = (await h.request('GET', `/api/v1/trace/${d.appB}`)).body;
       assert.ok(g.findings.top.length > 0);
       const forAlice = (await h.request('GET', `/api/v1/trace/images?vulnerability=${NEW_ADVISORY}`, { auth: alice })).body;
       assert.ok(forAlice.images.every((i: any) => i.repository.startsWith('team/')));
+      // the question of the incident: which running workloads are affected?
+      const running = (await h.request('GET', `/api/v1/trace/deployments?vulnerability=${NEW_ADVISORY}`)).body;
+      assert.deepEqual(running.deployments.map((x: any) => `${x.cluster}/${x.namespace}/${x.workloadKind}/${x.workloadName}`).sort(), ['prod-eu/billing/StatefulSet/ledger', 'prod-eu/shop/Deployment/web', 'prod-us/shop/Deployment/web']);
+      const runningForAlice = (await h.request('GET', `/api/v1/trace/deployments?vulnerability=${NEW_ADVISORY}`, { auth: alice })).body;
+      assert.deepEqual(runningForAlice.deployments.map((x: any) => `${x.cluster}/${x.namespace}`).sort(), ['prod-eu/shop', 'prod-us/shop']);
+      const none = (await h.request('GET', '/api/v1/trace/deployments?vulnerability=CVE-1999-0001')).body;
+      assert.deepEqual(none, { images: [], truncated: false, deployments: [] });
     });
 
     test('the CLI answers the same questions over HTTP with the caller\'s credentials', async () => {
@@ -220,6 +264,10 @@ export function traceScenario(backend: string, metadata: () => Promise<{ kind: '
       const vuln = await cli('--vulnerability', 'CVE-1999-0001', '--registry', host, ...asAdmin);
       assert.equal(vuln.code, 0, vuln.err);
       assert.match(vuln.out, /^images \(0\):\ndeployments \(0\):$/);
+      const affected = await cli('--vulnerability', NEW_ADVISORY, '--registry', host, '--registry-username', alice.username, '--registry-password', alice.password);
+      assert.match(affected.out, /^deployments \(2\):$/m);
+      assert.match(affected.out, new RegExp(`^  prod-us/shop Deployment/web container app: localhost:5000/team/app@${d.appB}, first seen `, 'm'));
+      assert.doesNotMatch(affected.out, /billing/);
       // errors: usage (2), a refusal or unknown image (1)
       assert.equal((await cli('--commit', COMMIT_A, d.appA, '--registry', host)).code, 2);
       assert.equal((await cli(d.appA)).code, 2, 'a bare digest needs --registry');

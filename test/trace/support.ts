@@ -1,11 +1,12 @@
 /**
  * A traceability scenario on a real in-process registry (token authentication with Basic on /v2,
  * the scanner and signatures on, filesystem blobs, SQLite or PostgreSQL metadata): helpers to push
- * images with annotations and labels, cosign signatures and SLSA provenance attestations, and to
- * wait until every event-driven recorder is done.
+ * images with annotations and labels, cosign signatures and SLSA provenance attestations, to admit
+ * workloads through the validating webhook (deployment records), and to wait until every
+ * event-driven recorder is done.
  */
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildRegistry, type Registry } from '../../src/registry/app/build-app.ts';
@@ -14,6 +15,9 @@ import { DSSE_MEDIA_TYPE, IN_TOTO_PAYLOAD_TYPE } from '../../src/registry/signat
 import { COSIGN_ANNOTATIONS } from '../../src/registry/signatures/recognize.ts';
 import { cosignSign, cosignSignatureManifest, cosignTag, dsseSign } from '../../src/registry/signatures/signing.ts';
 import { MEDIA, sha256, type BuiltImage } from '../acceptance/helpers/oci.ts';
+import { review, workloadObject, type WorkloadKind } from '../admission/fixtures.ts';
+
+const ADMISSION_TOKEN = 'trace-admission-token-0123456789abcdef';
 
 export const ADMIN = { username: 'admin', password: `Adm1n-trace-${Date.now().toString(36)}-Xy9` };
 
@@ -34,6 +38,8 @@ export interface TraceHarness {
   push(repository: string, reference: string, image: BuiltImage): Promise<string>;
   putManifest(repository: string, reference: string, bytes: Buffer, mediaType?: string): Promise<string>;
   pushBlob(repository: string, bytes: Buffer): Promise<string>;
+  /** Sends an AdmissionReview to the validating webhook as the API server of `cluster` would; returns whether it was allowed. */
+  admit(cluster: string, namespace: string, kind: WorkloadKind, name: string, containers: Array<{ name: string; image: string }>): Promise<boolean>;
   /** Waits for signatures, scanner-driven and trace recorders to settle. */
   settle(): Promise<void>;
   close(): Promise<void>;
@@ -41,6 +47,7 @@ export interface TraceHarness {
 
 export async function startTraceRegistry(metadata: { kind: 'sqlite' } | { kind: 'postgres'; url: string }, overrides: Array<{ path: string[]; value: unknown }> = []): Promise<TraceHarness> {
   const dataDir = await mkdtemp(join(tmpdir(), 'portcullis-trace-'));
+  await writeFile(join(dataDir, 'admission-token'), `${ADMISSION_TOKEN}\n`, { mode: 0o600 });
   const config = await loadConfig({
     env: {},
     overrides: [
@@ -59,6 +66,11 @@ export async function startTraceRegistry(metadata: { kind: 'sqlite' } | { kind: 
       { path: ['scanner', 'sbom', 'attach'], value: false },
       { path: ['scanner', 'vulnerabilityData', 'reloadIntervalSeconds'], value: 0 },
       { path: ['signatures', 'registryHost'], value: 'localhost:5000' },
+      // deployment records come from the admission webhooks, several clusters through one registry
+      { path: ['admission', 'enabled'], value: true },
+      { path: ['admission', 'registryHosts'], value: ['localhost:5000'] },
+      { path: ['admission', 'clusterHeader'], value: true },
+      { path: ['admission', 'auth', 'tokenFile'], value: join(dataDir, 'admission-token') },
       ...overrides,
     ].map((o) => ({ ...o, flag: o.path.join('.') })),
   });
@@ -99,6 +111,16 @@ export async function startTraceRegistry(metadata: { kind: 'sqlite' } | { kind: 
     async push(repository, reference, image) {
       for (const blob of [image.config, ...image.layers]) await h.pushBlob(repository, blob.bytes);
       return h.putManifest(repository, reference, image.manifest.bytes, image.manifest.descriptor.mediaType);
+    },
+    async admit(cluster, namespace, kind, name, containers) {
+      const res = await request('POST', '/admission/validate', {
+        body: review(workloadObject(kind, name, namespace, { containers })),
+        headers: { authorization: `Bearer ${ADMISSION_TOKEN}`, 'x-portcullis-cluster': cluster },
+      });
+      if (res.status !== 200) throw new Error(`admission answered ${res.status}: ${JSON.stringify(res.body)}`);
+      // a denial is a scenario error worth its reason
+      if (res.body.response.allowed !== true) throw new Error(`admission denied ${namespace}/${name}: ${JSON.stringify(res.body.response.status)}`);
+      return true;
     },
     async settle() {
       for (let i = 0; i < 3; i++) {

@@ -46,7 +46,7 @@ import type { BlobStore, MetadataStore } from '../storage/ports.ts';
 import type { SqlDriver } from '../storage/sql/driver.ts';
 import { SqlMetadataStore } from '../storage/sql/sql-metadata-store.ts';
 import { SqliteDriver } from '../storage/sqlite/sqlite-driver.ts';
-import { accessVisibility, registerTraceRoutes, TraceService, TraceStore, type TraceVisibility } from '../trace/index.ts';
+import { accessVisibility, deploymentSourceOf, promotionSourceOf, registerTraceRoutes, TraceService, TraceStore, type TraceVisibility } from '../trace/index.ts';
 import { MemorySignatureStore, registerSignatureRoutes, type SignatureAuthorizer, signatureAuthorizer, signaturePullGate, SignatureService, signatureSettings, type SignatureStore, SqlSignatureStore } from '../signatures/index.ts';
 
 /** The stores chosen by configuration (the only place that names concrete backends). */
@@ -330,7 +330,17 @@ export async function buildRegistry(
   }
   const trace =
     config.trace.enabled && stores.trace
-      ? new TraceService({ store: stores.trace, meta: stores.meta, blobs: stores.blobs, events, signatures, scans: scanner, logger: app.log }, { maxResults: config.trace.maxResults })
+      ? new TraceService({
+          store: stores.trace,
+          meta: stores.meta,
+          blobs: stores.blobs,
+          events,
+          signatures,
+          scans: scanner,
+          deployments: stores.deployments && deploymentSourceOf(stores.deployments),
+          promotions: stores.promotions && promotionSourceOf(stores.promotions),
+          logger: app.log,
+        }, { maxResults: config.trace.maxResults })
       : undefined;
   if (trace) {
     trace.subscribe();

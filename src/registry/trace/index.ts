@@ -6,4 +6,4 @@
 export { TraceStore } from './store.ts';
 export { TraceService, type CanRead, type ImagesQuery, type TraceGraph, type TraceDeps } from './service.ts';
 export { registerTraceRoutes, accessVisibility, everythingVisible, parseImagesQuery, type TraceVisibility } from './http.ts';
-export { deploymentSourceOf, type DeploymentFact, type DeploymentSource, type PromotionFact, type PromotionSource } from './sources.ts';
+export { deploymentSourceOf, promotionSourceOf, type DeploymentFact, type DeploymentSource, type PromotionFact, type PromotionSource } from './sources.ts';

@@ -26,6 +26,10 @@ import type { BaseRelation, FindingRow, StoredSource, TracedImage, TraceStore } 
 const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
 const SBOM_TYPES = /spdx|cyclonedx|syft/i;
 const SEVERITIES = ['critical', 'high', 'medium', 'low', 'none', 'unknown'] as const;
+/** Index rows one query reads at most (an answer beyond it says `truncated`). */
+const MATCH_ROWS = 200_000;
+/** Deployment lookups in flight at once (PostgreSQL answers them on several pool connections). */
+const LOOKUPS_IN_FLIGHT = 8;
 
 export type CanRead = (repository: string) => Promise<boolean>;
 
@@ -344,7 +348,8 @@ export class TraceService {
       for (const c of children) out.children.push({ repository: image.repository, digest: c });
     }
     if (this.#d.promotions) {
-      const promotions = await filter(await this.#d.promotions.byDigest(digest, limit), async (p) => (await can(p.destinationRepository)) || (await can(p.sourceRepository)));
+      // both ends: a promotion names where an image went, which a reader of the source alone may not know
+      const promotions = await filter(await this.#d.promotions.byDigest(digest, limit), async (p) => (await can(p.destinationRepository)) && (await can(p.sourceRepository)));
       out.promotions = promotions.map((p) => ({ ...p, at: p.at.toISOString() }));
     }
     // an index runs as its platform image: deployments of the indexes listing it count too
@@ -355,41 +360,59 @@ export class TraceService {
 
   /** Images matching a query (digest, commit, source repository or vulnerability), readable by the caller. */
   async images(query: ImagesQuery, canRead: CanRead, limit = this.#limits.maxResults): Promise<ImagesAnswer> {
-    const can = memo(canRead);
-    const { store } = this.#d;
     const max = Math.min(limit, this.#limits.maxResults);
-    // read one more than asked so `truncated` is exact; filtering may drop some
-    const fetch = max + 1;
+    const matched = await this.#match(query, memo(canRead));
+    return { images: matched.images.slice(0, max), truncated: matched.truncated || matched.images.length > max };
+  }
+
+  /**
+   * Where the images matching `query` run: the images (as {@link images}) and their deployments.
+   * Deployments are looked up for every matching image, not only the `limit` listed.
+   */
+  async deployments(query: ImagesQuery, canRead: CanRead, limit = this.#limits.maxResults): Promise<DeploymentsAnswer> {
+    const can = memo(canRead);
+    const max = Math.min(limit, this.#limits.maxResults);
+    const matched = await this.#match(query, can);
+    const digests = [...new Set(matched.images.map((i) => i.digest))];
+    // an index runs as its platform images: pods naming the index digest run an affected image
+    const parents = await this.#d.store.parentsOf(digests);
+    const targets = [...digests.map((d) => ({ digest: d, via: d })), ...(await filter(parents, (p) => can(p.repository))).map((p) => ({ digest: p.parent, via: p.child }))];
+    const deployments = await this.#deployments(targets, can, max);
+    return { images: matched.images.slice(0, max), deployments: deployments.items, truncated: matched.truncated || matched.images.length > max || deployments.truncated };
+  }
+
+  /** Every readable image matching `query`, sorted (bounded by {@link MATCH_ROWS} index rows). */
+  async #match(query: ImagesQuery, can: CanRead): Promise<{ images: ImagesAnswer['images']; truncated: boolean }> {
+    const { store } = this.#d;
+    const byName = (a: ImageRef, b: ImageRef) => (a.repository < b.repository ? -1 : a.repository > b.repository ? 1 : a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0);
     if ('vulnerability' in query) {
-      const rows = await store.findingsByVulnerability(query.vulnerability, fetch * 50);
-      const byDigest = new Map<string, FindingRow[]>();
-      for (const r of rows) byDigest.set(r.digest, [...(byDigest.get(r.digest) ?? []), r]);
+      const rows = await store.findingsByVulnerability(query.vulnerability, MATCH_ROWS);
+      const byDigest = new Map<string, Map<string, FindingRow>>();
+      for (const r of rows) {
+        let m = byDigest.get(r.digest);
+        if (!m) byDigest.set(r.digest, (m = new Map()));
+        m.set(`${r.findingId} ${r.package} ${r.installedVersion}`, r);
+      }
       const images = await filter(await store.imagesOf([...byDigest.keys()]), (i) => can(i.repository));
-      images.sort((a, b) => a.repository.localeCompare(b.repository) || a.digest.localeCompare(b.digest));
+      images.sort(byName);
       return {
-        images: images.slice(0, max).map((i) => ({
+        images: images.map((i) => ({
           repository: i.repository,
           digest: i.digest,
-          findings: [...new Map((byDigest.get(i.digest) ?? []).map((r) => [`${r.findingId} ${r.package} ${r.installedVersion}`, r])).values()].map((r) => ({
-            id: r.findingId,
-            package: r.package,
-            installedVersion: r.installedVersion,
-            severity: r.severity,
-            fixAvailable: r.fixAvailable,
-          })),
+          findings: [...(byDigest.get(i.digest)?.values() ?? [])].map((r) => ({ id: r.findingId, package: r.package, installedVersion: r.installedVersion, severity: r.severity, fixAvailable: r.fixAvailable })),
         })),
-        truncated: images.length > max || rows.length >= fetch * 50,
+        truncated: rows.length >= MATCH_ROWS,
       };
     }
     let sources: StoredSource[];
     if ('digest' in query) {
       const images = await filter(await store.images(query.digest), (i) => can(i.repository));
       const facts = await filter(await store.sources(query.digest), (s) => can(s.repository));
-      return { images: images.slice(0, max).map((i) => ({ repository: i.repository, digest: i.digest, sources: facts.filter((s) => s.repository === i.repository).map(viewOf) })), truncated: images.length > max };
+      return { images: images.map((i) => ({ repository: i.repository, digest: i.digest, sources: facts.filter((s) => s.repository === i.repository).map(viewOf) })), truncated: false };
     } else if ('commit' in query) {
-      sources = await store.sourcesByCommit(query.commit, { verifiedOnly: query.verifiedOnly ?? false, limit: fetch * 4 });
+      sources = await store.sourcesByCommit(query.commit, { verifiedOnly: query.verifiedOnly ?? false, limit: MATCH_ROWS });
     } else {
-      sources = await store.sourcesBySourceRepository(query.sourceRepository, { verifiedOnly: query.verifiedOnly ?? false, limit: fetch * 4 });
+      sources = await store.sourcesBySourceRepository(query.sourceRepository, { verifiedOnly: query.verifiedOnly ?? false, limit: MATCH_ROWS });
     }
     const visible = await filter(sources, (s) => can(s.repository));
     const grouped = new Map<string, { repository: string; digest: string; sources: SourceView[] }>();
@@ -399,37 +422,27 @@ export class TraceService {
       if (!g) grouped.set(key, (g = { repository: s.repository, digest: s.digest, sources: [] }));
       g.sources.push(viewOf(s));
     }
-    const images = [...grouped.values()].sort((a, b) => a.repository.localeCompare(b.repository) || a.digest.localeCompare(b.digest));
-    return { images: images.slice(0, max), truncated: images.length > max || sources.length >= fetch * 4 };
-  }
-
-  /** Where the images matching `query` run: the images (as {@link images}) and their deployments. */
-  async deployments(query: ImagesQuery, canRead: CanRead, limit = this.#limits.maxResults): Promise<DeploymentsAnswer> {
-    const can = memo(canRead);
-    const matched = await this.images(query, can, limit);
-    const digests = [...new Set(matched.images.map((i) => i.digest))];
-    // an index runs as its platform images: pods naming the index digest run an affected image
-    const parents = await this.#d.store.parentsOf(digests);
-    const targets = [...digests.map((d) => ({ digest: d, via: d })), ...(await filter(parents, (p) => can(p.repository))).map((p) => ({ digest: p.parent, via: p.child }))];
-    const deployments = await this.#deployments(targets, can, Math.min(limit, this.#limits.maxResults));
-    return { ...matched, deployments: deployments.items, truncated: matched.truncated || deployments.truncated };
+    return { images: [...grouped.values()].sort(byName), truncated: sources.length >= MATCH_ROWS };
   }
 
   async #deployments(targets: Array<{ digest: string; via: string }>, can: CanRead, limit: number): Promise<{ items: DeploymentView[]; truncated: boolean }> {
     const source = this.#d.deployments;
     if (!source) return { items: [], truncated: false };
-    const seen = new Set<string>();
+    const unique = [...new Map(targets.map((t) => [t.digest, t])).values()];
     const items: DeploymentView[] = [];
-    for (const t of targets) {
-      if (seen.has(t.digest)) continue;
-      seen.add(t.digest);
-      for (const d of await source.byDigest(t.digest, limit + 1)) {
-        if (!(await can(d.repository))) continue;
-        items.push(deploymentView(d, t.via));
-        if (items.length > limit) return { items: items.slice(0, limit), truncated: true };
+    let truncated = false;
+    for (let i = 0; i < unique.length && !truncated; i += LOOKUPS_IN_FLIGHT) {
+      const batch = unique.slice(i, i + LOOKUPS_IN_FLIGHT);
+      const found = await Promise.all(batch.map((t) => source.byDigest(t.digest, limit + 1)));
+      for (let j = 0; j < batch.length; j++) {
+        for (const d of found[j]!) {
+          if (!(await can(d.repository))) continue;
+          items.push(deploymentView(d, batch[j]!.via));
+        }
       }
+      truncated = items.length > limit;
     }
-    items.sort((a, b) => b.lastSeen.localeCompare(a.lastSeen) || a.cluster.localeCompare(b.cluster) || a.namespace.localeCompare(b.namespace) || a.workloadName.localeCompare(b.workloadName));
-    return { items, truncated: false };
+    items.sort((a, b) => (a.lastSeen < b.lastSeen ? 1 : a.lastSeen > b.lastSeen ? -1 : 0) || a.cluster.localeCompare(b.cluster) || a.namespace.localeCompare(b.namespace) || a.workloadName.localeCompare(b.workloadName) || a.container.localeCompare(b.container));
+    return { items: items.slice(0, limit), truncated };
   }
 }

@@ -4,20 +4,11 @@
  * where, first and last seen) and promotions (which digest was copied from where to where, by whom,
  * with what decision). `build-app.ts` wires them to the admission and promotion stores.
  */
+import type { DeploymentRecord } from '../admission/store.ts';
+import type { PromotionRecord } from '../policy/promotion/store.ts';
 
-export interface DeploymentFact {
-  cluster: string;
-  namespace: string;
-  workloadKind: string;
-  workloadName: string;
-  container: string;
-  digest: string;
-  repository: string;
-  /** The reference as written in the pod spec. */
-  image: string;
-  firstSeen: Date;
-  lastSeen: Date;
-}
+/** A deployment record of the admission module: a digest admitted to run as a container of a workload. */
+export type DeploymentFact = DeploymentRecord;
 
 export interface DeploymentSource {
   /** Where `digest` runs (or ran), most recently seen first. */
@@ -50,4 +41,27 @@ export interface DeploymentListing {
 
 export function deploymentSourceOf(store: DeploymentListing): DeploymentSource {
   return { byDigest: (digest, limit) => store.list({ digest, limit }) };
+}
+
+/** The subset of the promotion module's record store the trace uses. */
+export interface PromotionListing {
+  list(query: { digest?: string; limit: number }): Promise<{ items: PromotionRecord[] }>;
+}
+
+export function promotionSourceOf(store: PromotionListing): PromotionSource {
+  return {
+    byDigest: async (digest, limit) =>
+      (await store.list({ digest, limit })).items.map((r) => ({
+        id: r.id,
+        at: r.createdAt,
+        actor: r.actor.name ?? r.actor.kind,
+        sourceRepository: r.source.repository,
+        sourceReference: r.source.reference,
+        digest: r.digest,
+        destinationRepository: r.destination.repository,
+        destinationTag: r.destination.tag,
+        decision: r.decision,
+        attestation: r.attestation,
+      })),
+  };
 }

@@ -245,11 +245,13 @@ export class TraceStore {
   async setFindings(digest: string, rows: Omit<FindingRow, 'digest'>[]): Promise<void> {
     await this.#db.transaction(async (tx) => {
       await tx.run('DELETE FROM trace_findings WHERE digest = $1', [digest]);
-      for (const r of rows) {
+      // several rows per statement: an image can have thousands of findings and aliases
+      for (let i = 0; i < rows.length; i += 100) {
+        const part = rows.slice(i, i + 100);
         await tx.run(
-          `INSERT INTO trace_findings (digest, vulnerability, package, installed_version, severity, fix_available, finding_id) VALUES (${placeholders(7)})
+          `INSERT INTO trace_findings (digest, vulnerability, package, installed_version, severity, fix_available, finding_id) VALUES ${part.map((_, j) => `(${placeholders(7, j * 7 + 1)})`).join(', ')}
            ON CONFLICT (digest, vulnerability, package, installed_version) DO NOTHING`,
-          [digest, r.vulnerability, r.package, r.installedVersion, r.severity, r.fixAvailable ? 1 : 0, r.findingId],
+          part.flatMap((r) => [digest, r.vulnerability, r.package, r.installedVersion, r.severity, r.fixAvailable ? 1 : 0, r.findingId]),
         );
       }
     });
