@@ -3,11 +3,13 @@
  * an injected clock advanced by the script; events go through the real bus and detector.
  */
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { Registry } from 'prom-client';
 import { anomalySchema } from '../../src/registry/anomaly/config.ts';
 import { type Alert, AnomalyDetector } from '../../src/registry/anomaly/detector.ts';
 import { networkOf } from '../../src/registry/anomaly/rules.ts';
+import { type AnomalyState, RedisAnomalyState } from '../../src/registry/anomaly/state.ts';
+import { redisSkip, redisUrl, uniquePrefix } from '../edge/redis.ts';
 import { EventBus, type RegistryEvent, type RequestOrigin } from '../../src/registry/events/bus.ts';
 
 const HOUR = 3_600_000;
@@ -17,7 +19,7 @@ function origin(kind: 'user' | 'robot' | 'anonymous', name: string | undefined, 
   return { clientAddress, userAgent: 'test', requestId: 'r', actor: { kind, ...(name ? { name } : {}), auth: kind === 'robot' ? 'robot' : 'password' } };
 }
 
-function setup(overrides: Record<string, unknown> = {}, requiresSignature?: (project: string) => Promise<boolean>) {
+function setup(overrides: Record<string, unknown> = {}, requiresSignature?: (project: string) => Promise<boolean>, state?: AnomalyState) {
   let now = Date.parse('2026-11-02T00:00:00Z');
   const events = new EventBus();
   const metrics = new Registry();
@@ -25,7 +27,7 @@ function setup(overrides: Record<string, unknown> = {}, requiresSignature?: (pro
   events.subscribe('alert.raised', (e) => void raisedOnBus.push(e));
   const logged: string[] = [];
   const detector = new AnomalyDetector(
-    { events, metrics, now: () => now, requiresSignature, logger: { warn: (_o, msg) => void logged.push(msg ?? ''), error: (o) => assert.fail(`rule failed: ${JSON.stringify(o)}`) } },
+    { events, metrics, now: () => now, requiresSignature, state, logger: { warn: (_o, msg) => void logged.push(msg ?? ''), error: (o) => assert.fail(`rule failed: ${JSON.stringify(o)}`) } },
     anomalySchema.parse(overrides),
   );
   const alerts: Alert[] = [];
@@ -63,81 +65,6 @@ describe('anomaly rules', () => {
     assert.equal(networkOf('2001:db8:1:2:3:4:5:6', 24, 64), '2001:db8:1:2:0:0:0:0/64');
     assert.equal(networkOf('2001:db8::1', 24, 48), '2001:db8:0:0:0:0:0:0/48');
     assert.equal(networkOf('not-an-address', 24, 64), undefined);
-  });
-
-  it('failed logins: 10 failures for one account within 10 min alert (with counts and window); spread out they do not', async () => {
-    const t = setup();
-    // normal: a typo now and then, an hour apart
-    for (let i = 0; i < 12; i++) {
-      await t.send({ type: 'auth.failed', username: 'alice', method: 'password', reason: 'bad password', origin: origin('anonymous', undefined) });
-      await t.send({ type: 'auth.succeeded', username: 'alice', method: 'password', origin: origin('user', 'alice') });
-      t.advance(HOUR);
-    }
-    assert.equal(t.alerts.length, 0);
-    // attack: 10 in a few minutes, from rotating addresses
-    for (let i = 0; i < 10; i++) {
-      await t.send({ type: 'auth.failed', username: 'bob', method: 'password', reason: 'bad password', origin: origin('anonymous', undefined, `198.51.100.${i}`) });
-      t.advance(20_000);
-    }
-    assert.equal(t.alerts.length, 1);
-    const [alert] = t.alerts;
-    assert.equal(alert!.rule, 'failed-logins');
-    assert.equal(alert!.subject, 'user:bob');
-    assert.equal(alert!.facts.failures, 10);
-    assert.equal(alert!.facts.windowSeconds, 600);
-    assert.match(alert!.reason, /10 failed logins for account bob within 10 min \(threshold 10\)/);
-    // cooldown: the 11th does not raise another one
-    await t.send({ type: 'auth.failed', username: 'bob', method: 'password', reason: 'bad password', origin: origin('anonymous', undefined) });
-    assert.equal(t.alerts.length, 1);
-  });
-
-  it('failed logins per address: password spraying over many accounts from one address', async () => {
-    const t = setup({ failedLogins: { perAddress: 15 } });
-    for (let i = 0; i < 15; i++) await t.send({ type: 'auth.failed', username: `user${i}`, method: 'password', reason: 'unknown user', origin: origin('anonymous', undefined, '203.0.113.5') });
-    assert.deepEqual(t.alerts.map((a) => a.subject), ['address:203.0.113.5']);
-    assert.equal(t.alerts[0]!.facts.failures, 15);
-  });
-
-  it('new network: first network learnt silently, same /24 silent, another /24 alerts once', async () => {
-    const t = setup();
-    const login = (address: string) => t.send({ type: 'auth.succeeded', username: 'carol', method: 'password', origin: origin('user', 'carol', address) });
-    await login('192.0.2.10');
-    await login('192.0.2.99'); // same /24
-    await login('::ffff:192.0.2.5');
-    assert.equal(t.alerts.length, 0);
-    await login('203.0.113.8');
-    assert.equal(t.alerts.length, 1);
-    assert.equal(t.alerts[0]!.rule, 'new-network');
-    assert.equal(t.alerts[0]!.facts.network, '203.0.113.0/24');
-    assert.deepEqual(t.alerts[0]!.facts.knownNetworks, ['192.0.2.0/24']);
-    await login('203.0.113.9'); // now known
-    assert.equal(t.alerts.length, 1);
-    // IPv6: /64 (after the cooldown: one alert per rule and identity per hour)
-    t.advance(2 * HOUR);
-    await login('2001:db8:1:2::1');
-    await login('2001:db8:1:2::ffff');
-    assert.equal(t.alerts.length, 2);
-  });
-
-  it('mass deletion: 25 deletes within 10 min by one identity alert; a daily clean-up of 10 does not', async () => {
-    const t = setup();
-    const del = (n: number, who: RequestOrigin) => t.send({ type: 'manifest.deleted', repository: 'team/app', digest: DIGEST(n), tags: [], origin: who });
-    for (let day = 0; day < 5; day++) {
-      for (let i = 0; i < 10; i++) await del(day * 100 + i, origin('robot', 'robot$team+cleanup'));
-      t.advance(24 * HOUR);
-    }
-    // two identities deleting 20 each in the same window: no single identity crosses 25
-    for (let i = 0; i < 20; i++) {
-      await del(1000 + i, origin('user', 'dave'));
-      await t.send({ type: 'tag.deleted', repository: 'team/app', tag: `t${i}`, digest: undefined, origin: origin('user', 'erin') });
-    }
-    assert.equal(t.alerts.length, 0);
-    for (let i = 0; i < 5; i++) await del(2000 + i, origin('user', 'dave'));
-    assert.equal(t.alerts.length, 1);
-    assert.equal(t.alerts[0]!.rule, 'mass-deletion');
-    assert.equal(t.alerts[0]!.subject, 'user:dave');
-    assert.equal(t.alerts[0]!.facts.deletions, 25);
-    assert.equal(t.alerts[0]!.severity, 'critical');
   });
 
   it('pull volume: steady hourly pulls build a baseline; a burst of 10x alerts once, with the baseline', async () => {
@@ -270,3 +197,119 @@ describe('anomaly rules', () => {
     assert.deepEqual(seen, ['mass-deletion']);
   });
 });
+
+/** The rules whose state may be shared (memory, or Redis for every replica). */
+function sharedStateRules(name: string, makeState: () => AnomalyState | undefined) {
+  describe(`anomaly rules with shared state: ${name}`, () => {
+    it('failed logins: 10 failures for one account within 10 min alert (with counts and window); spread out they do not', async () => {
+      const t = setup({}, undefined, makeState());
+      // normal: a typo now and then, an hour apart
+      for (let i = 0; i < 12; i++) {
+        await t.send({ type: 'auth.failed', username: 'alice', method: 'password', reason: 'bad password', origin: origin('anonymous', undefined) });
+        await t.send({ type: 'auth.succeeded', username: 'alice', method: 'password', origin: origin('user', 'alice') });
+        t.advance(HOUR);
+      }
+      assert.equal(t.alerts.length, 0);
+      // attack: 10 in a few minutes, from rotating addresses
+      for (let i = 0; i < 10; i++) {
+        await t.send({ type: 'auth.failed', username: 'bob', method: 'password', reason: 'bad password', origin: origin('anonymous', undefined, `198.51.100.${i}`) });
+        t.advance(20_000);
+      }
+      assert.equal(t.alerts.length, 1);
+      const [alert] = t.alerts;
+      assert.equal(alert!.rule, 'failed-logins');
+      assert.equal(alert!.subject, 'user:bob');
+      assert.equal(alert!.facts.failures, 10);
+      assert.equal(alert!.facts.windowSeconds, 600);
+      assert.match(alert!.reason, /10 failed logins for account bob within 10 min \(threshold 10\)/);
+      // cooldown: the 11th does not raise another one
+      await t.send({ type: 'auth.failed', username: 'bob', method: 'password', reason: 'bad password', origin: origin('anonymous', undefined) });
+      assert.equal(t.alerts.length, 1);
+    });
+
+    it('failed logins per address: password spraying over many accounts from one address', async () => {
+      const t = setup({ failedLogins: { perAddress: 15 } }, undefined, makeState());
+      for (let i = 0; i < 15; i++) await t.send({ type: 'auth.failed', username: `user${i}`, method: 'password', reason: 'unknown user', origin: origin('anonymous', undefined, '203.0.113.5') });
+      assert.deepEqual(t.alerts.map((a) => a.subject), ['address:203.0.113.5']);
+      assert.equal(t.alerts[0]!.facts.failures, 15);
+    });
+
+    it('new network: first network learnt silently, same /24 silent, another /24 alerts once', async () => {
+      const t = setup({}, undefined, makeState());
+      const login = (address: string) => t.send({ type: 'auth.succeeded', username: 'carol', method: 'password', origin: origin('user', 'carol', address) });
+      await login('192.0.2.10');
+      await login('192.0.2.99'); // same /24
+      await login('::ffff:192.0.2.5');
+      assert.equal(t.alerts.length, 0);
+      await login('203.0.113.8');
+      assert.equal(t.alerts.length, 1);
+      assert.equal(t.alerts[0]!.rule, 'new-network');
+      assert.equal(t.alerts[0]!.facts.network, '203.0.113.0/24');
+      assert.deepEqual(t.alerts[0]!.facts.knownNetworks, ['192.0.2.0/24']);
+      await login('203.0.113.9'); // now known
+      assert.equal(t.alerts.length, 1);
+      // IPv6: /64 (another identity: one alert per rule and identity per cooldown)
+      const login6 = (address: string) => t.send({ type: 'auth.succeeded', username: 'carl', method: 'password', origin: origin('user', 'carl', address) });
+      await login6('2001:db8:1:2::1');
+      await login6('2001:db8:1:2::ffff');
+      await login6('2001:db8:1:3::1');
+      assert.equal(t.alerts.length, 2);
+      assert.equal(t.alerts[1]!.facts.network, '2001:db8:1:3:0:0:0:0/64');
+    });
+
+    it('mass deletion: 25 deletes within 10 min by one identity alert; a daily clean-up of 10 does not', async () => {
+      const t = setup({}, undefined, makeState());
+      const del = (n: number, who: RequestOrigin) => t.send({ type: 'manifest.deleted', repository: 'team/app', digest: DIGEST(n), tags: [], origin: who });
+      for (let day = 0; day < 5; day++) {
+        for (let i = 0; i < 10; i++) await del(day * 100 + i, origin('robot', 'robot$team+cleanup'));
+        t.advance(24 * HOUR);
+      }
+      // two identities deleting 20 each in the same window: no single identity crosses 25
+      for (let i = 0; i < 20; i++) {
+        await del(1000 + i, origin('user', 'dave'));
+        await t.send({ type: 'tag.deleted', repository: 'team/app', tag: `t${i}`, digest: undefined, origin: origin('user', 'erin') });
+      }
+      assert.equal(t.alerts.length, 0);
+      for (let i = 0; i < 5; i++) await del(2000 + i, origin('user', 'dave'));
+      assert.equal(t.alerts.length, 1);
+      assert.equal(t.alerts[0]!.rule, 'mass-deletion');
+      assert.equal(t.alerts[0]!.subject, 'user:dave');
+      assert.equal(t.alerts[0]!.facts.deletions, 25);
+      assert.equal(t.alerts[0]!.severity, 'critical');
+    });
+  });
+}
+
+sharedStateRules('memory', () => undefined);
+
+const skip = await redisSkip();
+if (skip) describe('anomaly rules with shared state: redis', () => it('runs against Redis', { skip }, () => undefined));
+else {
+  const states: AnomalyState[] = [];
+  const redisState = (prefix = uniquePrefix()) => {
+    const state = new RedisAnomalyState(redisUrl, prefix);
+    states.push(state);
+    return state;
+  };
+  sharedStateRules('redis', () => redisState());
+  describe('anomaly state in Redis', () => {
+    it('two replicas share the counts: failures split between them raise one alert', async () => {
+      const prefix = uniquePrefix();
+      const a = setup({ failedLogins: { perAccount: 6 } }, undefined, redisState(prefix));
+      const b = setup({ failedLogins: { perAccount: 6 } }, undefined, redisState(prefix));
+      for (let i = 0; i < 4; i++) {
+        for (const t of [a, b]) await t.send({ type: 'auth.failed', username: 'mia', method: 'password', reason: 'bad password', origin: origin('anonymous', undefined, `198.51.100.${i}`) });
+      }
+      assert.equal(a.alerts.length + b.alerts.length, 1, 'one alert across replicas (shared cooldown)');
+      assert.equal([...a.alerts, ...b.alerts][0]!.facts.failures, 6);
+      // and a network learnt by one replica is known to the other
+      await a.send({ type: 'auth.succeeded', username: 'mia', method: 'password', origin: origin('user', 'mia', '192.0.2.1') });
+      await b.send({ type: 'auth.succeeded', username: 'mia', method: 'password', origin: origin('user', 'mia', '192.0.2.2') });
+      await b.send({ type: 'auth.succeeded', username: 'mia', method: 'password', origin: origin('user', 'mia', '203.0.113.2') });
+      assert.deepEqual(b.alerts.filter((x) => x.rule === 'new-network').map((x) => x.facts.knownNetworks), [['192.0.2.0/24']]);
+    });
+    after(async () => {
+      for (const state of states) await state.close();
+    });
+  });
+}

@@ -12,7 +12,6 @@ import type { AlertFields, EventBus, RegistryEvent } from '../events/bus.ts';
 import type { AnomalySettings } from './config.ts';
 import {
   type AlertDraft,
-  BoundedMap,
   FailedLoginsRule,
   MassDeletionRule,
   NewNetworkRule,
@@ -23,6 +22,7 @@ import {
   type SignatureRequirement,
   UnsignedPushRule,
 } from './rules.ts';
+import { type AnomalyState, MemoryAnomalyState } from './state.ts';
 
 export interface Alert extends AlertFields {
   at: string;
@@ -51,7 +51,7 @@ export class AnomalyDetector {
   readonly #now: () => number;
   readonly #logger: AlertLogger | undefined;
   readonly #recent: Alert[] = [];
-  readonly #cooldown: BoundedMap<string, number>;
+  readonly #state: AnomalyState;
   readonly #counter: Counter<'rule'> | undefined;
   #unsubscribe: (() => void) | undefined;
   #timer: NodeJS.Timeout | undefined;
@@ -59,19 +59,19 @@ export class AnomalyDetector {
   #chain: Promise<void> = Promise.resolve();
 
   constructor(
-    deps: { events: EventBus; logger?: AlertLogger; metrics?: Registry | undefined; requiresSignature?: SignatureRequirement; now?: () => number },
+    deps: { events: EventBus; logger?: AlertLogger; metrics?: Registry | undefined; requiresSignature?: SignatureRequirement; now?: () => number; /** Shared counters (Redis); this process's memory when absent. */ state?: AnomalyState },
     settings: AnomalySettings,
   ) {
     this.#events = deps.events;
     this.#settings = settings;
     this.#now = deps.now ?? Date.now;
     this.#logger = deps.logger;
-    this.#cooldown = new BoundedMap(settings.maxTrackedIdentities);
     const max = settings.maxTrackedIdentities;
+    this.#state = deps.state ?? new MemoryAnomalyState(max);
     const rules: Rule[] = [];
-    if (settings.failedLogins.enabled) rules.push(new FailedLoginsRule(settings.failedLogins, max));
-    if (settings.newNetwork.enabled) rules.push(new NewNetworkRule(settings.newNetwork, max));
-    if (settings.massDeletion.enabled) rules.push(new MassDeletionRule(settings.massDeletion, max));
+    if (settings.failedLogins.enabled) rules.push(new FailedLoginsRule(settings.failedLogins, this.#state));
+    if (settings.newNetwork.enabled) rules.push(new NewNetworkRule(settings.newNetwork, this.#state));
+    if (settings.massDeletion.enabled) rules.push(new MassDeletionRule(settings.massDeletion, this.#state));
     if (settings.pullVolume.enabled) rules.push(new PullVolumeRule(settings.pullVolume, max));
     if (settings.robotScope.enabled) rules.push(new RobotScopeRule(settings.robotScope, max));
     if (settings.unsignedPush.enabled && deps.requiresSignature) rules.push(new UnsignedPushRule(settings.unsignedPush, max, deps.requiresSignature));
@@ -91,9 +91,11 @@ export class AnomalyDetector {
     }
   }
 
-  stop(): void {
+  async stop(): Promise<void> {
     this.#unsubscribe?.();
     if (this.#timer) clearInterval(this.#timer);
+    await this.idle();
+    await this.#state.close();
   }
 
   /** Runs the rules on one event; resolves with the alerts raised. */
@@ -108,7 +110,7 @@ export class AnomalyDetector {
           this.#logger?.error({ err: error, rule: rule.name, event: event.type }, 'anomaly rule failed');
         }
       }
-      return this.#raise(drafts, now);
+      return await this.#raise(drafts, now);
     });
   }
 
@@ -124,7 +126,7 @@ export class AnomalyDetector {
           this.#logger?.error({ err: error, rule: rule.name }, 'anomaly rule failed');
         }
       }
-      return this.#raise(drafts, now);
+      return await this.#raise(drafts, now);
     });
   }
 
@@ -157,15 +159,14 @@ export class AnomalyDetector {
     return result;
   }
 
-  #raise(drafts: AlertDraft[], now: number): Alert[] {
+  async #raise(drafts: AlertDraft[], now: number): Promise<Alert[]> {
     const raised: Alert[] = [];
     for (const { origin, ...draft } of drafts) {
       // volume rules cool down per identity; per-object rules per object
       const perObject = draft.rule === 'robot-scope' || draft.rule === 'unsigned-push' || draft.rule === 'released-tag-moved';
       const key = `${draft.rule}\u0000${draft.subject}${perObject ? `\u0000${draft.repository ?? ''}\u0000${draft.tag ?? ''}\u0000${draft.digest ?? ''}` : ''}`;
-      const last = this.#cooldown.get(key);
-      if (last !== undefined && now - last < this.#settings.cooldownSeconds * 1000) continue;
-      this.#cooldown.set(key, now);
+      // one alert per cooldown across replicas when the state is shared
+      if (!(await this.#state.claim(`cd:${key}`, now, this.#settings.cooldownSeconds * 1000))) continue;
       const fields: AlertFields = { id: randomUUID(), ...draft };
       const alert: Alert = {
         ...fields,

@@ -8,6 +8,7 @@ import { isIP } from 'node:net';
 import { projectOf } from '../../oci/reference.ts';
 import type { AlertFields, AlertRule, RegistryEvent, RequestOrigin } from '../events/bus.ts';
 import type { AnomalySettings } from './config.ts';
+import type { AnomalyState } from './state.ts';
 
 /** An alert before it gets its id and time. */
 export type AlertDraft = Omit<AlertFields, 'id'> & { origin: RequestOrigin | undefined };
@@ -94,43 +95,26 @@ function ipv4Groups(dotted: string): number[] {
   return [a * 256 + b, c * 256 + d];
 }
 
-/** Timestamps within a sliding window. */
-class Window {
-  readonly times: number[] = [];
-  add(now: number, windowMs: number): number {
-    this.times.push(now);
-    while (this.times.length > 0 && this.times[0]! <= now - windowMs) this.times.shift();
-    return this.times.length;
-  }
-}
-
 const minutes = (ms: number) => `${Math.round(ms / 60_000)} min`;
 
-/** 1. Repeated failed logins, per claimed account and per client address. */
+/** 1. Repeated failed logins, per claimed account and per client address (shared state). */
 export class FailedLoginsRule implements Rule {
   readonly name = 'failed-logins' as const;
-  readonly #accounts: BoundedMap<string, Window>;
-  readonly #addresses: BoundedMap<string, Window>;
+  readonly #state: AnomalyState;
   readonly #s: AnomalySettings['failedLogins'];
 
-  constructor(settings: AnomalySettings['failedLogins'], maxTracked: number) {
+  constructor(settings: AnomalySettings['failedLogins'], state: AnomalyState) {
     this.#s = settings;
-    this.#accounts = new BoundedMap(maxTracked);
-    this.#addresses = new BoundedMap(maxTracked);
+    this.#state = state;
   }
 
-  observe(event: RegistryEvent, now: number): AlertDraft[] {
+  async observe(event: RegistryEvent, now: number): Promise<AlertDraft[]> {
     if (event.type !== 'auth.failed') return [];
     const windowMs = this.#s.windowSeconds * 1000;
     const alerts: AlertDraft[] = [];
-    const count = (map: BoundedMap<string, Window>, key: string) => {
-      let w = map.get(key);
-      if (!w) map.set(key, (w = new Window()));
-      return w.add(now, windowMs);
-    };
-    const perAccount = count(this.#accounts, event.username);
+    const perAccount = await this.#state.hit(`fl:a:${event.username}`, now, windowMs);
     const address = event.origin?.clientAddress;
-    const perAddress = address ? count(this.#addresses, address) : 0;
+    const perAddress = address ? await this.#state.hit(`fl:ip:${address}`, now, windowMs) : 0;
     if (perAccount >= this.#s.perAccount) {
       alerts.push({
         rule: this.name,
@@ -156,68 +140,55 @@ export class FailedLoginsRule implements Rule {
 }
 
 /**
- * 2. A credential used from a network it was never used from. The first network an identity is
- * seen from is learnt silently; so is everything while the identity is unknown.
+ * 2. A credential used from a network it was never used from (shared state). The first network an
+ * identity is seen from is learnt silently; so is everything while the identity is unknown.
  */
 export class NewNetworkRule implements Rule {
   readonly name = 'new-network' as const;
-  readonly #known: BoundedMap<string, BoundedMap<string, number>>;
+  readonly #state: AnomalyState;
   readonly #s: AnomalySettings['newNetwork'];
 
-  constructor(settings: AnomalySettings['newNetwork'], maxTracked: number) {
+  constructor(settings: AnomalySettings['newNetwork'], state: AnomalyState) {
     this.#s = settings;
-    this.#known = new BoundedMap(maxTracked);
+    this.#state = state;
   }
 
-  observe(event: RegistryEvent, now: number): AlertDraft[] {
+  async observe(event: RegistryEvent, now: number): Promise<AlertDraft[]> {
     if (event.type !== 'auth.succeeded' || !event.origin) return [];
     const network = networkOf(event.origin.clientAddress, this.#s.ipv4PrefixLength, this.#s.ipv6PrefixLength);
     if (!network) return [];
     const identity = `${event.method === 'robot' ? 'robot' : 'user'}:${event.username}`;
-    let networks = this.#known.get(identity);
-    if (!networks) {
-      networks = new BoundedMap(this.#s.maxNetworksPerIdentity);
-      networks.set(network, now);
-      this.#known.set(identity, networks);
-      return [];
-    }
-    if (networks.get(network) !== undefined) {
-      networks.set(network, now);
-      return [];
-    }
-    const previous = [...networks.entries()].map(([n]) => n);
-    networks.set(network, now);
+    const seen = await this.#state.remember(`nn:${identity}`, network, now, this.#s.maxNetworksPerIdentity);
+    if (seen.status !== 'new') return [];
     return [
       {
         rule: this.name,
         severity: 'warning',
         subject: identity,
-        reason: `${identity} authenticated (${event.method}) from ${event.origin.clientAddress}, network ${network}, for the first time; known networks: ${previous.slice(-5).join(', ')}`,
-        facts: { identity, address: event.origin.clientAddress, network, method: event.method, knownNetworks: previous.slice(-10) },
+        reason: `${identity} authenticated (${event.method}) from ${event.origin.clientAddress}, network ${network}, for the first time; known networks: ${seen.others.slice(-5).join(', ')}`,
+        facts: { identity, address: event.origin.clientAddress, network, method: event.method, knownNetworks: seen.others },
         origin: event.origin,
       },
     ];
   }
 }
 
-/** 3. Mass deletion: manifest and tag deletions by one identity within a window. */
+/** 3. Mass deletion: manifest and tag deletions by one identity within a window (shared state). */
 export class MassDeletionRule implements Rule {
   readonly name = 'mass-deletion' as const;
-  readonly #windows: BoundedMap<string, Window>;
+  readonly #state: AnomalyState;
   readonly #s: AnomalySettings['massDeletion'];
 
-  constructor(settings: AnomalySettings['massDeletion'], maxTracked: number) {
+  constructor(settings: AnomalySettings['massDeletion'], state: AnomalyState) {
     this.#s = settings;
-    this.#windows = new BoundedMap(maxTracked);
+    this.#state = state;
   }
 
-  observe(event: RegistryEvent, now: number): AlertDraft[] {
+  async observe(event: RegistryEvent, now: number): Promise<AlertDraft[]> {
     if (event.type !== 'manifest.deleted' && event.type !== 'tag.deleted') return [];
     const identity = identityOf(event.origin);
     if (!identity) return [];
-    let w = this.#windows.get(identity);
-    if (!w) this.#windows.set(identity, (w = new Window()));
-    const count = w.add(now, this.#s.windowSeconds * 1000);
+    const count = await this.#state.hit(`md:${identity}`, now, this.#s.windowSeconds * 1000);
     if (count < this.#s.threshold) return [];
     return [
       {

@@ -28,7 +28,7 @@ import { ListingService } from '../distribution/listing.ts';
 import { ManifestService } from '../distribution/manifests.ts';
 import { UploadService } from '../distribution/uploads.ts';
 import { EventBus } from '../events/bus.ts';
-import { AnomalyDetector, registerAlertRoutes } from '../anomaly/index.ts';
+import { AnomalyDetector, RedisAnomalyState, registerAlertRoutes } from '../anomaly/index.ts';
 import { createWebhooks, webhookApi, type WebhookApiRoute, WebhookStore } from '../notifications/index.ts';
 import { type AuditAuthorizer, registerAuditRoutes } from '../audit/http.ts';
 import { Audit } from '../audit/service.ts';
@@ -311,7 +311,14 @@ export async function buildRegistry(
   }
   const anomaly = config.anomaly.enabled
     ? new AnomalyDetector(
-        { events, logger: app.log, metrics: metrics?.registry, requiresSignature: signatures ? async (project) => (await signatures.policy(project)).record?.requireSignatureToPull ?? false : undefined },
+        {
+          events,
+          logger: app.log,
+          metrics: metrics?.registry,
+          requiresSignature: signatures ? async (project) => (await signatures.policy(project)).record?.requireSignatureToPull ?? false : undefined,
+          // counts shared by every replica when the edge shares its state
+          state: config.edge.redisUrl ? new RedisAnomalyState(config.edge.redisUrl, `${config.edge.redisKeyPrefix}anomaly:`) : undefined,
+        },
         config.anomaly,
       )
     : undefined;
@@ -415,7 +422,7 @@ export async function buildRegistry(
     async close() {
       if (timer) clearInterval(timer);
       if (authTimer) clearInterval(authTimer);
-      anomaly?.stop();
+      await anomaly?.stop();
       await scanner?.stop();
       await admission?.close();
       await app.close();
