@@ -10,7 +10,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { GoBuildInfoSink, parseModInfo, stdlibVersion, versionFromLdflags } from '../../../src/registry/scanner/inventory/gobinary.ts';
+import { elfDataOffsets, GoBuildInfoSink, parseModInfo, stdlibVersion, versionFromLdflags } from '../../../src/registry/scanner/inventory/gobinary.ts';
 import { inventoryImage } from '../../../src/registry/scanner/inventory/inventory.ts';
 import { layer } from './helpers.ts';
 
@@ -90,6 +90,31 @@ describe('Go binaries built by the Go toolchain', { skip }, () => {
     // The PIE build has no ldflags version: main module (devel) is not a package, the rest is.
     assert.deepEqual(inv.inventory.packages.filter((p) => p.path === '/usr/local/bin/app-pie').map((p) => p.name), ['example.com/greet', 'stdlib']);
     assert.equal(inv.inventory.packages.filter((p) => p.path === '/usr/local/bin/not-go').length, 0);
+  });
+});
+
+describe('Go binaries linked externally (cgo), as distributions build them', { skip }, () => {
+  it('finds the build info after a .data section larger than the first search window', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'portcullis-go-ext-'));
+    try {
+      // 12,000 initialised strings: .data (pointers) of ~190 KiB, which the external linker puts before .go.buildinfo.
+      const names = Array.from({ length: 12_000 }, (_, i) => `"n${i}"`).join(',');
+      writeFileSync(join(dir, 'go.mod'), 'module example.com/big\n\ngo 1.18\n');
+      writeFileSync(join(dir, 'main.go'), `package main\n\nimport (\n\t"fmt"\n\t"os"\n)\n\nvar names = [...]string{${names}}\n\nfunc main() { fmt.Println(names[len(os.Args)]) }\n`);
+      const env = { ...process.env, HOME: dir, GOPATH: join(dir, 'gopath'), GOCACHE: join(tmpdir(), 'portcullis-test-gocache'), GOPROXY: 'off', GOTOOLCHAIN: 'local', CGO_ENABLED: '1' };
+      execFileSync('go', ['build', '-ldflags', '-linkmode=external', '-o', join(dir, 'big.bin'), '.'], { cwd: dir, env, stdio: 'pipe' });
+      const bin = readFileSync(join(dir, 'big.bin'));
+      const magic = bin.indexOf(Buffer.from('\xff Go buildinf:', 'latin1'));
+      const segment = elfDataOffsets(bin)!.filter((o) => o.offset <= magic).at(-1)!;
+      assert.ok(magic - segment.offset > 64 * 1024, `the build info is ${magic - segment.offset} bytes into its segment: beyond the first 64 KiB`);
+      const sink = new GoBuildInfoSink();
+      for (let i = 0; i < bin.length; i += 65536) if (!sink.write(bin.subarray(i, i + 65536))) break;
+      const r = sink.end();
+      assert.ok(r !== undefined && 'info' in r, 'build info found');
+      assert.equal(r.info.path, 'example.com/big');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -15,6 +15,12 @@ import type { FileContext, FileSink } from './walker.ts';
 const MAGIC = Buffer.from('\xff Go buildinf:', 'latin1');
 const HEADER_BYTES = 4096;
 const SEARCH = 64 * 1024;
+/**
+ * Externally linked binaries (cgo; how distributions build Go programs) put `.go.buildinfo` after
+ * `.data` in the one writable segment, so the search there may need to go further: up to the
+ * segment's size, at most this much.
+ */
+const MAX_SEARCH = 4 * 1024 * 1024;
 const MAX_STRINGS = 4 * 1024 * 1024;
 
 export interface GoModule {
@@ -36,10 +42,11 @@ export interface GoBuildInfo {
 export type GoScan = { info: GoBuildInfo } | { unsupported: string } | undefined;
 
 /**
- * File offsets of the writable, non-executable PT_LOAD segments, from the ELF and program headers.
- * The linker starts one of them with the build info (the first; in PIE binaries the one after RELRO).
+ * File offsets (and sizes) of the writable, non-executable PT_LOAD segments, from the ELF and
+ * program headers. Go's internal linker starts one of them with the build info (the first; in PIE
+ * binaries the one after RELRO); with an external linker it follows `.data` in the segment.
  */
-export function elfDataOffsets(head: Buffer): number[] | undefined {
+export function elfDataOffsets(head: Buffer): Array<{ offset: number; size: number }> | undefined {
   if (head.length < 52 || head.readUInt32BE(0) !== 0x7f454c46) return undefined;
   const is64 = head[4] === 2;
   const le = head[5] === 1;
@@ -49,15 +56,15 @@ export function elfDataOffsets(head: Buffer): number[] | undefined {
   const phoff = is64 ? u64(32) : u32(28);
   const phentsize = u16(is64 ? 54 : 42);
   const phnum = Math.min(u16(is64 ? 56 : 44), 64);
-  const out: number[] = [];
+  const out: Array<{ offset: number; size: number }> = [];
   for (let i = 0; i < phnum; i++) {
     const p = phoff + i * phentsize;
     if (p + (is64 ? 56 : 32) > head.length) break;
     const type = u32(p);
     const flags = is64 ? u32(p + 4) : u32(p + 24);
-    if (type === 1 && (flags & 2) !== 0 && (flags & 1) === 0) out.push(is64 ? u64(p + 8) : u32(p + 4));
+    if (type === 1 && (flags & 2) !== 0 && (flags & 1) === 0) out.push(is64 ? { offset: u64(p + 8), size: u64(p + 32) } : { offset: u32(p + 4), size: u32(p + 16) });
   }
-  out.sort((x, y) => x - y);
+  out.sort((x, y) => x.offset - y.offset);
   return out.length > 0 ? out.slice(0, 4) : undefined;
 }
 
@@ -138,6 +145,8 @@ export function parseModInfo(goVersion: string, modinfo: string): GoBuildInfo {
 interface Window {
   start: number;
   end: number;
+  /** How far into the segment the header may start. */
+  search: number;
   parts: Buffer[];
   len: number;
   done: boolean;
@@ -165,7 +174,10 @@ export class GoBuildInfoSink implements FileSink {
       this.head = [];
       const offsets = elfDataOffsets(head);
       if (offsets === undefined) return this.finish();
-      this.windows = offsets.map((o) => ({ start: o, end: o + SEARCH + 32, parts: [], len: 0, done: false }));
+      this.windows = offsets.map((o) => {
+        const search = Math.max(SEARCH, Math.min(o.size, MAX_SEARCH));
+        return { start: o.offset, end: o.offset + search + 32, search, parts: [], len: 0, done: false };
+      });
       return this.feed(head, 0);
     }
     return this.feed(chunk, start);
@@ -197,13 +209,15 @@ export class GoBuildInfoSink implements FileSink {
   private evaluate(w: Window, atEnd: boolean): boolean {
     const data = Buffer.concat(w.parts, w.len);
     w.parts = [data];
-    const limit = Math.min(data.length - MAGIC.length, SEARCH);
-    for (let i = 0; i <= limit; i += 16) {
+    const limit = Math.min(data.length - MAGIC.length, w.search);
+    // The header is 16-byte aligned in the file (offsets and addresses agree modulo the page size); a segment need not start aligned.
+    const first = (16 - (w.start % 16)) % 16;
+    for (let i = 0; i <= limit; i = i === 0 && first !== 0 ? first : i + 16) {
       if (data[i] !== 0xff || !data.subarray(i, i + MAGIC.length).equals(MAGIC)) continue;
       const r = parseBuildInfoAt(data, i);
       if (r === undefined) continue;
       if ('need' in r) {
-        if (atEnd || r.need > SEARCH + MAX_STRINGS + 64) {
+        if (atEnd || r.need > w.search + MAX_STRINGS + 64) {
           w.done = true;
           return false;
         }
