@@ -11,6 +11,7 @@
  *   and one vulnerability (CVE-2026-0001) in every image of 4 bases: about 2,000 images;
  * - 5,000 deployment records in 3 clusters and 20 namespaces.
  *
+ * Deployments are read as the registry wires them: batched reads of the admission table.
  * Queries go through the HTTP routes (Fastify inject: routing, validation, JSON), as an
  * administrator (everything visible) and as a reader of one project (the permission filter
  * drops almost everything), each repeated `--rounds` times; the report gives median and p95.
@@ -37,7 +38,6 @@ import { SqliteDriver } from '../src/registry/storage/sqlite/sqlite-driver.ts';
 import { chainIds } from '../src/registry/trace/facts.ts';
 import { registerTraceRoutes, type TraceVisibility } from '../src/registry/trace/http.ts';
 import { TraceService } from '../src/registry/trace/service.ts';
-import { deploymentSourceOf } from '../src/registry/trace/sources.ts';
 import { TraceStore } from '../src/registry/trace/store.ts';
 
 const { values } = parseArgs({ options: { images: { type: 'string', default: '10000' }, rounds: { type: 'string', default: '30' }, postgres: { type: 'string' } } });
@@ -145,7 +145,7 @@ async function main(): Promise<void> {
   }
   log(`seeded in ${((performance.now() - started) / 1000).toFixed(1)} s`);
 
-  const trace = new TraceService({ store, meta, blobs: {} as BlobStore, events: new EventBus(), deployments: deploymentSourceOf(deploymentStore) }, { maxResults: 1000 });
+  const trace = new TraceService({ store, meta, blobs: {} as BlobStore, events: new EventBus(), deployments: store.deploymentReader() }, { maxResults: 1000 });
   const app = Fastify({ logger: false });
   app.setErrorHandler(registryErrorHandler);
   // "admin" sees everything; "reader" reads project p1 only (the filter runs per repository)

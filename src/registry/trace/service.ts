@@ -428,21 +428,21 @@ export class TraceService {
   async #deployments(targets: Array<{ digest: string; via: string }>, can: CanRead, limit: number): Promise<{ items: DeploymentView[]; truncated: boolean }> {
     const source = this.#d.deployments;
     if (!source) return { items: [], truncated: false };
-    const unique = [...new Map(targets.map((t) => [t.digest, t])).values()];
-    const items: DeploymentView[] = [];
-    let truncated = false;
-    for (let i = 0; i < unique.length && !truncated; i += LOOKUPS_IN_FLIGHT) {
-      const batch = unique.slice(i, i + LOOKUPS_IN_FLIGHT);
-      const found = await Promise.all(batch.map((t) => source.byDigest(t.digest, limit + 1)));
-      for (let j = 0; j < batch.length; j++) {
-        for (const d of found[j]!) {
-          if (!(await can(d.repository))) continue;
-          items.push(deploymentView(d, batch[j]!.via));
-        }
+    const via = new Map(targets.map((t) => [t.digest, t.via]));
+    const digests = [...via.keys()];
+    let found: DeploymentFact[];
+    // the filter may drop records: read past the limit so a reader still sees its own
+    const want = limit * 4 + 1;
+    if (source.byDigests) found = await source.byDigests(digests, want);
+    else {
+      found = [];
+      for (let i = 0; i < digests.length && found.length < want; i += LOOKUPS_IN_FLIGHT) {
+        const batch = await Promise.all(digests.slice(i, i + LOOKUPS_IN_FLIGHT).map((d) => source.byDigest(d, limit + 1)));
+        found.push(...batch.flat());
       }
-      truncated = items.length > limit;
     }
+    const items = (await filter(found, (d) => can(d.repository))).map((d) => deploymentView(d, via.get(d.digest)));
     items.sort((a, b) => (a.lastSeen < b.lastSeen ? 1 : a.lastSeen > b.lastSeen ? -1 : 0) || a.cluster.localeCompare(b.cluster) || a.namespace.localeCompare(b.namespace) || a.workloadName.localeCompare(b.workloadName) || a.container.localeCompare(b.container));
-    return { items: items.slice(0, limit), truncated };
+    return { items: items.slice(0, limit), truncated: items.length > limit || found.length >= want };
   }
 }
