@@ -238,4 +238,24 @@ describe('admission webhooks over HTTP', () => {
       assert.equal(res.status, 400, q);
     }
   });
+
+  it('grace through the registry: a tightened policy lets a restart run with a warning and denies a new deployment', async () => {
+    const web = review(workloadObject('Deployment', 'web', 'grace', { containers: [{ name: 'app', image: img('team/app:1.0') }] }));
+    assert.equal((await h.call('validate', web)).body.response.allowed, true);
+    const tightened = `${POLICY.replace('version: 2', 'version: 3')}  - { name: plan9-only, kind: cel, expression: 'image.platform.os == "plan9"', points: [admission], graceDays: 3 }\n`;
+    const put = await fetch(`${h.base}/api/v1/projects/team/policies`, { method: 'PUT', headers: { 'content-type': 'application/yaml' }, body: tightened });
+    assert.equal(put.status, 201, await put.text());
+    try {
+      const restart = await h.call('validate', review(workloadObject('Deployment', 'web', 'grace', { containers: [{ name: 'app', image: img('team/app:1.0') }] })));
+      assert.equal(restart.body.response.allowed, true, JSON.stringify(restart.body));
+      assert.match(restart.body.response.warnings.join('\n'), /rule plan9-only: expression is false: .* \(grace period until \d{4}-\d\d-\d\dT[^ ]+Z: Deployment\/web already ran this digest; new deployments are denied\)/);
+      const fresh = await h.call('validate', review(workloadObject('Deployment', 'api', 'grace', { containers: [{ name: 'app', image: img('team/app:1.0') }] })));
+      assert.equal(fresh.body.response.allowed, false);
+      assert.match(fresh.body.response.status.message, /denied by policy cluster-policy v1: rule plan9-only/);
+      await settle();
+      assert.ok(h.events.some((e) => e.type === 'admission.grace' && e.action === 'opened' && e.rule === 'plan9-only' && e.digest === good));
+    } finally {
+      assert.equal((await fetch(`${h.base}/api/v1/projects/team/policies`, { method: 'DELETE' })).status, 204);
+    }
+  });
 });
