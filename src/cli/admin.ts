@@ -16,8 +16,9 @@ import { federationCommand, federationOptions, federationUsage } from './admin-f
 export const adminUsage = `portcullis admin - identity and access administration (runs on the stores directly)
 
 Usage:
-  portcullis admin user create NAME [--password-stdin] [--system-admin] [--can-create-projects] [--email ADDR]
-      Without --password-stdin a random password is generated and printed once.
+  portcullis admin user create NAME [--password-stdin | --oidc] [--system-admin] [--can-create-projects] [--email ADDR]
+      Without --password-stdin a random password is generated and printed once; --oidc: a user
+      without password who logs in through an OpenID provider (linked at the first login).
   portcullis admin user set-password NAME --password-stdin
   portcullis admin user list
   portcullis admin project create NAME [--public]
@@ -34,6 +35,7 @@ const options = {
   config: { type: 'string' },
   'data-dir': { type: 'string' },
   'password-stdin': { type: 'boolean' },
+  oidc: { type: 'boolean' },
   'system-admin': { type: 'boolean' },
   'can-create-projects': { type: 'boolean' },
   email: { type: 'string' },
@@ -104,9 +106,10 @@ export async function adminMain(argv: string[]): Promise<number> {
     };
     switch (`${noun} ${verb ?? ''}`) {
       case 'user create': {
-        const generated = values['password-stdin'] ? undefined : randomPassword();
-        const password = generated ?? (await readStdin());
-        const user = await admin.createUser(actor, { name: need(name, 'NAME'), password, systemAdmin: values['system-admin'] ?? false, canCreateProjects: values['can-create-projects'] ?? false, email: values.email });
+        if (values.oidc && values['password-stdin']) throw new RegistryError('INVALID_REQUEST', '--oidc users have no password: leave out --password-stdin');
+        const generated = values['password-stdin'] || values.oidc ? undefined : randomPassword();
+        const password = values.oidc ? undefined : (generated ?? (await readStdin()));
+        const user = await admin.createUser(actor, { name: need(name, 'NAME'), password, systemAdmin: values['system-admin'] ?? false, canCreateProjects: values['can-create-projects'] ?? false, email: values.email, ...(values.oidc ? { source: 'oidc' as const } : {}) });
         console.log(`created user ${user.name}${user.systemAdmin ? ' (system administrator)' : ''}`);
         if (generated) console.log(`password: ${generated}\n(shown only this once)`);
         return 0;

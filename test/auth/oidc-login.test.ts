@@ -231,6 +231,24 @@ describe('OIDC login against a real OpenID provider', () => {
     assert.equal((await ok(registry.api('GET', '/users/henry', { auth: admin }))).source, 'local');
   });
 
+  test('portcullis admin user create --oidc makes a user without password, of source oidc', async () => {
+    const cli = (...args: string[]) =>
+      new Promise<{ code: number; output: string }>((resolve) => {
+        const child = spawn(process.execPath, [bin, 'admin', ...args, '--data-dir', registry.dataDir], { env: { ...process.env, PORTCULLIS_AUTH_MODE: 'token' }, stdio: ['pipe', 'pipe', 'pipe'] });
+        let output = '';
+        child.stdout.on('data', (chunk: Buffer) => (output += chunk));
+        child.stderr.on('data', (chunk: Buffer) => (output += chunk));
+        child.stdin.end('');
+        child.on('exit', (code) => resolve({ code: code ?? -1, output }));
+      });
+    const created = await cli('user', 'create', 'zed', '--oidc');
+    assert.equal(created.code, 0, created.output);
+    assert.doesNotMatch(created.output, /password:/);
+    const user = await ok(registry.api('GET', '/users/zed', { auth: admin }));
+    assert.equal(user.source, 'oidc');
+    assert.notEqual((await cli('user', 'create', 'zed2', '--oidc', '--password-stdin')).code, 0);
+  });
+
   test("ID tokens issued by the provider: accepted as issued; refused with another nonce, for another client (audience), tampered, or once expired", async () => {
     const client = new OidcProviderClient({ issuer: provider.issuer, clientId: provider.clientId, clientSecret: provider.clientSecret });
     const pkce = createPkce();

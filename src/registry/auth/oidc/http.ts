@@ -99,7 +99,9 @@ export async function registerOidcRoutes(app: FastifyInstance, deps: OidcRouteDe
   const createToken = async (identity: UserIdentity, name: string, days: number, request: FastifyRequest) => {
     const projects = await oidc.projectsOf(identity);
     if (projects.length === 0) throw new OidcDenied('you have a role in no project yet, so a token would grant nothing');
-    const grants = [{ repositories: projects.slice(0, 100).map((project) => `${project}/**`), actions: ['pull', 'push', 'delete', 'retag'] as Array<'pull' | 'push' | 'delete' | 'retag'> }];
+    // A grant holds at most 100 patterns and a token 50 grants.
+    const grants = [];
+    for (let at = 0; at < Math.min(projects.length, 5000); at += 100) grants.push({ repositories: projects.slice(at, at + 100).map((project) => `${project}/**`), actions: ['pull', 'push', 'delete', 'retag'] as Array<'pull' | 'push' | 'delete' | 'retag'> });
     const created = await admin.createToken(identity, { name, grants, expiresInDays: Math.min(days, deps.tokenMaxLifetimeDays) }, requestOrigin(request, identity));
     return { ...created, projects };
   };
