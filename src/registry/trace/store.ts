@@ -317,7 +317,7 @@ export class TraceStore {
 
   /** Base relations of `digest` (what it is built on). */
   async bases(digest: string): Promise<BaseRelation[]> {
-    return (await this.#db.all('SELECT * FROM trace_bases WHERE digest = $1 ORDER BY repository, base_layers DESC', [digest])).map(baseOf);
+    return (await this.#db.all('SELECT * FROM trace_bases WHERE digest = $1 ORDER BY base_layers DESC, repository, how', [digest])).map(baseOf);
   }
 
   /** Images built on `digest`. */
