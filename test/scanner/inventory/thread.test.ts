@@ -57,6 +57,24 @@ describe('inventory in a worker thread', () => {
     await assert.rejects(running, (e: unknown) => e instanceof LayerError && e.code === 'aborted');
   });
 
+  it('a reused thread gives each scan its own result, after a typed failure and concurrently', async () => {
+    const blob = gzipSync(await buildTar([{ name: 'a', content: Buffer.alloc(300_000, 1) }]));
+    await assert.rejects(inventoryInThread([layerFromBlob(blob.subarray(0, blob.length >> 1), GZ, 4096)], { maxMemoryMb: 128 }), LayerError);
+    // same heap limit: these run in the worker(s) kept from the scans before; small chunks leave
+    // acknowledgements in flight when each scan ends
+    const scan = async (name: string, version: string) => {
+      const tar = await buildTar([{ name: 'filler', content: Buffer.alloc(200_000, 3) }, { name: 'var/lib/dpkg/status', content: dpkg(name, version) }]);
+      return inventoryInThread([layerFromBlob(gzipSync(tar), GZ, 4096)], { maxMemoryMb: 128 });
+    };
+    for (let round = 0; round < 3; round++) {
+      const results = await Promise.all([scan('bash', `5.${round}`), scan('tar', `1.${round}`), scan('zlib', `2.${round}`)]);
+      assert.deepEqual(
+        results.map((r) => r.inventory.packages.map((p) => `${p.name}@${p.version}`)),
+        [[`bash@5.${round}`], [`tar@1.${round}`], [`zlib@2.${round}`]],
+      );
+    }
+  });
+
   it('a scan that needs more memory than the thread may use fails alone, with a reason', async () => {
     // many package entries inflate the in-memory inventory far beyond the compressed size; the
     // walker's own retained-bytes limit is lifted so that only the thread's heap limit can stop it
