@@ -54,8 +54,8 @@ export async function createAdmission(
   await registerDeploymentRoutes(app, { store: deps.deployments, authorize: deps.authorize });
 
   let listener: FastifyInstance | undefined;
-  if (a.listen && a.tls) {
-    const tls = a.tls;
+  if (a.listen && a.tls?.certFile && a.tls.keyFile) {
+    const tls = { ...a.tls, certFile: a.tls.certFile, keyFile: a.tls.keyFile };
     listener = Fastify({
       logger: false,
       https: {

@@ -285,8 +285,8 @@ export const configSchema = z.strictObject({
       listen: z.string().min(1).optional(),
       tls: z
         .strictObject({
-          certFile: z.string().min(1),
-          keyFile: z.string().min(1),
+          certFile: z.string().min(1).optional(),
+          keyFile: z.string().min(1).optional(),
           /** CA of the API server's client certificate: required, verified, on the dedicated listener. */
           clientCaFile: z.string().min(1).optional(),
           /** Accepted client certificate subjects (CN or DNS SAN); any certificate from the CA when empty. */
@@ -301,7 +301,10 @@ export const configSchema = z.strictObject({
       timeoutSeconds: z.number().int().min(1).max(30).default(5),
     })
     .superRefine((a, ctx) => {
-      if (a.listen && !a.tls) ctx.addIssue({ code: 'custom', path: ['tls'], message: 'admission.listen needs admission.tls (the API server calls webhooks over HTTPS only)' });
+      if (a.listen && !(a.tls?.certFile && a.tls.keyFile)) ctx.addIssue({ code: 'custom', path: ['listen'], message: 'admission.listen needs admission.tls.certFile and keyFile (the API server calls webhooks over HTTPS only)' });
+      if (a.tls?.certFile && !a.tls.keyFile) ctx.addIssue({ code: 'custom', path: ['tls', 'certFile'], message: 'admission.tls.certFile needs admission.tls.keyFile' });
+      if (a.tls?.keyFile && !a.tls.certFile) ctx.addIssue({ code: 'custom', path: ['tls', 'keyFile'], message: 'admission.tls.keyFile needs admission.tls.certFile' });
+      if (a.tls?.clientCaFile && !a.listen) ctx.addIssue({ code: 'custom', path: ['tls', 'clientCaFile'], message: 'admission.tls.clientCaFile needs admission.listen (client certificates are checked on the dedicated listener)' });
       if (a.enabled && !a.auth.tokenFile && !a.tls?.clientCaFile && !a.auth.allowUnauthenticatedLoopback) {
         ctx.addIssue({ code: 'custom', path: ['auth'], message: 'admission needs a caller check: admission.auth.tokenFile, admission.tls.clientCaFile (mTLS on admission.listen), or admission.auth.allowUnauthenticatedLoopback' });
       }
