@@ -251,3 +251,52 @@ describe('OSV artifact format', () => {
     }
   });
 });
+
+describe('server-side URL sources (scanner.vulnerabilityData.sources: {url})', { skip }, () => {
+  test('imported at start, asked conditionally on each refresh, imported again when the content changes; a failing server changes nothing', async () => {
+    const { createServer } = await import('node:http');
+    const { readdir, readFile } = await import('node:fs/promises');
+    const { buildZip } = await import('./zip-writer.ts');
+    const { startScannerRegistry } = await import('./support.ts');
+    const dir = join(fixtures, 'osv', 'npm');
+    const files = (await readdir(dir)).filter((f) => f.endsWith('.json')).sort();
+    const zipOf = async (names: string[]) => buildZip(await Promise.all(names.map(async (n) => ({ name: n, data: await readFile(join(dir, n)), deflate: true }))));
+    let body = await zipOf(files);
+    let etag = '"v1"';
+    let failing = false;
+    const seen: string[] = [];
+    const server = createServer((req, res) => {
+      seen.push(req.headers['if-none-match'] ? `conditional ${req.headers['if-none-match']}` : 'plain');
+      if (failing) return void res.writeHead(500).end('broken');
+      if (req.headers['if-none-match'] === etag) return void res.writeHead(304, { etag }).end();
+      res.writeHead(200, { 'content-type': 'application/zip', etag, 'content-length': body.length }).end(body);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/npm/all.zip?token=secret`;
+    const h = await startScannerRegistry({ overrides: [{ path: ['scanner', 'vulnerabilityData', 'sources'], value: [{ url }] }, { path: ['scanner', 'vulnerabilityData', 'refreshIntervalMinutes'], value: 0.005 }] });
+    try {
+      const status = async () => (await h.request('GET', '/api/v1/vulndb')).json();
+      const first = await waitFor('the start import', async () => ((await status()).sources[0]?.etag === '"v1"' ? status() : undefined));
+      assert.equal(first.records, files.length);
+      assert.equal(first.sources[0].kind, 'url');
+      assert.equal(first.sources[0].source, url.replace(/\?.*$/, ''), 'the token in the query is not shown');
+      await waitFor('a conditional refresh', async () => (seen.includes('conditional "v1"') ? true : undefined));
+      const hash = first.sources[0].contentHash;
+
+      body = await zipOf(files.slice(1));
+      etag = '"v2"';
+      const second = await waitFor('the changed content imported', async () => ((await status()).sources[0]?.etag === '"v2"' ? status() : undefined));
+      assert.equal(second.records, files.length - 1);
+      assert.notEqual(second.sources[0].contentHash, hash);
+
+      failing = true;
+      const before = seen.length;
+      await waitFor('a failing refresh', async () => (seen.length > before ? true : undefined));
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      assert.deepEqual((await status()).sources, second.sources, 'a failing server changes nothing');
+    } finally {
+      await h.close();
+      server.close();
+    }
+  });
+});

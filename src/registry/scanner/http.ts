@@ -38,7 +38,7 @@ import { classifyManifest } from './image-source.ts';
 import { sarif } from './report.ts';
 import { parseOpenVex, VexError, vexView } from './vex.ts';
 import { sbomMediaType, type SbomFormat } from './sbom.ts';
-import type { ScanService } from './service.ts';
+import { type ScanService, withoutSecrets } from './service.ts';
 
 export type ScannerAction = 'catalog' | 'pull' | 'push' | 'project.read' | 'project.update';
 
@@ -89,7 +89,9 @@ export async function registerScannerRoutes(app: FastifyInstance, deps: ScannerH
       await authorize(request, { action: 'catalog' });
       noStore(reply);
       const status = scanner.vulns.status(scanner.settings.maxAgeSeconds);
-      return { ...status, maxAgeSeconds: scanner.settings.maxAgeSeconds, scannerVersion: SCANNER_VERSION, queue: { pending: await scanner.pendingJobs() } };
+      // Any authenticated caller reads this: a URL source's user info and query (tokens) are not shown.
+      const sources = status.sources.map((src) => (src.kind === 'url' ? { ...src, source: withoutSecrets(src.source) } : src));
+      return { ...status, sources, maxAgeSeconds: scanner.settings.maxAgeSeconds, scannerVersion: SCANNER_VERSION, queue: { pending: await scanner.pendingJobs() } };
     });
 
     app.get('/api/v1/scanner', async (request, reply) => {

@@ -116,8 +116,8 @@ const silent: ScannerLogger = { info: () => undefined, warn: () => undefined, er
 
 const REMATCH_JOB = 'rematch';
 
-/** A URL as logged: no user info, no query (either may carry a token). */
-function withoutSecrets(url: string): string {
+/** A URL as logged or shown: no user info, no query (either may carry a token). */
+export function withoutSecrets(url: string): string {
   const u = new URL(url);
   return `${u.protocol}//${u.host}${u.pathname}`;
 }
