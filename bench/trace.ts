@@ -46,9 +46,10 @@ const ROUNDS = Number(values.rounds);
 const log = (s: string) => process.stderr.write(`${s}\n`);
 
 let seed = 11;
+// the high bits of the LCG: its low bits repeat with a short period
 const rand = (n: number) => {
   seed = (seed * 1103515245 + 12345) % 2 ** 31;
-  return seed % n;
+  return Math.floor((seed / 2 ** 31) * n);
 };
 const sha = (s: string) => `sha256:${createHash('sha256').update(s).digest('hex')}`;
 const commitOf = (i: number) => createHash('sha1').update(`commit ${i}`).digest('hex');
@@ -101,6 +102,7 @@ async function main(): Promise<void> {
     );
   }
   const images: Array<{ repository: string; digest: string; base: number }> = [];
+  const uses = new Map<string, number>();
   const vulns = Array.from({ length: 5000 }, (_, v) => ({ cve: `CVE-2025-${String(10000 + v)}`, ghsa: `GHSA-${v.toString(36).padStart(4, '0')}-bench-0000` }));
   for (let i = 0; i < N; i++) {
     const project = `p${i % 100}`;
@@ -126,6 +128,7 @@ async function main(): Promise<void> {
     const rows = [];
     for (let f = 0; f < 20; f++) {
       const v = vulns[rand(vulns.length)]!;
+      uses.set(v.cve, (uses.get(v.cve) ?? 0) + 1);
       const pkg = `pkg-${rand(300)}`;
       for (const id of [v.cve, v.ghsa]) rows.push({ vulnerability: id.toUpperCase(), package: pkg, installedVersion: '1.0.0', severity: ['critical', 'high', 'medium', 'low'][rand(4)]!, fixAvailable: rand(2) === 0, findingId: v.ghsa });
     }
@@ -156,6 +159,8 @@ async function main(): Promise<void> {
   // an image of project p1, which the reader can read
   const sample = images[sampleIndex]!;
   const commit = commitOf(Math.floor(sampleIndex / 5));
+  // the least used vulnerability that is used at all
+  const rare = [...uses].sort((a, b) => a[1] - b[1] || (a[0] < b[0] ? -1 : 1))[0]!;
   const affected = images.filter((i) => i.base < 4).length.toLocaleString('en-US');
   const onBase = images.filter((i) => i.base === 3).length.toLocaleString('en-US');
   const queries: Array<[string, string]> = [
@@ -166,7 +171,7 @@ async function main(): Promise<void> {
     ['where a commit runs (deployments)', `/api/v1/trace/deployments?commit=${commit}&verified=true`],
     ['where a digest runs', `/api/v1/trace/deployments?digest=${sample.digest}`],
     [`running workloads affected by a CVE in ${affected} images`, '/api/v1/trace/deployments?vulnerability=CVE-2026-0001'],
-    ['running workloads affected by a rare CVE', `/api/v1/trace/deployments?vulnerability=${vulns[42]!.cve}`],
+    [`running workloads affected by a rarer CVE (in ${rare[1]} images)`, `/api/v1/trace/deployments?vulnerability=${rare[0]}`],
     [`images with a CVE in ${affected} images (1,000 listed at most)`, '/api/v1/trace/images?vulnerability=CVE-2026-0001'],
   ];
   const results: string[] = [];
