@@ -161,6 +161,10 @@ describe('builder SBOMs in reports', { skip: fixturesSkip() }, () => {
       assert.equal(fromSbom.package.purl, 'pkg:npm/body-parser@1.20.2');
       assert.equal(fromSbom.layer, undefined);
       assert.ok(!scanned.findings.some((f: any) => f.package.fromSbom));
+      const { table } = await import('../../src/registry/scanner/report.ts');
+      const text = table(report);
+      assert.match(text, /BUILDER SBOMS\n {2}sha256:[a-f0-9]{64} \(cyclonedx, syft 1\.4\.1\): \d+ packages; only in the SBOM 1, only found by the scan 1, other version 1; \d+ matched from the SBOM/);
+      assert.match(text, /GHSA-qwcr-r2fm-qrc7\s+body-parser\s+1\.20\.2\s+1\.20\.3\s+sbom/);
       assert.ok(report.summary.total > scanned.summary.total);
       // The inventory's own findings stay; the scan time does not move.
       for (const f of scanned.findings) assert.ok(report.findings.some((g: any) => g.id === f.id && g.package.name === f.package.name), `${f.id} kept`);

@@ -345,7 +345,7 @@ export function table(report: ScanReport): string {
   );
   for (const w of report.warnings) lines.push(`WARNING: ${w}`);
   if (report.findings.length > 0) {
-    const rows = report.findings.map((f) => [f.severity.toUpperCase(), f.id, f.package.name, f.installedVersion, f.fixedVersions.join(', ') || '-', f.layer ? String(f.layer.index) : '-']);
+    const rows = report.findings.map((f) => [f.severity.toUpperCase(), f.id, f.package.name, f.installedVersion, f.fixedVersions.join(', ') || '-', f.layer ? String(f.layer.index) : f.package.fromSbom ? 'sbom' : '-']);
     const head = ['SEVERITY', 'ID', 'PACKAGE', 'INSTALLED', 'FIXED', 'LAYER'];
     const widths = head.map((h, i) => Math.min(48, Math.max(h.length, ...rows.map((r) => r[i]!.length))));
     const fmt = (r: string[]) => r.map((c, i) => (c.length > widths[i]! ? `${c.slice(0, widths[i]! - 1)}…` : c.padEnd(widths[i]!))).join('  ').trimEnd();
@@ -354,6 +354,12 @@ export function table(report: ScanReport): string {
   if (report.secrets.length > 0) {
     lines.push('', 'SECRETS');
     for (const x of report.secrets) lines.push(`  ${x.severity.toUpperCase()} ${x.rule} ${x.path}:${x.line} (layer ${x.layerIndex}) fingerprint ${x.fingerprint}`);
+  }
+  if ((report.builderSboms ?? []).length > 0) {
+    lines.push('', 'BUILDER SBOMS');
+    for (const b of report.builderSboms) {
+      lines.push(`  ${b.referrer} (${b.format}${b.tool ? `, ${b.tool}` : ''}): ${b.packages} packages; only in the SBOM ${b.onlyInSbomCount}, only found by the scan ${b.onlyInInventoryCount}, other version ${b.versionDiffersCount}; ${b.matched} matched from the SBOM`);
+    }
   }
   if (report.configFindings.length > 0) {
     lines.push('', 'CONFIGURATION');
