@@ -3,6 +3,10 @@
  * provider with the device authorization grant (RFC 8628) and obtains a personal access token
  * for podman, skopeo, buildah and docker.
  *
+ * With `--browser` (or when the provider has no device authorization endpoint) the CLI listens
+ * on a loopback port instead, prints the registry's login URL for the browser, receives a one-time
+ * code on `http://127.0.0.1:PORT/callback` and redeems it with its PKCE verifier (RFC 8252 style).
+ *
  * The registry runs the grant on the CLI's behalf (POST /auth/oidc/device, then polls of
  * /auth/oidc/device/token), so the provider's client secret stays on the server and the CLI needs
  * no registration of its own. The token is written to the containers auth file
@@ -10,15 +14,20 @@
  * `~/.config/containers/auth.json`: what podman reads) unless `--no-store`; `--print-token`
  * writes it to stdout (for `podman login --password-stdin`). Instructions go to stderr.
  */
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { authFiles } from './registry-client.ts';
 
-const usage = `portcullis login --oidc [--provider NAME] [--token-name NAME] [--authfile FILE] [--no-store] [--print-token] [--http] REGISTRY
+const usage = `portcullis login --oidc [--provider NAME] [--browser] [--token-name NAME] [--authfile FILE] [--no-store] [--print-token] [--http] REGISTRY
 
 Logs in through the registry's OpenID provider (device authorization: open the URL shown, enter
 the code, sign in) and stores a personal access token for REGISTRY in the containers auth file.
+--browser: log in in a browser on this machine instead (a loopback callback; also used when the
+provider offers no device authorization).
 Plain HTTP is used for loopback registries or with --http.`;
 
 interface DeviceStart {
@@ -85,6 +94,7 @@ export async function loginMain(argv: string[]): Promise<number> {
         'no-store': { type: 'boolean' },
         'print-token': { type: 'boolean' },
         http: { type: 'boolean' },
+        browser: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
       allowPositionals: true,
@@ -105,6 +115,49 @@ export async function loginMain(argv: string[]): Promise<number> {
     return 2;
   }
   const base = `${values.http || isLoopback(registry) ? 'http' : 'https'}://${registry}/auth/oidc`;
+  const finish = async (result: DeviceResult): Promise<number> => {
+    if (!values['no-store']) {
+      const file = values.authfile ?? authFiles()[0]!;
+      await storeCredentials(file, registry, result.username, result.token);
+      console.error(`Stored in ${file} (podman, skopeo and buildah read it).`);
+    }
+    console.error(`Logged in to ${registry} as ${result.username}: personal access token ${result.token_name}, expires ${result.expires_at}, projects ${result.projects.join(', ')}.`);
+    if (values['print-token']) console.log(result.token);
+    return 0;
+  };
+  const loopback = async (): Promise<number> => {
+    const verifier = randomBytes(32).toString('base64url');
+    const challenge = createHash('sha256').update(verifier).digest('base64url');
+    let resolveCode: (code: string) => void = () => undefined;
+    const received = new Promise<string>((resolve) => (resolveCode = resolve));
+    const server = createServer((request, response) => {
+      const url = new URL(request.url ?? '/', 'http://127.0.0.1');
+      const code = url.pathname === '/callback' ? url.searchParams.get('code') : null;
+      response.writeHead(code ? 200 : 404, { 'content-type': 'text/plain; charset=utf-8' }).end(code ? 'Logged in: you can close this window and return to the terminal.\n' : 'not found\n');
+      if (code) resolveCode(code);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    try {
+      const query = new URLSearchParams({ ...(values.provider ? { provider: values.provider } : {}), cli_port: String(port), cli_challenge: challenge });
+      console.error(`To log in, open ${base}/login?${query} in a browser on this machine.`);
+      const timeout = new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 600_000).unref());
+      const code = await Promise.race([received, timeout]);
+      if (code === undefined) {
+        console.error('portcullis login: no login within 10 minutes');
+        return 1;
+      }
+      const answer = await post(`${base}/cli/token`, { code, code_verifier: verifier, ...(values['token-name'] ? { token_name: values['token-name'] } : {}) });
+      if (answer.status !== 200) {
+        console.error(`portcullis login: ${String(answer.body.error ?? answer.status)}: ${String(answer.body.error_description ?? '')}`);
+        return 1;
+      }
+      return await finish(answer.body as unknown as DeviceResult);
+    } finally {
+      server.close();
+    }
+  };
+  if (values.browser) return loopback();
   let start: { status: number; body: Record<string, unknown> };
   try {
     start = await post(`${base}/device`, values.provider ? { provider: values.provider } : {});
@@ -115,6 +168,10 @@ export async function loginMain(argv: string[]): Promise<number> {
   if (start.status === 404) {
     console.error(`portcullis login: ${registry} has no OIDC login (auth.oidc.providers is empty, or it is not a Portcullis registry)`);
     return 1;
+  }
+  if (start.status === 400 && start.body.error === 'unsupported_grant_type') {
+    console.error('The provider offers no device authorization: logging in through a browser on this machine instead.');
+    return loopback();
   }
   if (start.status !== 200) {
     console.error(`portcullis login: ${String(start.body.error ?? start.status)}: ${String(start.body.error_description ?? '')}`);
@@ -134,17 +191,7 @@ export async function loginMain(argv: string[]): Promise<number> {
       console.error(`portcullis login: ${(error as Error).message}; retrying`);
       continue;
     }
-    if (poll.status === 200) {
-      const result = poll.body as unknown as DeviceResult;
-      if (!values['no-store']) {
-        const file = values.authfile ?? authFiles()[0]!;
-        await storeCredentials(file, registry, result.username, result.token);
-        console.error(`Stored in ${file} (podman, skopeo and buildah read it).`);
-      }
-      console.error(`Logged in to ${registry} as ${result.username}: personal access token ${result.token_name}, expires ${result.expires_at}, projects ${result.projects.join(', ')}.`);
-      if (values['print-token']) console.log(result.token);
-      return 0;
-    }
+    if (poll.status === 200) return finish(poll.body as unknown as DeviceResult);
     const error = String(poll.body.error ?? '');
     if (error === 'authorization_pending') continue;
     if (error === 'slow_down') {

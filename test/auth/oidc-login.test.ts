@@ -369,6 +369,39 @@ describe('OIDC login against a real OpenID provider', () => {
     }
   });
 
+  test('portcullis login --oidc --browser: loopback callback, a one-time code redeemed with the PKCE verifier', async () => {
+    const authfile = join(work, 'auth-browser.json');
+    const child = spawn(process.execPath, [bin, 'login', '--oidc', '--browser', '--provider', 'corp', '--authfile', authfile, '--print-token', registry.host], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    let stdout = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk));
+    const exited = new Promise<number>((resolve) => child.on('exit', (code) => resolve(code ?? -1)));
+    const loginUrl = await new Promise<string>((resolve, reject) => {
+      child.stderr.on('data', (chunk: Buffer) => {
+        stderr += chunk;
+        const match = /open (\S+) in a browser/.exec(stderr);
+        if (match) resolve(match[1]!);
+      });
+      child.on('exit', () => reject(new Error(`login exited early: ${stderr}`)));
+    });
+    const browser = new Browser();
+    const loopbackPrefix = /cli_port=(\d+)/.exec(loginUrl)![1]!;
+    const done = await browser.signIn(await browser.follow(loginUrl), provider.issuer, 'dave');
+    assert.equal(done.response.status, 200);
+    assert.match(await done.response.text(), /you can close this window/);
+    assert.ok(done.url.startsWith(`http://127.0.0.1:${loopbackPrefix}/callback?code=`), done.url);
+    assert.equal(await exited, 0, stderr);
+    const pat = stdout.trim();
+    assert.match(pat, /^pcp_/);
+    secrets.push(pat, new URL(done.url).searchParams.get('code')!);
+    assert.deepEqual((await tokenAccess('dave', pat, 'repository:team-a/cli:pull,push')).actions.sort(), ['pull', 'push']);
+    // The code was single use, and a code without the right verifier is refused.
+    const replay = await registry.fetch('/auth/oidc/cli/token', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ code: new URL(done.url).searchParams.get('code'), code_verifier: 'x'.repeat(43) }) });
+    assert.equal(replay.status, 400);
+    const bad = await registry.fetch('/auth/oidc/login?provider=corp&cli_port=80&cli_challenge=short');
+    assert.equal(bad.status, 400);
+  });
+
   test('the device poll before approval answers authorization_pending; an unknown handle expired_token', async () => {
     const start = await registry.fetch('/auth/oidc/device', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ provider: 'corp' }) });
     const device = (await start.json()) as { handle: string; user_code: string };

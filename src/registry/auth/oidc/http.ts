@@ -13,9 +13,15 @@
  *   server); the poll answers RFC 8628 errors until the user approved, then a personal access
  *   token.
  *
+ * - Loopback CLI login (RFC 8252 style, for providers without device authorization):
+ *   `/auth/oidc/login?cli_port=P&cli_challenge=C` runs the browser flow, then redirects to
+ *   `http://127.0.0.1:P/callback?code=X` with a one-time code (2 minutes) that
+ *   `POST /auth/oidc/cli/token` redeems, with the verifier of the S256 challenge `C`, for a
+ *   personal access token. An intercepted code is useless without the verifier.
+ *
  * Nothing here logs a code, token, state or secret; failures are published as `auth.failed`.
  */
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { RegistryError } from '../../../oci/errors.ts';
 import type { Administration } from '../administration.ts';
@@ -125,6 +131,14 @@ export async function registerOidcRoutes(app: FastifyInstance, deps: OidcRouteDe
       const name = String((request.query as Record<string, unknown>).provider ?? (oidc.providers.size === 1 ? [...oidc.providers.keys()][0] : ''));
       const provider = oidc.provider(name);
       if (!provider) return page(reply, 400, 'Login failed', `<p>Unknown identity provider ${escape(name.slice(0, 64))}. Known: ${[...oidc.providers.keys()].map(escape).join(', ') || 'none'}.</p>`);
+      const query = request.query as Record<string, unknown>;
+      let cli: { port: number; challenge: string } | undefined;
+      if (query.cli_port !== undefined || query.cli_challenge !== undefined) {
+        const port = Number(query.cli_port);
+        const challenge = String(query.cli_challenge ?? '');
+        if (!Number.isInteger(port) || port < 1024 || port > 65535 || !/^[A-Za-z0-9_-]{43}$/.test(challenge)) return page(reply, 400, 'Login failed', '<p>A CLI login needs cli_port (1024-65535) and cli_challenge (an S256 PKCE challenge).</p>');
+        cli = { port, challenge };
+      }
       const state = randomToken();
       const nonce = randomToken();
       const pkce = createPkce();
@@ -136,7 +150,7 @@ export async function registerOidcRoutes(app: FastifyInstance, deps: OidcRouteDe
         request.log.warn({ provider: name, reason: (error as Error).message }, 'OIDC login could not start');
         return page(reply, 502, 'Login failed', `<p>The identity provider ${escape(name)} is not available: ${escape((error as Error).message)}</p>`);
       }
-      await oidc.store.createPending(state, { kind: 'login', provider: name, data: { nonce, verifier: pkce.verifier, redirectUri: redirect }, expiresAt: new Date(Date.now() + LOGIN_TTL_MS) });
+      await oidc.store.createPending(state, { kind: 'login', provider: name, data: { nonce, verifier: pkce.verifier, redirectUri: redirect, ...(cli ? { cli } : {}) }, expiresAt: new Date(Date.now() + LOGIN_TTL_MS) });
       setCookie(reply, request, STATE_COOKIE, state, LOGIN_TTL_MS / 1000);
       return reply.code(302).header('location', location).header('cache-control', 'no-store').send();
     });
@@ -161,10 +175,15 @@ export async function registerOidcRoutes(app: FastifyInstance, deps: OidcRouteDe
       const provider = oidc.provider(pending.provider);
       const code = typeof query.code === 'string' ? query.code : '';
       if (!provider || !code) return page(reply, 400, 'Login failed', '<p>The callback has no code.</p>');
-      const data = pending.data as { nonce: string; verifier: string; redirectUri: string };
+      const data = pending.data as { nonce: string; verifier: string; redirectUri: string; cli?: { port: number; challenge: string } };
       try {
         const tokens = await provider.client.exchangeCode({ code, redirectUri: data.redirectUri, codeVerifier: data.verifier });
         const result = await oidc.completeLogin(pending.provider, tokens, { nonce: data.nonce, origin });
+        if (data.cli) {
+          const cliCode = randomToken();
+          await oidc.store.createPending(cliCode, { kind: 'cli', provider: result.provider, data: { userId: result.user.id, groups: result.groups, systemAdmin: result.systemAdmin, challenge: data.cli.challenge }, expiresAt: new Date(Date.now() + 120_000) });
+          return reply.code(302).headers({ location: `http://127.0.0.1:${data.cli.port}/callback?code=${cliCode}`, 'cache-control': 'no-store', 'referrer-policy': 'no-referrer' }).send();
+        }
         const sessionId = randomToken();
         const csrf = randomToken();
         await oidc.store.createSession(sessionId, { userId: result.user.id, provider: result.provider, csrf, expiresAt: new Date(Date.now() + config.sessionMinutes * 60_000) });
@@ -219,6 +238,32 @@ export async function registerOidcRoutes(app: FastifyInstance, deps: OidcRouteDe
       if (sessionId) await oidc.store.deleteSession(sessionId);
       setCookie(reply, request, SESSION_COOKIE, '', 0);
       return page(reply, 200, 'Logged out', '<p>Your registry session ended. Personal access tokens stay valid until revoked.</p>');
+    });
+
+    scope.post(`${oidcBase}/cli/token`, async (request, reply) => {
+      const body = (request.body ?? {}) as Record<string, unknown>;
+      const code = typeof body.code === 'string' ? body.code : '';
+      const verifier = typeof body.code_verifier === 'string' ? body.code_verifier : '';
+      const tokenName = String(body.token_name ?? `cli-${new Date().toISOString().slice(0, 19).replace(/[-:T]/g, '')}-${randomBytes(2).toString('hex')}`);
+      if (!tokenNameGrammar.test(tokenName)) return oauthError(reply, 400, 'invalid_request', 'token_name is 1 to 64 characters [a-z0-9._-]');
+      const pending = code ? await oidc.store.takePending(code, 'cli') : undefined;
+      if (!pending) return oauthError(reply, 400, 'invalid_grant', 'unknown, used or expired code; log in again');
+      const data = pending.data as { userId: string; groups: string[]; systemAdmin: boolean; challenge: string };
+      if (!same(createHash('sha256').update(verifier).digest('base64url'), data.challenge)) {
+        oidc.publishFailure(pending.provider, 'CLI code presented with a wrong PKCE verifier', requestOrigin(request));
+        return oauthError(reply, 400, 'invalid_grant', 'the code_verifier does not match');
+      }
+      const user = await users.getUser(data.userId);
+      if (!user || user.disabled) return oauthError(reply, 403, 'access_denied', 'this user is disabled');
+      const identity: UserIdentity = { kind: 'user', id: user.id, name: user.name, systemAdmin: data.systemAdmin, canCreateProjects: user.canCreateProjects, groups: data.groups, restriction: undefined, credential: { kind: 'oidc', provider: pending.provider } };
+      try {
+        const created = await createToken(identity, tokenName, config.cliTokenDays, request);
+        return reply.header('cache-control', 'no-store').send({ username: user.name, token: created.secret, token_name: tokenName, expires_at: created.token.expiresAt, projects: created.projects, groups: data.groups });
+      } catch (error) {
+        if (error instanceof OidcDenied) return oauthError(reply, 403, 'access_denied', error.message);
+        if (error instanceof RegistryError && error.status < 500) return oauthError(reply, error.status, 'invalid_request', error.message);
+        throw error;
+      }
     });
 
     scope.post(`${oidcBase}/device`, async (request, reply) => {

@@ -50,7 +50,8 @@ export interface OidcIdentityRecord {
 }
 
 export interface PendingRecord {
-  kind: 'login' | 'device';
+  /** `login`: a browser authorization in flight; `device`: a device authorization; `cli`: a login finished for a CLI's loopback listener, redeemable once with its PKCE verifier. */
+  kind: 'login' | 'device' | 'cli';
   provider: string;
   data: Record<string, unknown>;
   expiresAt: Date;
