@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { BuilderSbomStore } from '../../src/registry/scanner/builder-sbom.ts';
 import { ExemptionStore, newExemption } from '../../src/registry/scanner/exemptions.ts';
 import { JobQueue } from '../../src/registry/scanner/jobs.ts';
 import { type Evaluation, type ScanRecord, ScanStore } from '../../src/registry/scanner/store.ts';
@@ -236,6 +237,44 @@ export function runScanStoreSuite(engine: string, open: OpenStore): void {
         assert.equal(revoked?.revokedBy, 'bob');
         assert.equal((await x.list({ project: 'team', all: true }, now)).length, 2);
         assert.deepEqual(await x.inForce('team/app', now + 6 * day), [], 'expired ones no longer apply');
+      } finally {
+        await h.close();
+      }
+    });
+
+    test('builder SBOMs: stored per referrer and repository, listed by subject, forgotten per repository; inventories replaced without a new scan time', async () => {
+      const h = await open();
+      try {
+        const b = new BuilderSbomStore(h.store.db);
+        const sbom = { id: d(7), repository: 'team/app', subject: d(1), format: 'cyclonedx' as const, tool: 'syft 1.4.1', packages: [{ purl: 'pkg:npm/a@1.0.0' }, { purl: 'pkg:pypi/b@2.0' }], createdAt: 5 };
+        await b.put(sbom);
+        await b.put(sbom); // idempotent
+        await b.put({ ...sbom, repository: 'team/mirror' });
+        await b.put({ id: d(8), repository: 'team/app', subject: d(2), format: 'spdx', packages: [], createdAt: 6 });
+        const listed = await b.forSubject(d(1));
+        assert.deepEqual(
+          listed.map((x) => x.repository),
+          ['team/app', 'team/mirror'],
+        );
+        assert.deepEqual(listed[0], sbom);
+        assert.equal((await b.forSubject(d(2)))[0]!.tool, undefined);
+        assert.equal(await b.delete('team/app', d(7)), d(1));
+        assert.equal(await b.delete('team/app', d(7)), undefined);
+        assert.deepEqual(
+          (await b.forSubject(d(1))).map((x) => x.repository),
+          ['team/mirror'],
+        );
+
+        const s = h.store;
+        await s.recordImage('team/app', d(3), 'application/vnd.oci.image.manifest.v1+json', 1);
+        assert.equal(await s.replaceInventory(d(3), { packages: [] }, { layers: [], packages: [] }, evaluation([], 'fpx', 'db1'), 9), false, 'no complete result yet');
+        await s.saveScan(d(3), record(evaluation([], 'fp1', 'db1')), 3);
+        assert.equal(await s.replaceInventory(d(3), { packages: [], builderSboms: [] }, { layers: [], packages: [] }, evaluation([finding('CVE-9', 'critical')], 'fp2', 'db1'), 9), true);
+        const r = await s.result(d(3));
+        assert.equal(r?.revision, 2);
+        assert.equal(r?.completedAt, 3, 'the scan time stays');
+        assert.equal(r?.summary?.bySeverity.critical, 1);
+        assert.deepEqual(r?.inventory, { packages: [], builderSboms: [] });
       } finally {
         await h.close();
       }
