@@ -27,6 +27,7 @@ describe('workload identity federation with a real OpenID provider', () => {
   let provider: TestProvider;
   let other: TestProvider;
   let untrusted: TestProvider;
+  let rotating: TestProvider;
   let registry: AuthRegistry;
   let work: string;
   let ruleId: string;
@@ -44,6 +45,7 @@ describe('workload identity federation with a real OpenID provider', () => {
     ]);
     other = await startTestProvider([{ clientId: 'ci-app', claims: app }]);
     untrusted = await startTestProvider([{ clientId: 'ci-app', claims: app }]);
+    rotating = await startTestProvider([{ clientId: 'ci-app', ttl: 600, claims: app }]);
     work = await makeTempDir('federation');
     configFile = join(work, 'config.yaml');
     await writeFile(
@@ -51,7 +53,7 @@ describe('workload identity federation with a real OpenID provider', () => {
       JSON.stringify({
         auth: {
           revalidateSeconds: 1,
-          federation: { issuers: [{ issuer: provider.issuer }, { issuer: other.issuer }], clockSkewSeconds: 1 },
+          federation: { issuers: [{ issuer: provider.issuer }, { issuer: other.issuer }, { issuer: rotating.issuer }], clockSkewSeconds: 1 },
         },
         edge: { trustedNetworks: [], logins: { freeFailures: 1000 } },
         gc: { intervalSeconds: 0 },
@@ -77,7 +79,7 @@ describe('workload identity federation with a real OpenID provider', () => {
 
   after(async () => {
     await registry?.close();
-    await Promise.all([provider?.close(), other?.close(), untrusted?.close()]);
+    await Promise.all([provider?.close(), other?.close(), untrusted?.close(), rotating?.close()]);
     await removeDir(work);
   });
 
@@ -250,6 +252,21 @@ describe('workload identity federation with a real OpenID provider', () => {
     assert.match(broad.stderr, /too broad/);
     assert.equal((await cli('trust-rule', 'revoke', id!, '--project', 'team')).code, 0);
     assert.deepEqual(accessOf((await exchange(jwt, ['repository:team/cli:pull'])).body.token), []);
+  });
+
+  test('key rotation at the issuer: the new key is fetched on its first unknown kid (after the 30 s cooldown), the withdrawn one stops working', async () => {
+    await ok(registry.api('POST', '/projects/team/trust-rules', { auth: admin, body: { name: 'rotating', issuer: rotating.issuer, subject: 'ci-app', grants: [{ repositories: ['team/rotating'], actions: ['pull'] }] } }));
+    const before = await rotating.token('ci-app');
+    assert.equal((await exchange(before, ['repository:team/rotating:pull'])).status, 200, 'the key set is fetched and cached');
+    const fetchedAt = Date.now();
+    await rotating.rotate();
+    const after = await rotating.token('ci-app');
+    assert.notEqual(JSON.parse(Buffer.from(after.split('.')[0]!, 'base64url').toString()).kid, JSON.parse(Buffer.from(before.split('.')[0]!, 'base64url').toString()).kid);
+    // Within the cooldown an unknown kid does not make the registry refetch (random kids cannot
+    // hammer the issuer); afterwards the first token with the new kid triggers one refetch.
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, fetchedAt + 31_000 - Date.now())));
+    assert.equal((await exchange(after, ['repository:team/rotating:pull'])).status, 200, 'the rotated key is picked up');
+    assert.equal((await exchange(before, ['repository:team/rotating:pull'])).status, 401, 'the withdrawn key no longer verifies');
   });
 
   test('single-use rules accept each token once', async () => {
