@@ -24,6 +24,8 @@ import type { BaseRelation, FindingRow, StoredSource, TracedImage, TraceStore } 
 
 /** Largest image configuration read (a few KiB normally; bounded against hostile ones). */
 const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
+/** Layer stacks indexed at most this deep (real images have tens of layers; a hostile one could list thousands). */
+const MAX_INDEXED_LAYERS = 256;
 const SBOM_TYPES = /spdx|cyclonedx|syft/i;
 const SEVERITIES = ['critical', 'high', 'medium', 'low', 'none', 'unknown'] as const;
 /** Index rows one query reads at most (an answer beyond it says `truncated`). */
@@ -242,9 +244,13 @@ export class TraceService {
       } else {
         const chains = chainIds(config.diffIds);
         image.layers = chains.length;
-        image.topChain = chains.at(-1);
         image.created = config.created;
-        prefixChains = chains.slice(0, -1);
+        if (chains.length <= MAX_INDEXED_LAYERS) {
+          image.topChain = chains.at(-1);
+          prefixChains = chains.slice(0, -1);
+        } else {
+          this.#d.logger?.warn({ repository: e.repository, digest: e.digest, layers: chains.length }, 'trace: too many layers to relate the image to base images');
+        }
         const fromLabels = sourceFromAnnotations(config.labels, 'label');
         if (fromLabels) sources.push(fromLabels);
       }
@@ -386,20 +392,20 @@ export class TraceService {
     const { store } = this.#d;
     const byName = (a: ImageRef, b: ImageRef) => (a.repository < b.repository ? -1 : a.repository > b.repository ? 1 : a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0);
     if ('vulnerability' in query) {
-      const rows = await store.findingsByVulnerability(query.vulnerability, MATCH_ROWS);
-      const byDigest = new Map<string, Map<string, FindingRow>>();
-      for (const r of rows) {
-        let m = byDigest.get(r.digest);
-        if (!m) byDigest.set(r.digest, (m = new Map()));
-        m.set(`${r.findingId} ${r.package} ${r.installedVersion}`, r);
+      const rows = await store.imagesWithVulnerability(query.vulnerability, MATCH_ROWS);
+      // rows come sorted by repository and digest; one entry per image, findings de-duplicated
+      const images: Array<ImageRef & { findings: Map<string, FindingRow> }> = [];
+      for (const { repository, finding } of rows) {
+        let last = images.at(-1);
+        if (!last || last.repository !== repository || last.digest !== finding.digest) images.push((last = { repository, digest: finding.digest, findings: new Map() }));
+        last.findings.set(`${finding.findingId} ${finding.package} ${finding.installedVersion}`, finding);
       }
-      const images = await filter(await store.imagesOf([...byDigest.keys()]), (i) => can(i.repository));
-      images.sort(byName);
+      const visible = await filter(images, (i) => can(i.repository));
       return {
-        images: images.map((i) => ({
+        images: visible.map((i) => ({
           repository: i.repository,
           digest: i.digest,
-          findings: [...(byDigest.get(i.digest)?.values() ?? [])].map((r) => ({ id: r.findingId, package: r.package, installedVersion: r.installedVersion, severity: r.severity, fixAvailable: r.fixAvailable })),
+          findings: [...i.findings.values()].map((r) => ({ id: r.findingId, package: r.package, installedVersion: r.installedVersion, severity: r.severity, fixAvailable: r.fixAvailable })),
         })),
         truncated: rows.length >= MATCH_ROWS,
       };

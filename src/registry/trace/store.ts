@@ -360,6 +360,18 @@ export class TraceStore {
     return (await this.#db.all('SELECT * FROM trace_findings WHERE digest = $1 ORDER BY vulnerability, package', [digest])).map(findingOf);
   }
 
+  /** Traced images (every repository) with a finding of `vulnerability`, with the findings: one indexed join. */
+  async imagesWithVulnerability(vulnerability: string, limit: number): Promise<Array<{ repository: string; finding: FindingRow }>> {
+    const rows = await this.#db.all(
+      `SELECT i.repository AS repository, f.digest AS digest, f.vulnerability AS vulnerability, f.package AS package, f.installed_version AS installed_version,
+              f.severity AS severity, f.fix_available AS fix_available, f.finding_id AS finding_id
+       FROM trace_findings f JOIN trace_images i ON i.digest = f.digest
+       WHERE f.vulnerability = $1 ORDER BY i.repository, f.digest LIMIT $2`,
+      [vulnerability.toUpperCase(), limit],
+    );
+    return rows.map((r) => ({ repository: String(r['repository']), finding: findingOf(r) }));
+  }
+
   /** Digests with a finding of `vulnerability` (any id or alias, case-insensitive). */
   async findingsByVulnerability(vulnerability: string, limit: number): Promise<FindingRow[]> {
     return (await this.#db.all('SELECT * FROM trace_findings WHERE vulnerability = $1 ORDER BY digest, package LIMIT $2', [vulnerability.toUpperCase(), limit])).map(findingOf);
