@@ -158,7 +158,8 @@ interface OwnerReference {
 /**
  * The workload a restart is recognised by: a Pod or ReplicaSet made by a controller is known by
  * that controller (a Deployment's pods by the Deployment, through the ReplicaSet's
- * `pod-template-hash` suffix), a Job made by a CronJob by the CronJob; anything else by itself.
+ * `pod-template-hash` suffix), a Job made by a CronJob, and its pods (through the Job's
+ * `-<minutes>` suffix), by the CronJob; anything else by itself.
  * Pods created with `generateName` and no controller are known by the name prefix.
  */
 export function workloadOf(kind: string, object: Record<string, unknown>, requestName: string | undefined): { kind: string; name: string } {
@@ -174,6 +175,10 @@ export function workloadOf(kind: string, object: Record<string, unknown>, reques
   if (kind === 'Pod' && ownerKind === 'ReplicaSet' && typeof hash === 'string' && ownerName.endsWith(`-${hash}`)) {
     return { kind: 'Deployment', name: ownerName.slice(0, -(hash.length + 1)) };
   }
+  // The CronJob controller names each run's Job `<cronjob>-<scheduled time in minutes>`: its pods
+  // are that CronJob's, or every run would be a new deployment.
+  const scheduled = /^(.+)-(\d{8,10})$/.exec(ownerName);
+  if (kind === 'Pod' && ownerKind === 'Job' && scheduled) return { kind: 'CronJob', name: scheduled[1]! };
   if ((kind === 'ReplicaSet' && ownerKind === 'Deployment') || (kind === 'Job' && ownerKind === 'CronJob') || kind === 'Pod') return { kind: ownerKind, name: ownerName };
   return { kind, name };
 }

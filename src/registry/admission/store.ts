@@ -61,9 +61,10 @@ export interface DeploymentStore {
   closeGrace(digest: string, project: string, rules: string[]): Promise<void>;
 }
 
-const COLUMNS = 'cluster, namespace, workload_kind, workload_name, container, digest, repository, image, first_seen, last_seen';
+/** The columns of `admission_deployments`, in the order `deploymentFromRow` reads (for readers of the table, e.g. trace). */
+export const DEPLOYMENT_COLUMNS = 'cluster, namespace, workload_kind, workload_name, container, digest, repository, image, first_seen, last_seen';
 
-function toRecord(r: Record<string, unknown>): DeploymentRecord {
+export function deploymentFromRow(r: Record<string, unknown>): DeploymentRecord {
   return {
     cluster: String(r['cluster']),
     namespace: String(r['namespace']),
@@ -89,7 +90,7 @@ export class SqlDeploymentStore implements DeploymentStore {
     await this.#db.transaction(async (tx) => {
       for (const r of records) {
         await tx.run(
-          `INSERT INTO admission_deployments (${COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
+          `INSERT INTO admission_deployments (${DEPLOYMENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
            ON CONFLICT (cluster, namespace, workload_kind, workload_name, container, digest)
            DO UPDATE SET last_seen = excluded.last_seen, image = excluded.image`,
           [r.cluster, r.namespace, r.workloadKind, r.workloadName, r.container, r.digest, r.repository, r.image, at.getTime()],
@@ -136,10 +137,10 @@ export class SqlDeploymentStore implements DeploymentStore {
     }
     params.push(query.limit);
     const rows = await this.#db.all(
-      `SELECT ${COLUMNS} FROM admission_deployments ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY last_seen DESC, cluster, namespace, workload_kind, workload_name, container LIMIT $${params.length}`,
+      `SELECT ${DEPLOYMENT_COLUMNS} FROM admission_deployments ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY last_seen DESC, cluster, namespace, workload_kind, workload_name, container LIMIT $${params.length}`,
       params,
     );
-    return rows.map(toRecord);
+    return rows.map(deploymentFromRow);
   }
 
   async openGrace(window: GraceWindow): Promise<{ window: GraceWindow; opened: boolean }> {
