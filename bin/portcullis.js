@@ -9,12 +9,13 @@ if (major < 24) {
 const args = process.argv.slice(2);
 // The server's memory: V8 sizes the young generation by the machine's RAM (up to 64 MiB per
 // semi-space here), and streaming blobs fills it with short-lived buffers, so a serve process
-// idled at ~165 MB and peaked at ~235 MB pushing a 1 GiB blob. 4 MiB semi-spaces: idle ~145 MB,
-// peak ~165-190 MB (docs/benchmarks.md). The flag only works at start-up, so `serve` replaces
-// itself (same pid) with a node that has it, unless the operator set one (command line or
-// NODE_OPTIONS) or execve is unavailable.
+// idled at ~165 MB and peaked at ~235 MB pushing a 1 GiB blob: a scavenge is what frees the
+// socket's 64 KiB read buffers early. 2 MiB semi-spaces: idle ~142 MB, peak ~167-187 MB (4 MiB
+// reached 216 MB; 1 MiB cost manifest GETs ~10% more CPU; docs/benchmarks.md). The flag only
+// works at start-up, so `serve` replaces itself (same pid) with a node that has it, unless the
+// operator set one (command line or NODE_OPTIONS) or execve is unavailable.
 if (args[0] === 'serve' && typeof process.execve === 'function' && !`${process.execArgv.join(' ')} ${process.env.NODE_OPTIONS ?? ''}`.includes('--max-semi-space-size')) {
-  process.execve(process.execPath, [process.execPath, ...process.execArgv, '--max-semi-space-size=4', process.argv[1], ...args], process.env);
+  process.execve(process.execPath, [process.execPath, ...process.execArgv, '--max-semi-space-size=2', process.argv[1], ...args], process.env);
 }
 // The pipeline commands (signing) load no server code: faster in CI, no database drivers.
 const pipeline = ['key', 'sign', 'attest', 'verify'].includes(args[0]);
