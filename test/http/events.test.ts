@@ -127,7 +127,8 @@ describe('event bus: what the core publishes', () => {
     const mismatch = await call('POST', `/v2/${repo}/blobs/uploads/?digest=${sha256('other')}`, 'content');
     assert.equal(mismatch.status, 400);
     await new Promise((resolve) => setTimeout(resolve, 50));
-    assert.deepEqual(events.map((e) => e.type), []);
+    // Scans of the images pushed by the test before may finish meanwhile (background work, not this push).
+    assert.deepEqual(events.map((e) => e.type).filter((type) => !type.startsWith('scan.')), []);
   });
 
   test('a failing subscriber does not affect the request or other subscribers', async () => {
