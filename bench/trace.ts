@@ -37,6 +37,7 @@ import { SqlMetadataStore } from '../src/registry/storage/sql/sql-metadata-store
 import { SqliteDriver } from '../src/registry/storage/sqlite/sqlite-driver.ts';
 import { chainIds } from '../src/registry/trace/facts.ts';
 import { registerTraceRoutes, type TraceVisibility } from '../src/registry/trace/http.ts';
+import { deploymentSourceOf } from '../src/registry/trace/sources.ts';
 import { TraceService } from '../src/registry/trace/service.ts';
 import { TraceStore } from '../src/registry/trace/store.ts';
 
@@ -148,7 +149,7 @@ async function main(): Promise<void> {
   }
   log(`seeded in ${((performance.now() - started) / 1000).toFixed(1)} s`);
 
-  const trace = new TraceService({ store, meta, blobs: {} as BlobStore, events: new EventBus(), deployments: store.deploymentReader() }, { maxResults: 1000 });
+  const trace = new TraceService({ store, meta, blobs: {} as BlobStore, events: new EventBus(), deployments: deploymentSourceOf(deploymentStore) }, { maxResults: 1000 });
   const app = Fastify({ logger: false });
   app.setErrorHandler(registryErrorHandler);
   // "admin" sees everything; "reader" reads project p1 only (the filter runs per repository)

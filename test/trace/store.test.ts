@@ -15,6 +15,7 @@ import type { SqlDriver } from '../../src/registry/storage/sql/driver.ts';
 import { SqlMetadataStore } from '../../src/registry/storage/sql/sql-metadata-store.ts';
 import { SqliteDriver } from '../../src/registry/storage/sqlite/sqlite-driver.ts';
 import { chainIds, type SourceFact } from '../../src/registry/trace/facts.ts';
+import { deploymentSourceOf } from '../../src/registry/trace/sources.ts';
 import { TraceStore } from '../../src/registry/trace/store.ts';
 import { createTestDatabase, postgresRequired, postgresUnavailable } from '../support/postgres.ts';
 
@@ -108,7 +109,7 @@ function suite(name: string, open: () => Promise<{ driver: SqlDriver; cleanup: (
         for (let i = 0; i < 900; i++) {
           await deployments.record([{ cluster: 'c', namespace: 'ns', workloadKind: 'Deployment', workloadName: `w${i}`, container: 'app', digest: sha(`d${i}`), repository: 'team/app', image: `r/team/app@${sha(`d${i}`)}` }], new Date(1_000_000 + i));
         }
-        const reader = new TraceStore(driver).deploymentReader();
+        const reader = deploymentSourceOf(deployments);
         const all = await reader.byDigests(Array.from({ length: 900 }, (_, i) => sha(`d${i}`)), 10_000);
         assert.equal(all.length, 900);
         const some = await reader.byDigests([sha('d1'), sha('d5'), sha('d3'), sha('nope')], 2);

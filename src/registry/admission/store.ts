@@ -30,6 +30,8 @@ export interface DeploymentRecord extends DeploymentKey {
 
 export interface DeploymentQuery {
   digest?: string | undefined;
+  /** Records of any of these digests (a vulnerability can touch thousands: read in batches). */
+  digests?: string[] | undefined;
   repository?: string | undefined;
   namespace?: string | undefined;
   cluster?: string | undefined;
@@ -61,10 +63,13 @@ export interface DeploymentStore {
   closeGrace(digest: string, project: string, rules: string[]): Promise<void>;
 }
 
-/** The columns of `admission_deployments`, in the order `deploymentFromRow` reads (for readers of the table, e.g. trace). */
-export const DEPLOYMENT_COLUMNS = 'cluster, namespace, workload_kind, workload_name, container, digest, repository, image, first_seen, last_seen';
+/** Digests per `digest IN (...)` query. */
+const DIGEST_BATCH = 400;
 
-export function deploymentFromRow(r: Record<string, unknown>): DeploymentRecord {
+/** The columns of `admission_deployments`, in the order `deploymentFromRow` reads. */
+const DEPLOYMENT_COLUMNS = 'cluster, namespace, workload_kind, workload_name, container, digest, repository, image, first_seen, last_seen';
+
+function deploymentFromRow(r: Record<string, unknown>): DeploymentRecord {
   return {
     cluster: String(r['cluster']),
     namespace: String(r['namespace']),
@@ -116,6 +121,17 @@ export class SqlDeploymentStore implements DeploymentStore {
   }
 
   async list(query: DeploymentQuery): Promise<DeploymentRecord[]> {
+    if (!query.digests) return this.#list(query, undefined);
+    // one indexed `digest IN (...)` query per batch, newest first within each, until the limit
+    const unique = [...new Set(query.digests)];
+    const out: DeploymentRecord[] = [];
+    for (let i = 0; i < unique.length && out.length < query.limit; i += DIGEST_BATCH) {
+      out.push(...(await this.#list({ ...query, limit: query.limit - out.length }, unique.slice(i, i + DIGEST_BATCH))));
+    }
+    return out;
+  }
+
+  async #list(query: DeploymentQuery, digests: string[] | undefined): Promise<DeploymentRecord[]> {
     const where: string[] = [];
     const params: unknown[] = [];
     const add = (sql: string, value: unknown) => {
@@ -123,6 +139,10 @@ export class SqlDeploymentStore implements DeploymentStore {
       where.push(sql.replace('?', `$${params.length}`));
     };
     if (query.digest) add('digest = ?', query.digest);
+    if (digests) {
+      params.push(...digests);
+      where.push(`digest IN (${digests.map((_, j) => `$${params.length - digests.length + j + 1}`).join(', ')})`);
+    }
     if (query.repository) add('repository = ?', query.repository);
     if (query.namespace) add('namespace = ?', query.namespace);
     if (query.cluster) add('cluster = ?', query.cluster);
@@ -188,7 +208,9 @@ export class MemoryDeploymentStore implements DeploymentStore {
     return [...this.#records.values()].some((r) => r.digest === digest);
   }
   async list(query: DeploymentQuery): Promise<DeploymentRecord[]> {
+    const digests = query.digests && new Set(query.digests);
     return [...this.#records.values()]
+      .filter((r) => !digests || digests.has(r.digest))
       .filter((r) => (!query.digest || r.digest === query.digest) && (!query.repository || r.repository === query.repository) && (!query.namespace || r.namespace === query.namespace) && (!query.cluster || r.cluster === query.cluster))
       .filter((r) => !query.projects || query.projects.some((p) => r.repository === p || r.repository.startsWith(`${p}/`)))
       .sort((a, b) => b.lastSeen.getTime() - a.lastSeen.getTime())

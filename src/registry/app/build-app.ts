@@ -344,8 +344,7 @@ export async function buildRegistry(
           events,
           signatures,
           scans: scanner,
-          // same database: batched reads of the admission records; otherwise through the store
-          deployments: stores.deployments && (stores.deployments instanceof SqlDeploymentStore ? stores.trace.deploymentReader() : deploymentSourceOf(stores.deployments)),
+          deployments: stores.deployments && deploymentSourceOf(stores.deployments),
           promotions: stores.promotions && promotionSourceOf(stores.promotions),
           logger: app.log,
         }, { maxResults: config.trace.maxResults })

@@ -6,7 +6,6 @@
  */
 import type { DeploymentRecord } from '../admission/store.ts';
 import type { PromotionRecord } from '../policy/promotion/store.ts';
-import type { SqlDriver } from '../storage/sql/driver.ts';
 
 /** A deployment record of the admission module: a digest admitted to run as a container of a workload. */
 export type DeploymentFact = DeploymentRecord;
@@ -39,11 +38,11 @@ export interface PromotionSource {
 
 /** The subset of the admission module's deployment store the trace uses. */
 export interface DeploymentListing {
-  list(query: { digest?: string | undefined; limit: number }): Promise<DeploymentFact[]>;
+  list(query: { digest?: string | undefined; digests?: string[] | undefined; limit: number }): Promise<DeploymentFact[]>;
 }
 
-export function deploymentSourceOf(store: DeploymentListing): DeploymentSource {
-  return { byDigest: (digest, limit) => store.list({ digest, limit }) };
+export function deploymentSourceOf(store: DeploymentListing): Required<DeploymentSource> {
+  return { byDigest: (digest, limit) => store.list({ digest, limit }), byDigests: (digests, limit) => store.list({ digests, limit }) };
 }
 
 /** The subset of the promotion module's record store the trace uses. */
@@ -67,50 +66,4 @@ export function promotionSourceOf(store: PromotionListing): PromotionSource {
         attestation: r.attestation,
       })),
   };
-}
-
-const DEPLOYMENT_COLUMNS = 'cluster, namespace, workload_kind, workload_name, container, digest, repository, image, first_seen, last_seen';
-const IN_CHUNK = 400;
-
-/**
- * Deployment records read straight from the admission module's table (`admission_deployments`,
- * metadata migration 5) when it shares the trace's database: one indexed `digest IN (...)` query
- * per 400 digests instead of one query per digest.
- */
-export class SqlDeploymentReader implements DeploymentSource {
-  readonly #db: SqlDriver;
-  constructor(db: SqlDriver) {
-    this.#db = db;
-  }
-
-  byDigest(digest: string, limit: number): Promise<DeploymentFact[]> {
-    return this.byDigests([digest], limit);
-  }
-
-  async byDigests(digests: string[], limit: number): Promise<DeploymentFact[]> {
-    const unique = [...new Set(digests)];
-    const out: DeploymentFact[] = [];
-    for (let i = 0; i < unique.length && out.length < limit; i += IN_CHUNK) {
-      const part = unique.slice(i, i + IN_CHUNK);
-      const rows = await this.#db.all(
-        `SELECT ${DEPLOYMENT_COLUMNS} FROM admission_deployments WHERE digest IN (${part.map((_, j) => `$${j + 1}`).join(', ')}) ORDER BY last_seen DESC LIMIT $${part.length + 1}`,
-        [...part, limit - out.length],
-      );
-      for (const r of rows) {
-        out.push({
-          cluster: String(r['cluster']),
-          namespace: String(r['namespace']),
-          workloadKind: String(r['workload_kind']),
-          workloadName: String(r['workload_name']),
-          container: String(r['container']),
-          digest: String(r['digest']),
-          repository: String(r['repository']),
-          image: String(r['image']),
-          firstSeen: new Date(Number(r['first_seen'])),
-          lastSeen: new Date(Number(r['last_seen'])),
-        });
-      }
-    }
-    return out;
-  }
 }

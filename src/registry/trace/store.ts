@@ -15,7 +15,6 @@
  */
 import type { SqlDriver, SqlExecutor } from '../storage/sql/driver.ts';
 import type { SourceFact } from './facts.ts';
-import { SqlDeploymentReader } from './sources.ts';
 
 export interface TracedImage {
   repository: string;
@@ -168,11 +167,6 @@ export class TraceStore {
   /** The tables come with the metadata store's migrations (`SqlMetadataStore.migrate`). */
   constructor(driver: SqlDriver) {
     this.#db = driver;
-  }
-
-  /** Batched reads of the admission module's deployment records in the same database. */
-  deploymentReader(): SqlDeploymentReader {
-    return new SqlDeploymentReader(this.#db);
   }
 
   // --- writes -------------------------------------------------------------------------------------
