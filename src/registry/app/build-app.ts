@@ -35,7 +35,7 @@ import { Audit } from '../audit/service.ts';
 import { SqlAuditStore } from '../audit/store.ts';
 import { RegistryMetrics } from '../metrics/metrics.ts';
 import { GarbageCollector } from '../gc/collector.ts';
-import { createPolicyEnforcer, MemoryPolicyStore, type PolicyStore, registerPolicyRoutes, SqlPolicyStore } from '../policy/index.ts';
+import { CachedPolicyStore, createPolicyEnforcer, MemoryPolicyStore, type PolicyStore, registerPolicyRoutes, SqlPolicyStore } from '../policy/index.ts';
 import { destinationSignatureFacts, MemoryPromotionStore, openPromotion, promotionAuthorizer, type PromotionAuthorizer, PromotionService, type PromotionStore, registerPromotionRoutes, SqlPromotionStore } from '../policy/promotion/index.ts';
 import { PolicySimulator, registerSimulationRoutes } from '../policy/simulate.ts';
 import { type Admission, createAdmission, type DeploymentStore, MemoryDeploymentStore, SqlDeploymentStore } from '../admission/index.ts';
@@ -355,7 +355,7 @@ export async function buildRegistry(
   }
   let admission: Admission | undefined;
   if (config.policy.enabled) {
-    const policyStore = stores.policies ?? new MemoryPolicyStore();
+    const policyStore = new CachedPolicyStore(stores.policies ?? new MemoryPolicyStore(), config.policy.cacheSeconds);
     const promotion = config.policy.promotion.enabled ? await openPromotion({ meta: stores.meta, blobs: stores.blobs }, config) : undefined;
     const policy = await createPolicyEnforcer({ meta: stores.meta, blobs: stores.blobs, events, scans: scanner, signatures, promotions: promotion?.facts }, policyStore, config.policy);
     await registerPolicyRoutes(app, { store: policyStore, authorize: signatureAuthorize, enforcer: policy });

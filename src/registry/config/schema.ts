@@ -254,6 +254,8 @@ export const configSchema = z.strictObject({
           maxManifests: z.number().int().min(1).max(100_000).default(1000),
         })
         .prefault({}),
+      /** Seconds a replica keeps a project's stored policy in memory: another replica's policy change takes effect here within this time (0: read at every decision). */
+      cacheSeconds: z.number().int().nonnegative().max(3600).default(5),
       /** Manifests evaluated per page (one metadata query) by fleet simulation. */
       simulatePageSize: z.number().int().min(1).max(10_000).default(200),
     })

@@ -112,8 +112,7 @@ export class ManifestService {
   /** Resolves and returns a manifest. @throws MANIFEST_UNKNOWN */
   async get(repository: string, reference: string, accept: string | undefined, origin: RequestOrigin, publish: boolean): Promise<ManifestRecord> {
     const ref = parseReference(reference);
-    const digest = ref.digest ?? (await this.#meta.resolveTag(repository, ref.tag));
-    const record = digest ? await this.#meta.getManifest(repository, digest) : undefined;
+    const record = ref.tag === undefined ? await this.#meta.getManifest(repository, ref.digest) : await this.#meta.getTaggedManifest(repository, ref.tag);
     if (!record) throw new RegistryError('MANIFEST_UNKNOWN', `manifest ${reference} is not in repository ${repository}`, { detail: { name: repository, reference } });
     // By digest the content is fixed, so it is served whatever the client accepts; by tag the
     // client must accept the stored type (there is no conversion between formats).

@@ -9,7 +9,7 @@ export { CompiledPolicy, type PolicyDecision, type RuleResult } from './evaluate
 export { completeInput, type PolicyInput } from './input.ts';
 export { PolicyEnforcer, type PolicySource } from './enforcer.ts';
 export { loadPolicyFiles, StaticPolicySource, LayeredPolicySource } from './source.ts';
-export { MemoryPolicyStore, type PolicyStore, SqlPolicyStore, StoredPolicySource } from './store.ts';
+export { CachedPolicyStore, MemoryPolicyStore, type PolicyStore, SqlPolicyStore, StoredPolicySource } from './store.ts';
 export { type PolicyAuthorizer, registerPolicyRoutes } from './http.ts';
 
 /**

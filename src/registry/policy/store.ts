@@ -90,6 +90,45 @@ export class MemoryPolicyStore implements PolicyStore {
 }
 
 /**
+ * Keeps each project's newest version in memory for `ttlSeconds`, so enforcement does not read
+ * the database on every pull. A write through this store is seen at once in this process; another
+ * replica's write within `ttlSeconds` (policy.cacheSeconds). 0 reads the store every time.
+ */
+export class CachedPolicyStore implements PolicyStore {
+  readonly #store: PolicyStore;
+  readonly #ttlMs: number;
+  readonly #now: () => number;
+  readonly #latest = new Map<string, { at: number; value: Promise<StoredPolicy | undefined> }>();
+  constructor(store: PolicyStore, ttlSeconds: number, now: () => number = Date.now) {
+    this.#store = store;
+    this.#ttlMs = ttlSeconds * 1000;
+    this.#now = now;
+  }
+  latest(project: string): Promise<StoredPolicy | undefined> {
+    if (this.#ttlMs === 0) return this.#store.latest(project);
+    const now = this.#now();
+    const hit = this.#latest.get(project);
+    if (hit && now - hit.at < this.#ttlMs) return hit.value;
+    const value = this.#store.latest(project);
+    // A failed read is not remembered: the next request asks the store again (and is denied meanwhile).
+    value.catch(() => this.#latest.get(project)?.value === value && this.#latest.delete(project));
+    if (this.#latest.size >= 10_000) this.#latest.clear();
+    this.#latest.set(project, { at: now, value });
+    return value;
+  }
+  history(project: string, limit: number): Promise<StoredPolicy[]> {
+    return this.#store.history(project, limit);
+  }
+  async append(project: string, document: string | undefined, createdBy: string | undefined): Promise<number> {
+    try {
+      return await this.#store.append(project, document, createdBy);
+    } finally {
+      this.#latest.delete(project);
+    }
+  }
+}
+
+/**
  * Compiles a stored document as the policy of `project` at the stored version (the store is the
  * authority on both, whatever the document's metadata says).
  */

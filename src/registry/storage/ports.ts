@@ -245,6 +245,8 @@ export interface MetadataStore {
   listManifests(limit: number, after?: { repository: string; digest: string }, project?: string): Promise<Page<StoredManifestRef>>;
   getManifest(repository: string, digest: string): Promise<ManifestRecord | undefined>;
   resolveTag(repository: string, tag: string): Promise<string | undefined>;
+  /** The manifest a tag points at, read at once with the tag. */
+  getTaggedManifest(repository: string, tag: string): Promise<ManifestRecord | undefined>;
   listTags(repository: string, limit: number, last?: string): Promise<Page<string>>;
   /** Tags pointing at a digest (used in events when a manifest is deleted). */
   tagsOf(repository: string, digest: string): Promise<string[]>;

@@ -364,6 +364,7 @@ export function runMetadataStoreContract(name: string, makeStore: MakeMetadataSt
           createdAt: new Date(START),
         });
         assert.equal(await store.resolveTag('repo', 'latest'), write.digest);
+        assert.deepEqual(await store.getTaggedManifest('repo', 'latest'), record, 'by tag: the same record in one read');
       });
 
       it('returns undefined optional fields as undefined', async () => {
@@ -405,6 +406,8 @@ export function runMetadataStoreContract(name: string, makeStore: MakeMetadataSt
         assert.equal((await putOk(m1)).previousTagTarget, undefined);
         assert.deepEqual(await putOk(m2), { ok: true, created: true, previousTagTarget: m1.digest });
         assert.equal(await store.resolveTag('repo', 'latest'), m2.digest);
+        assert.equal((await store.getTaggedManifest('repo', 'latest'))?.digest, m2.digest, 'the tagged manifest follows the move');
+        assert.equal(await store.getTaggedManifest('repo', 'nope'), undefined);
         assert.deepEqual(await store.tagsOf('repo', m1.digest), []);
         assert.deepEqual(await store.tagsOf('repo', m2.digest), ['latest']);
         assert.ok(await store.getManifest('repo', m1.digest), 'the old target stays');
@@ -418,6 +421,7 @@ export function runMetadataStoreContract(name: string, makeStore: MakeMetadataSt
         await putOk(m);
         assert.equal(await store.getManifest('b', m.digest), undefined);
         assert.equal(await store.resolveTag('b', 'latest'), undefined);
+        assert.equal(await store.getTaggedManifest('b', 'latest'), undefined);
         await putOk({ ...m, repository: 'b', tag: 'other' });
         assert.deepEqual(await store.tagsOf('a', m.digest), ['latest']);
         assert.deepEqual(await store.tagsOf('b', m.digest), ['other']);

@@ -13,7 +13,7 @@ import {
   type UntaggedManifest,
   type UploadSession,
 } from '../ports.ts';
-import type { SqlDriver, SqlExecutor } from './driver.ts';
+import type { Row, SqlDriver, SqlExecutor } from './driver.ts';
 import { migrations } from './migrations.ts';
 
 /**
@@ -281,19 +281,18 @@ export class SqlMetadataStore implements MetadataStore {
        FROM manifests m JOIN repositories r ON r.id = m.repository_id WHERE r.name = $1 AND m.digest = $2`,
       [repository, digest],
     );
-    const row = rows[0];
-    if (!row) return undefined;
-    return {
-      repository,
-      digest: row.digest as string,
-      mediaType: row.media_type as string,
-      artifactType: (row.artifact_type as string | null) ?? undefined,
-      size: Number(row.size),
-      content: Buffer.isBuffer(row.content) ? row.content : Buffer.from(row.content as Uint8Array),
-      subject: (row.subject as string | null) ?? undefined,
-      annotations: row.annotations ? (JSON.parse(row.annotations as string) as Record<string, string>) : undefined,
-      createdAt: new Date(Number(row.created_at)),
-    };
+    return rows[0] && manifestFromRow(repository, rows[0]);
+  }
+
+  async getTaggedManifest(repository: string, tag: string): Promise<ManifestRecord | undefined> {
+    // One statement, so the tag cannot move between resolving it and reading its manifest.
+    const rows = await this.#db.all(
+      `SELECT m.digest, m.media_type, m.artifact_type, m.size, m.content, m.subject, m.annotations, m.created_at
+       FROM tags t JOIN repositories r ON r.id = t.repository_id JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.digest
+       WHERE r.name = $1 AND t.name = $2`,
+      [repository, tag],
+    );
+    return rows[0] && manifestFromRow(repository, rows[0]);
   }
 
   async resolveTag(repository: string, tag: string): Promise<string | undefined> {
@@ -497,5 +496,19 @@ function toUpload(row: Record<string, unknown>): UploadSession {
     size: Number(row.size),
     startedAt: new Date(Number(row.started_at)),
     updatedAt: new Date(Number(row.updated_at)),
+  };
+}
+
+function manifestFromRow(repository: string, row: Row): ManifestRecord {
+  return {
+    repository,
+    digest: row['digest'] as string,
+    mediaType: row['media_type'] as string,
+    artifactType: (row['artifact_type'] as string | null) ?? undefined,
+    size: Number(row['size']),
+    content: Buffer.isBuffer(row['content']) ? row['content'] : Buffer.from(row['content'] as Uint8Array),
+    subject: (row['subject'] as string | null) ?? undefined,
+    annotations: row['annotations'] ? (JSON.parse(row['annotations'] as string) as Record<string, string>) : undefined,
+    createdAt: new Date(Number(row['created_at'])),
   };
 }
