@@ -16,6 +16,8 @@
  *
  * Transport: HTTPS, except for loopback registries and with `--allow-http-registry`;
  * `--allow-insecure-registry` skips TLS certificate verification.
+ * A Bearer realm must be HTTPS unless the registry itself is spoken to over plain HTTP
+ * (credentials are sent to it).
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
@@ -143,6 +145,14 @@ export interface ClientOptions {
   userAgent?: string;
   /** Largest response body read (manifests, tokens, signature blobs). */
   maxBodyBytes?: number;
+  /** Plain HTTP for loopback hosts without `http` (default true; the admission webhook turns it off). */
+  loopbackHttp?: boolean;
+  /** Socket inactivity timeout of each request (default 60 s). */
+  timeoutMs?: number;
+  /** Aborts every request of this client (an overall deadline). */
+  signal?: AbortSignal;
+  /** CA certificates (PEM) trusted for HTTPS instead of the system's. */
+  ca?: string | Buffer;
 }
 
 function isLoopback(registry: string): boolean {
@@ -176,7 +186,7 @@ export class RegistryClient {
   constructor(registry: string, options: ClientOptions = {}) {
     this.registry = registry;
     this.#options = options;
-    const scheme = options.http || isLoopback(registry) ? 'http' : 'https';
+    const scheme = options.http || ((options.loopbackHttp ?? true) && isLoopback(registry)) ? 'http' : 'https';
     this.#base = `${scheme}://${registry}`;
   }
 
@@ -190,8 +200,7 @@ export class RegistryClient {
         {
           method,
           headers: { 'user-agent': this.#options.userAgent ?? 'portcullis-cli', ...headers, ...(body ? { 'content-length': String(body.length) } : {}) },
-          ...(u.protocol === 'https:' && this.#options.insecure ? { rejectUnauthorized: false } : {}),
-          timeout: 60_000,
+          ...this.#transport(u),
         },
         (res) => {
           const chunks: Buffer[] = [];
@@ -214,9 +223,30 @@ export class RegistryClient {
     });
   }
 
+  /** TLS, timeout and abort options of a request to `u`. */
+  #transport(u: URL): https.RequestOptions {
+    const o = this.#options;
+    return {
+      timeout: o.timeoutMs ?? 60_000,
+      ...(o.signal ? { signal: o.signal } : {}),
+      ...(u.protocol === 'https:' && o.insecure ? { rejectUnauthorized: false } : {}),
+      ...(u.protocol === 'https:' && o.ca ? { ca: o.ca } : {}),
+    };
+  }
+
   async #token(challenge: Record<string, string>, scope: string): Promise<string> {
     const realm = challenge['realm'];
     if (!realm) throw new RegistryHttpError(`${this.registry} sent a Bearer challenge without a realm`, 401);
+    // Credentials go to the realm: never in clear text unless the registry itself is plain HTTP.
+    let realmUrl: URL;
+    try {
+      realmUrl = new URL(realm);
+    } catch {
+      throw new RegistryHttpError(`${this.registry} sent a Bearer realm that is not a URL`, 401);
+    }
+    if (realmUrl.protocol !== 'https:' && !(realmUrl.protocol === 'http:' && this.#base.startsWith('http:'))) {
+      throw new RegistryHttpError(`${this.registry} sent a Bearer realm ${realmUrl.origin} that is not HTTPS`, 401);
+    }
     const service = challenge['service'] ?? '';
     const cached = this.#tokens.get(scope);
     if (cached && cached.expires > Date.now()) return cached.token;
@@ -348,8 +378,7 @@ export class RegistryClient {
           url,
           {
             headers: { 'user-agent': this.#options.userAgent ?? 'portcullis-cli', ...(auth && sameHost ? { authorization: auth } : {}) },
-            ...(url.protocol === 'https:' && this.#options.insecure ? { rejectUnauthorized: false } : {}),
-            timeout: 60_000,
+            ...this.#transport(url),
           },
           resolve,
         );

@@ -9,7 +9,10 @@ describe('admission configuration', () => {
   it('defaults: off, deny external images and unknown kinds, kube-system excluded, Fail, 5 s', async () => {
     const a = (await load({})).admission;
     assert.equal(a.enabled, false);
-    assert.deepEqual(a.external, { action: 'deny', allow: [] });
+    assert.equal(a.external.action, 'deny');
+    assert.deepEqual(a.external.allow, []);
+    const v = a.external.verify;
+    assert.deepEqual([v.mode, v.registries, v.requireDigest, v.trustPolicyFile, v.hosts, v.timeoutMs, v.maxManifestBytes, v.maxBlobBytes, v.maxArtifacts, v.maxPlatforms], ['enforce', [], false, undefined, [], 3000, 1 << 20, 1 << 20, 16, 16]);
     assert.equal(a.unknownKinds, 'deny');
     assert.deepEqual(a.namespaces, { include: [], exclude: ['kube-system'] });
     assert.equal(a.failurePolicy, 'Fail');
@@ -25,7 +28,12 @@ describe('admission configuration', () => {
       [{ 'tls.keyFile': '/k.pem' }, /admission\.tls\.keyFile needs admission\.tls\.certFile/],
       [{ 'tls.clientCaFile': '/ca.pem' }, /clientCaFile needs admission\.listen/],
       [{ timeoutSeconds: 31 }, /admission\.timeoutSeconds/],
-      [{ 'external.action': 'verify' }, /admission\.external\.action/],
+      [{ 'external.action': 'verify' }, /admission\.external\.verify\.registries .*needs admission\.external\.verify\.registries/],
+      [{ 'external.action': 'verify', 'external.verify.registries': ['ghcr.io/*'] }, /needs admission\.external\.verify\.trustPolicyFile/],
+      [{ 'external.action': 'verify', 'external.verify.registries': ['ghcr.io/*'], 'external.verify.trustPolicyFile': '/t.yaml', 'external.verify.timeoutMs': 5000 }, /timeoutMs must be below admission\.timeoutSeconds \(5 s\)/],
+      [{ 'external.verify.hosts': [{ host: 'ghcr.io', username: 'robot' }] }, /username and passwordFile go together/],
+      [{ 'external.verify.hosts': [{ host: 'ghcr.io', token: 'x' }] }, /admission\.external\.verify\.hosts/],
+      [{ 'external.action': 'pull' }, /admission\.external\.action/],
       [{ clusterName: 'a b' }, /admission\.clusterName/],
     ];
     for (const [settings, message] of cases) {

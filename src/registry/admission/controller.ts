@@ -4,7 +4,8 @@
  * (namespace, workload, operation, when this workload first ran the digest) added.
  *
  * - Images of this registry (`registryHosts`) are resolved tag -> digest from the metadata store;
- *   images from elsewhere are denied or allowed by configuration.
+ *   images from elsewhere are denied, allowed, or verified against their registry (external.ts)
+ *   by configuration; verified verdicts are cached like this registry's, per digest.
  * - On UPDATE only containers whose image changed are evaluated (a label edit or a finalizer
  *   removal must not be blocked by a digest that was admitted before).
  * - Grace: a restart of a workload that already ran the digest, failing only rules with
@@ -24,6 +25,7 @@ import type { MetadataStore } from '../storage/ports.ts';
 import { type ImageReference, ImageReferenceError, parseImageReference, pinReference } from './reference.ts';
 import { type AdmissionRequest, type AdmissionResponseBody, type ContainerRef, containersOf, InvalidObjectError, POD_SPEC_PATHS, workloadOf } from './review.ts';
 import type { DeploymentStore } from './store.ts';
+import { compileRegistryPatterns, externalPrecheck, type ExternalVerdict, type ExternalVerifier, type ExternalVerifySettings } from './external.ts';
 
 /** What admission needs of the policy enforcer (policy/enforcer.ts). */
 export interface AdmissionPolicy {
@@ -33,7 +35,7 @@ export interface AdmissionPolicy {
 
 export interface AdmissionSettings {
   registryHosts: string[];
-  external: { action: 'deny' | 'allow'; allow: string[] };
+  external: { action: 'deny' | 'allow' | 'verify'; allow: string[]; verify?: Pick<ExternalVerifySettings, 'registries' | 'requireDigest'> | undefined };
   unknownKinds: 'allow' | 'deny';
   namespaces: { include: string[]; exclude: string[] };
   cacheMs: number;
@@ -45,6 +47,8 @@ export interface AdmissionDeps {
   meta: MetadataStore;
   deployments: DeploymentStore;
   events: EventBus;
+  /** Verifies images of other registries (admission.external.action verify). */
+  external?: ExternalVerifier | undefined;
   now?: () => Date;
   logger?: { error(obj: object, msg: string): void } | undefined;
 }
@@ -56,6 +60,8 @@ export interface ReviewContext {
 
 interface FactsEntry {
   input: PolicyInput | undefined;
+  /** The verdict of an image of another registry (keys `external:…`). */
+  external?: ExternalVerdict;
   expires: number;
   decisions: Map<string, PolicyDecision>;
 }
@@ -76,6 +82,8 @@ export class AdmissionController {
   readonly #settings: AdmissionSettings;
   readonly #hosts: Set<string>;
   readonly #externalAllow: RegExp[];
+  readonly #verifyPatterns: RegExp[];
+  readonly #externalInflight = new Map<string, Promise<ExternalVerdict>>();
   readonly #facts = new Map<string, FactsEntry>();
   /** When each deployment record was last written by this process. */
   readonly #recorded = new Map<string, number>();
@@ -88,6 +96,8 @@ export class AdmissionController {
     this.#settings = settings;
     this.#hosts = new Set(settings.registryHosts.map((h) => h.toLowerCase()));
     this.#externalAllow = settings.external.allow.map((g) => globToRegExp(g));
+    this.#verifyPatterns = compileRegistryPatterns(settings.external.verify?.registries ?? []);
+    if (settings.external.action === 'verify' && !deps.external) throw new Error('admission.external.action verify needs an external verifier');
     this.#now = deps.now ?? (() => new Date());
   }
 
@@ -114,6 +124,13 @@ export class AdmissionController {
       if (!this.#isOurs(ref)) {
         const name = `${ref.registry}/${ref.repository}`;
         if (this.#settings.external.action === 'allow' || this.#externalAllow.some((re) => re.test(name))) return { container, denials: [], warnings: [] };
+        if (this.#settings.external.action === 'verify') {
+          const verdict = await this.#external(ref);
+          if (verdict.problems.length === 0) return { container, denials: [], warnings: [] };
+          const reason = `${ref.original}${verdict.digest && verdict.digest !== ref.digest ? ` (${verdict.digest})` : ''} from ${ref.registry} failed external verification: ${verdict.problems.join('; ')}`;
+          if (this.#deps.external?.mode === 'warn') return { container, denials: [], warnings: [`${reason} (admission.external.verify.mode warn)`] };
+          return { container, denials: [`${label}: ${reason}`], warnings: [] };
+        }
         return { container, denials: [`${label}: image ${ref.original} is from ${ref.registry}, not this registry (admission.external denies other registries)`], warnings: [] };
       }
       if (!digest) return { container, denials: [`${label}: image ${ref.original}: ${ref.digest ? `manifest ${ref.digest} is` : `tag ${ref.tag ?? 'latest'} is`} not in repository ${ref.repository}`], warnings: [] };
@@ -154,7 +171,7 @@ export class AdmissionController {
     return { uid, allowed: true, warnings };
   }
 
-  /** The mutating webhook: pins this registry's tags to the digest they point at now (JSONPatch). */
+  /** The mutating webhook: pins this registry's tags (and verified external ones) to the digest they point at now (JSONPatch). */
   async mutate(request: AdmissionRequest): Promise<AdmissionResponseBody> {
     const uid = request.uid;
     const scope = this.#scope(request);
@@ -162,8 +179,10 @@ export class AdmissionController {
     const patch: Array<{ op: 'replace'; path: string; value: string }> = [];
     await Promise.all(scope.containers.map(async (c) => {
       const ref = this.#parse(c.image);
-      if (ref instanceof Error || ref.digest || !this.#isOurs(ref)) return;
-      const digest = await this.#deps.meta.resolveTag(ref.repository, ref.tag ?? 'latest');
+      if (ref instanceof Error || ref.digest) return;
+      let digest: string | undefined;
+      if (this.#isOurs(ref)) digest = await this.#deps.meta.resolveTag(ref.repository, ref.tag ?? 'latest');
+      else if (this.#settings.external.action === 'verify' && !this.#externalAllow.some((re) => re.test(`${ref.registry}/${ref.repository}`))) digest = (await this.#external(ref)).digest;
       if (!digest) return; // the validating webhook denies it with the reason
       patch.push({ op: 'replace', path: c.pointer, value: pinReference(c.image, digest) });
     }));
@@ -274,6 +293,37 @@ export class AdmissionController {
     return this.#hosts.has(ref.registry);
   }
 
+  /**
+   * The verdict on an image of another registry: checks that need no request, then the verdict
+   * cached for the tag or digest, else a verification (one at a time per reference). Errors are
+   * not cached: the next review asks again.
+   */
+  async #external(ref: ImageReference): Promise<ExternalVerdict> {
+    const problems = externalPrecheck(this.#settings.external.verify ?? { registries: [], requireDigest: false }, this.#verifyPatterns, ref);
+    if (problems.length > 0) return { digest: ref.digest, problems, error: false, signers: [] };
+    const name = `${ref.registry}/${ref.repository}`;
+    const digestKey = (d: string) => `external:${name}@${d}`;
+    const key = ref.digest ? digestKey(ref.digest) : `external:${name}:${ref.tag ?? 'latest'}`;
+    const cached = (k: string) => {
+      const hit = this.#facts.get(k);
+      return hit?.external && hit.expires > Date.now() ? hit.external : undefined;
+    };
+    const hit = cached(key);
+    if (hit) return hit;
+    let pending = this.#externalInflight.get(key);
+    if (!pending) {
+      pending = this.#deps.external!.verify(ref, (d) => cached(digestKey(d))).then((verdict) => {
+        if (!verdict.error && this.#settings.cacheMs > 0) {
+          const expires = Date.now() + this.#settings.cacheMs;
+          for (const k of new Set([key, ...(verdict.digest ? [digestKey(verdict.digest)] : [])])) this.#remember(k, { input: undefined, external: verdict, expires, decisions: new Map() });
+        }
+        return verdict;
+      }).finally(() => this.#externalInflight.delete(key));
+      this.#externalInflight.set(key, pending);
+    }
+    return pending;
+  }
+
   /** The digest the runtime will pull: the written digest (when stored here) or the tag's target now. */
   async #digestOf(ref: ImageReference): Promise<string | undefined> {
     if (ref.digest) return (await this.#deps.meta.getManifest(ref.repository, ref.digest)) ? ref.digest : undefined;
@@ -287,11 +337,14 @@ export class AdmissionController {
     const hit = this.#facts.get(key);
     if (hit && hit.expires > now) return hit.input;
     const input = await this.#deps.policy.storedImageInput(repository, digest, undefined, 'admission', SYSTEM_ORIGIN);
-    if (this.#settings.cacheMs > 0) {
-      if (this.#facts.size >= this.#settings.cacheEntries) this.#facts.delete(this.#facts.keys().next().value!);
-      this.#facts.set(key, { input, expires: now + this.#settings.cacheMs, decisions: new Map() });
-    }
+    if (this.#settings.cacheMs > 0) this.#remember(key, { input, expires: now + this.#settings.cacheMs, decisions: new Map() });
     return input;
+  }
+
+  /** Caches an entry, dropping the oldest when full. */
+  #remember(key: string, entry: FactsEntry): void {
+    if (this.#facts.size >= this.#settings.cacheEntries) this.#facts.delete(this.#facts.keys().next().value!);
+    this.#facts.set(key, entry);
   }
 
   #decide(policy: CompiledPolicy, base: PolicyInput, ref: ImageReference, facts: AdmissionFacts, restartAt: Date | undefined, who: string): PolicyDecision {

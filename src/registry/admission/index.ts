@@ -8,11 +8,13 @@ import type { MetadataStore } from '../storage/ports.ts';
 import { type AdmissionPolicy, AdmissionController } from './controller.ts';
 import { type DeploymentAuthorizer, registerDeploymentRoutes, registerWebhookRoutes, type WebhookAuth } from './http.ts';
 import type { DeploymentStore } from './store.ts';
+import { ExternalVerifier, loadExternalVerifySettings } from './external.ts';
 
 export { AdmissionController, type AdmissionSettings } from './controller.ts';
 export { MemoryDeploymentStore, SqlDeploymentStore, type DeploymentStore, type DeploymentRecord } from './store.ts';
 export { parseImageReference, ImageReferenceError, type ImageReference } from './reference.ts';
 export { webhookManifests } from './manifests.ts';
+export { ExternalVerifier, type ExternalVerdict, type ExternalVerifySettings } from './external.ts';
 
 export interface Admission {
   controller: AdmissionController;
@@ -34,8 +36,9 @@ export async function createAdmission(
   config: Config,
 ): Promise<Admission> {
   const a = config.admission;
+  const external = a.external.action === 'verify' ? new ExternalVerifier(await loadExternalVerifySettings(a.external.verify)) : undefined;
   const controller = new AdmissionController(
-    { policy: deps.policy, meta: deps.meta, deployments: deps.deployments, events: deps.events, logger: deps.logger },
+    { policy: deps.policy, meta: deps.meta, deployments: deps.deployments, events: deps.events, external, logger: deps.logger },
     { registryHosts: registryHostsOf(config), external: a.external, unknownKinds: a.unknownKinds, namespaces: a.namespaces, cacheMs: a.cacheSeconds * 1000, cacheEntries: a.cacheEntries },
   );
   const unsubscribe = controller.subscribe();

@@ -269,8 +269,49 @@ export const configSchema = z.strictObject({
       /** Recorded in deployment records; a request header `X-Portcullis-Cluster` overrides it when `clusterHeader` is true. */
       clusterName: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/).default('default'),
       clusterHeader: z.boolean().default(false),
-      /** Images from other registries: deny, or allow those matching `allow` (globs over `registry/repository`, e.g. `registry.k8s.io/*`). */
-      external: z.strictObject({ action: z.enum(['deny', 'allow']).default('deny'), allow: z.array(z.string().min(1)).default([]) }).prefault({}),
+      /** Images from other registries: deny, allow, or verify by pulling their metadata; those matching `allow` (globs over `registry/repository`, e.g. `registry.k8s.io/*`) are allowed unverified. */
+      external: z
+        .strictObject({
+          action: z.enum(['deny', 'allow', 'verify']).default('deny'),
+          allow: z.array(z.string().min(1)).default([]),
+          /** action `verify` (admission/external.ts): manifest and signatures fetched from the image's registry, verified under `trustPolicyFile`. */
+          verify: z
+            .strictObject({
+              /** `warn`: every problem (also errors) becomes an AdmissionReview warning instead of a denial. */
+              mode: z.enum(['enforce', 'warn']).default('enforce'),
+              /** Globs over `registry/repository` that may be verified; other external images are denied without a request. */
+              registries: z.array(z.string().min(1)).default([]),
+              /** External images must be written with a digest. */
+              requireDigest: z.boolean().default(false),
+              /** A trust policy document (JSON or YAML, the format of PUT /api/v1/projects/{p}/trust-policy) for external images. */
+              trustPolicyFile: z.string().min(1).optional(),
+              /** Per registry host: transport and credentials (anonymous when none). */
+              hosts: z
+                .array(
+                  z.strictObject({
+                    host: z.string().min(1),
+                    /** Plain HTTP instead of HTTPS (a loopback or lab registry only). */
+                    plainHttp: z.boolean().default(false),
+                    caFile: z.string().min(1).optional(),
+                    username: z.string().min(1).optional(),
+                    /** File holding the password or token for `username` (never logged). */
+                    passwordFile: z.string().min(1).optional(),
+                  }),
+                )
+                .default([]),
+              /** Deadline for all requests about one image (keep it below admission.timeoutSeconds). */
+              timeoutMs: z.number().int().min(100).max(30_000).default(3000),
+              maxManifestBytes: z.number().int().min(1024).max(4 * 1024 * 1024).default(1024 * 1024),
+              /** Signature payloads and envelopes read at most. */
+              maxBlobBytes: z.number().int().min(1024).max(16 * 1024 * 1024).default(1024 * 1024),
+              /** Signature artifacts read per image. */
+              maxArtifacts: z.number().int().min(1).max(256).default(16),
+              /** Platform manifests of an index verified one by one when the index itself is not signed. */
+              maxPlatforms: z.number().int().min(1).max(64).default(16),
+            })
+            .prefault({}),
+        })
+        .prefault({}),
       /** Kinds without a pod spec (only a misconfigured webhook sends them). */
       unknownKinds: z.enum(['allow', 'deny']).default('deny'),
       /** Namespaces evaluated (empty: all) and never evaluated; also the generated namespaceSelector. */
@@ -306,6 +347,13 @@ export const configSchema = z.strictObject({
       if (a.listen && !(a.tls?.certFile && a.tls.keyFile)) ctx.addIssue({ code: 'custom', path: ['listen'], message: 'admission.listen needs admission.tls.certFile and keyFile (the API server calls webhooks over HTTPS only)' });
       if (a.tls?.certFile && !a.tls.keyFile) ctx.addIssue({ code: 'custom', path: ['tls', 'certFile'], message: 'admission.tls.certFile needs admission.tls.keyFile' });
       if (a.tls?.keyFile && !a.tls.certFile) ctx.addIssue({ code: 'custom', path: ['tls', 'keyFile'], message: 'admission.tls.keyFile needs admission.tls.certFile' });
+      const v = a.external.verify;
+      if (a.external.action === 'verify' && v.registries.length === 0) ctx.addIssue({ code: 'custom', path: ['external', 'verify', 'registries'], message: 'admission.external.action verify needs admission.external.verify.registries (globs over registry/repository; no request goes to other hosts)' });
+      if (a.external.action === 'verify' && !v.trustPolicyFile) ctx.addIssue({ code: 'custom', path: ['external', 'verify', 'trustPolicyFile'], message: 'admission.external.action verify needs admission.external.verify.trustPolicyFile (the keys or identities external images are signed with)' });
+      if (a.external.action === 'verify' && v.timeoutMs >= a.timeoutSeconds * 1000) ctx.addIssue({ code: 'custom', path: ['external', 'verify', 'timeoutMs'], message: `admission.external.verify.timeoutMs must be below admission.timeoutSeconds (${a.timeoutSeconds} s): the API server gives up on the webhook then` });
+      v.hosts.forEach((h, i) => {
+        if (Boolean(h.username) !== Boolean(h.passwordFile)) ctx.addIssue({ code: 'custom', path: ['external', 'verify', 'hosts', i], message: 'username and passwordFile go together' });
+      });
       if (a.tls?.clientCaFile && !a.listen) ctx.addIssue({ code: 'custom', path: ['tls', 'clientCaFile'], message: 'admission.tls.clientCaFile needs admission.listen (client certificates are checked on the dedicated listener)' });
       if (a.enabled && !a.auth.tokenFile && !a.tls?.clientCaFile && !a.auth.allowUnauthenticatedLoopback) {
         ctx.addIssue({ code: 'custom', path: ['auth'], message: 'admission needs a caller check: admission.auth.tokenFile, admission.tls.clientCaFile (mTLS on admission.listen), or admission.auth.allowUnauthenticatedLoopback' });

@@ -95,19 +95,23 @@ export function repositoryBlobReader(meta: MetadataStore, blobs: BlobStore, repo
     const linked = await meta.linkedBlob(repository, digest);
     if (!linked) throw new SignatureFormatError('BLOB_UNKNOWN', `blob ${digest} is not in repository ${repository}`);
     if (linked.size > maxBytes) throw new SignatureFormatError('TOO_LARGE', `blob ${digest}: ${linked.size} bytes exceeds the limit of ${maxBytes}`);
-    const stream = await blobs.read(digest);
-    const chunks: Buffer[] = [];
-    let total = 0;
-    for await (const chunk of stream as AsyncIterable<Buffer>) {
-      total += chunk.length;
-      if (total > maxBytes) {
-        stream.destroy();
-        throw new SignatureFormatError('TOO_LARGE', `blob ${digest} exceeds the limit of ${maxBytes} bytes`);
-      }
-      chunks.push(chunk);
-    }
-    return Buffer.concat(chunks, total);
+    return readBlobBounded(await blobs.read(digest), digest, maxBytes);
   };
+}
+
+/** Reads a blob stream, at most `maxBytes` (then the stream is destroyed and TOO_LARGE thrown). */
+export async function readBlobBounded(stream: NodeJS.ReadableStream & { destroy(): void }, digest: string, maxBytes: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of stream as AsyncIterable<Buffer>) {
+    total += chunk.length;
+    if (total > maxBytes) {
+      stream.destroy();
+      throw new SignatureFormatError('TOO_LARGE', `blob ${digest} exceeds the limit of ${maxBytes} bytes`);
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, total);
 }
 
 /**
