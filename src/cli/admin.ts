@@ -12,6 +12,7 @@ import { ConfigError, loadConfig } from '../registry/config/load.ts';
 import { randomPassword } from '../registry/auth/secrets.ts';
 import { RegistryError } from '../oci/errors.ts';
 import { federationCommand, federationOptions, federationUsage } from './admin-federation.ts';
+import { networksCommand, networksOptions, networksUsage } from './admin-networks.ts';
 
 export const adminUsage = `portcullis admin - identity and access administration (runs on the stores directly)
 
@@ -23,6 +24,7 @@ Usage:
   portcullis admin user list
   portcullis admin project create NAME [--public]
   portcullis admin project list
+${networksUsage}
   portcullis admin member add PROJECT (--user NAME | --group NAME) --role reader|developer|maintainer|admin [--repository GLOB]...
   portcullis admin robot create NAME [--project PROJECT] --grant ACTIONS=GLOB[,GLOB...]... --expires-in-days N [--description TEXT]
       ACTIONS: pull, push, delete, retag; e.g. --grant pull,push=team-a/app/** ; prints the
@@ -50,6 +52,7 @@ const options = {
   description: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   ...federationOptions,
+  ...networksOptions,
 } as const;
 
 async function readStdin(): Promise<string> {
@@ -131,6 +134,8 @@ export async function adminMain(argv: string[]): Promise<number> {
       case 'project list':
         for (const project of await admin.listProjects(actor)) console.log(`${project.name} (${project.visibility})`);
         return 0;
+      case 'project networks':
+        return await networksCommand(name, values, { access, store: stores.projectNetworks });
       case 'member add': {
         const member = await admin.addMember(actor, need(name, 'PROJECT'), { user: values.user, group: values.group, role: need(values.role, '--role') as Role, repositories: values.repository });
         console.log(`${member.kind} ${member.name} is ${member.role} in ${name}${member.repositories ? ` (${member.repositories.join(', ')})` : ''}`);

@@ -4,29 +4,14 @@
  * creates no bootstrap administrator).
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { startRegistry, type RunningRegistry } from '../support/registry-process.ts';
-import { basic, claims } from './helpers.ts';
+import { basic, claims, runPortcullis } from './helpers.ts';
 
-const bin = fileURLToPath(new URL('../../bin/portcullis.js', import.meta.url));
-
-function portcullis(args: string[], stdin?: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], { env: { ...process.env, PORTCULLIS_AUTH_MODE: 'token' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
-    child.on('error', reject);
-    child.on('exit', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    child.stdin.end(stdin ?? '');
-  });
-}
+const portcullis = runPortcullis;
 
 describe('portcullis admin', () => {
   let dataDir: string;

@@ -9,19 +9,16 @@
  */
 import assert from 'node:assert/strict';
 import { createPublicKey, randomBytes } from 'node:crypto';
-import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { generateKeyPair, SignJWT, UnsecuredJWT } from 'jose';
 import { buildImage, randomFile, readOciLayout, writeOciLayout } from '../acceptance/helpers/oci.ts';
 import { type ClientEnvironment, createClientEnvironment, makeTempDir, removeDir, requireTools, run, runExpectFailure } from '../acceptance/helpers/tools.ts';
-import { admin, type AuthRegistry, basic, claims, createUser, ok, pushImage, startAuthRegistry } from './helpers.ts';
+import { admin, type AuthRegistry, basic, claims, createUser, ok, pushImage, runPortcullis, startAuthRegistry } from './helpers.ts';
 import { startTestProvider, type TestProvider } from './oidc-test-provider.ts';
 
 const app = { repository: 'org/app', ref: 'refs/heads/main' };
-const bin = fileURLToPath(new URL('../../bin/portcullis.js', import.meta.url));
 
 describe('workload identity federation with a real OpenID provider', () => {
   let provider: TestProvider;
@@ -230,16 +227,7 @@ describe('workload identity federation with a real OpenID provider', () => {
   });
 
   test('portcullis admin trust-rule create | list | revoke work on the stores directly', async () => {
-    const cli = (...args: string[]) =>
-      new Promise<{ code: number; stdout: string; stderr: string }>((resolve, reject) => {
-        const child = spawn(process.execPath, [bin, 'admin', ...args, '--config', configFile, '--data-dir', registry.dataDir], { env: { ...process.env, PORTCULLIS_AUTH_MODE: 'token' } });
-        let stdout = '';
-        let stderr = '';
-        child.stdout.on('data', (chunk: Buffer) => (stdout += chunk));
-        child.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
-        child.on('error', reject);
-        child.on('exit', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-      });
+    const cli = (...args: string[]) => runPortcullis(['admin', ...args, '--config', configFile, '--data-dir', registry.dataDir]);
     const created = await cli('trust-rule', 'create', 'from-cli', '--project', 'team', '--issuer', provider.issuer, '--subject', 'ci-app', '--claim', 'ref=refs/heads/main', '--grant', 'pull=team/cli');
     assert.equal(created.code, 0, created.stderr);
     const id = /id ([0-9a-f-]{36})/.exec(created.stdout)?.[1];

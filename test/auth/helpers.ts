@@ -4,9 +4,27 @@
  * registry tokens.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
 import { type RunningRegistry, startRegistry } from '../support/registry-process.ts';
+
+const bin = fileURLToPath(new URL('../../bin/portcullis.js', import.meta.url));
+
+/** Runs `portcullis ARGS` (token authentication) to its end, with `stdin` as its input. */
+export function runPortcullis(args: string[], stdin?: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [bin, ...args], { env: { ...process.env, PORTCULLIS_AUTH_MODE: 'token' } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
+    child.on('error', reject);
+    child.on('exit', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    child.stdin.end(stdin ?? '');
+  });
+}
 
 export const ADMIN_PASSWORD = `Adm1n-${randomBytes(12).toString('base64url')}`;
 /** A password that satisfies the policy, distinct per call. */

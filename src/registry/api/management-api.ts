@@ -31,7 +31,7 @@ export interface Context {
 }
 
 export interface ApiRoute {
-  method: 'GET' | 'POST' | 'PATCH' | 'DELETE';
+  method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   /** OpenAPI-style path below /api/v1, e.g. `/projects/{project}`. */
   path: string;
   summary: string;

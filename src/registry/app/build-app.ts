@@ -2,7 +2,7 @@ import { dirname, join, resolve } from 'node:path';
 import { mkdir } from 'node:fs/promises';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import { RegistryError } from '../../oci/errors.ts';
-import { registerManagementApi } from '../api/management-api.ts';
+import { type ApiRoute, registerManagementApi } from '../api/management-api.ts';
 import { AccessService } from '../auth/access-service.ts';
 import { Administration } from '../auth/administration.ts';
 import type { LoginGuard, RegistryAccessControl } from '../auth/ports.ts';
@@ -13,6 +13,9 @@ import type { AccessStore } from '../auth/store/ports.ts';
 import { SqlAccessStore } from '../auth/store/sql-access-store.ts';
 import { identifyRequest, requireAction } from '../auth/request-identity.ts';
 import { RetagGuard } from '../auth/retag-gate.ts';
+import { ProjectNetworkAdministration, ProjectNetworks } from '../auth/networks/project-networks.ts';
+import { type ProjectNetworkStore, SqlProjectNetworkStore } from '../auth/networks/store.ts';
+import { projectNetworkRoutes } from '../auth/networks/api.ts';
 import { registerTokenEndpoint } from '../auth/token-endpoint.ts';
 import { OidcService } from '../auth/oidc/service.ts';
 import { registerOidcRoutes } from '../auth/oidc/http.ts';
@@ -69,6 +72,8 @@ export interface Stores {
   deployments?: DeploymentStore;
   /** The traceability index (same database as `meta`); traceability is off when absent. */
   trace?: TraceStore;
+  /** Per-project IP allow/deny lists (same database as `meta`); no per-project lists when absent. */
+  projectNetworks?: ProjectNetworkStore;
   close(): Promise<void>;
 }
 
@@ -97,7 +102,7 @@ export async function openStores(config: Config): Promise<Stores> {
   await meta.migrate();
   const access = new SqlAccessStore(driver);
   await access.migrate();
-  return { blobs, meta, access, oidc: new SqlOidcStore(driver), federation: new SqlFederationStore(driver), signatures: new SqlSignatureStore(driver), policies: new SqlPolicyStore(driver), promotions: new SqlPromotionStore(driver), deployments: new SqlDeploymentStore(driver), trace: new TraceStore(driver), close: () => meta.close() };
+  return { blobs, meta, access, oidc: new SqlOidcStore(driver), federation: new SqlFederationStore(driver), signatures: new SqlSignatureStore(driver), policies: new SqlPolicyStore(driver), promotions: new SqlPromotionStore(driver), deployments: new SqlDeploymentStore(driver), trace: new TraceStore(driver), projectNetworks: new SqlProjectNetworkStore(driver), close: () => meta.close() };
 }
 
 /**
@@ -232,6 +237,7 @@ export async function buildRegistry(
   let scannerAuthorize: Parameters<typeof registerScannerRoutes>[1]['authorize'];
   let auditAuthorize = options.auditAuthorize;
   let traceVisibility: TraceVisibility | undefined;
+  let projectNetworks: ProjectNetworks | undefined;
   if (config.auth.mode === 'token') {
     const a = config.auth;
     if (!stores.access) throw new Error('auth.mode token needs an access store');
@@ -257,6 +263,15 @@ export async function buildRegistry(
     events.subscribe('access.changed', (e) => app.log.info({ change: e.change, target: e.target, actor: e.origin?.actor }, 'access changed'));
     const bootstrap = await access.bootstrapAdmin(options.adminPassword);
     if (bootstrap.created) adminBootstrap = { generatedPassword: bootstrap.generatedPassword };
+    // Per-project IP lists: in memory, re-read periodically (no query on the request path).
+    let networkRoutes: ApiRoute[] = [];
+    if (stores.projectNetworks) {
+      projectNetworks = new ProjectNetworks(stores.projectNetworks, { refreshMs: a.projectNetworksRefreshSeconds * 1000, onError: (error) => app.log.error({ err: error }, 'reading the project IP lists failed; keeping the previous ones') });
+      await projectNetworks.load();
+      projectNetworks.start();
+      access.setNetworkPolicy(projectNetworks);
+      networkRoutes = projectNetworkRoutes(new ProjectNetworkAdministration({ access, store: stores.projectNetworks, networks: projectNetworks, events }));
+    }
     const admin = new Administration({ access, meta: stores.meta, events }, { robotMaxLifetimeDays: a.robots.maxLifetimeDays, tokenMaxLifetimeDays: a.personalTokens.maxLifetimeDays });
     const authDeps = { access, tokens, keys, admin };
     let registerOidc: () => Promise<void> = async () => undefined;
@@ -280,7 +295,7 @@ export async function buildRegistry(
     registerAuthRoutes = async () => {
       await registerTokenEndpoint(app, authDeps);
       await registerOidc();
-      await registerManagementApi(app, { ...authDeps, extraRoutes: [...federationApi({ access: access!, store: stores.federation, events, federation }, { service: a.service, tokenTtlSeconds: a.registryTokens.ttlSeconds }), ...webhookRoutes, ...oidcRoutes] });
+      await registerManagementApi(app, { ...authDeps, extraRoutes: [...federationApi({ access: access!, store: stores.federation, events, federation }, { service: a.service, tokenTtlSeconds: a.registryTokens.ttlSeconds }), ...webhookRoutes, ...oidcRoutes, ...networkRoutes] });
     };
   }
   const services = {
@@ -422,6 +437,7 @@ export async function buildRegistry(
     async close() {
       if (timer) clearInterval(timer);
       if (authTimer) clearInterval(authTimer);
+      projectNetworks?.close();
       await anomaly?.stop();
       await scanner?.stop();
       await admission?.close();

@@ -36,6 +36,7 @@ import type { AccessStore, RobotRecord, TokenRecord, UserRecord } from './store/
 import { FederationError, type WorkloadFederation } from './federation/workload-federation.ts';
 import type { RobotCertificates } from './federation/robot-certificates.ts';
 import type { ClientCertificate } from '../edge/client-certificate.ts';
+import type { ProjectNetworkPolicy } from './networks/project-networks.ts';
 
 /** How an identity is named inside a registry token (enough to resolve it again). */
 export interface PrincipalClaim {
@@ -99,6 +100,7 @@ export class AccessService {
   #directory: ExternalDirectory | undefined;
   readonly #federation: WorkloadFederation | undefined;
   readonly #certificates: RobotCertificates | undefined;
+  #networks: ProjectNetworkPolicy | undefined;
   readonly #options: Required<AccessServiceOptions>;
   readonly #cacheKey = randomBytes(32);
   readonly #credentials = new Map<string, CachedCredential>();
@@ -112,6 +114,16 @@ export class AccessService {
     this.#federation = deps.federation;
     this.#certificates = deps.certificates;
     this.#options = { now: Date.now, ...options };
+  }
+
+  /** Plugs in the per-project IP lists (token grants and the catalog honour them). */
+  setNetworkPolicy(networks: ProjectNetworkPolicy): void {
+    this.#networks = networks;
+  }
+
+  /** Why `address` may not reach `project` (per-project IP lists), or undefined. */
+  networkRefusal(project: string, address: string): string | undefined {
+    return this.#networks?.refusal(project, address);
   }
 
   /** Plugs in the directory of external (OIDC) users. */
@@ -482,6 +494,8 @@ export class AccessService {
       if (entry.type !== 'repository') continue;
       const wanted = new Set<ScopeAction>(entry.actions.includes('*') ? scopeActions : scopeActions.filter((a) => entry.actions.includes(a)));
       if (wanted.size === 0) continue;
+      // Per-project IP lists: from a refused address the scope is simply not granted (spec: never an error).
+      if (this.#networks?.refusal(projectOf(entry.name), origin.clientAddress)) continue;
       let facts = await this.facts(projectOf(entry.name), identity);
       if (!facts && wanted.has('push')) facts = await this.#autoCreateProject(identity, projectOf(entry.name), origin);
       const actions = allowedScopeActions(identity, entry.name, facts).filter((a) => wanted.has(a));
@@ -499,11 +513,15 @@ export class AccessService {
     return this.facts(project, identity);
   }
 
-  /** A per-request filter for the catalog: may `identity` pull from the repository? (Facts cached per project.) */
-  catalogFilter(identity: Identity): (repository: string) => Promise<boolean> {
+  /**
+   * A per-request filter for the catalog: may `identity` pull from the repository (from
+   * `address`, when given, under the project's IP lists)? (Facts cached per project.)
+   */
+  catalogFilter(identity: Identity, address?: string): (repository: string) => Promise<boolean> {
     const byProject = new Map<string, Promise<ProjectFacts | undefined>>();
     return async (repository) => {
       const project = projectOf(repository);
+      if (address !== undefined && this.#networks?.refusal(project, address)) return false;
       let facts = byProject.get(project);
       if (!facts) byProject.set(project, (facts = this.facts(project, identity)));
       return authorize(identity, 'pull', { kind: 'repository', name: repository }, await facts);

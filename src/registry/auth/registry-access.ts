@@ -14,7 +14,7 @@
  */
 import type { FastifyRequest } from 'fastify';
 import { RegistryError } from '../../oci/errors.ts';
-import { isRepositoryName } from '../../oci/reference.ts';
+import { isRepositoryName, projectOf } from '../../oci/reference.ts';
 import type { RequestOrigin } from '../events/bus.ts';
 import { type AccessService, AuthenticationError } from './access-service.ts';
 import { type Identity, type RepositoryAction, actorOf, repositoryActions } from './identity.ts';
@@ -100,24 +100,38 @@ export class TokenAccessControl implements RegistryAccessControl {
     const allows = (entry: AccessEntry) => (token ? entry.actions.every((action) => tokenAllows(token, entry.type, entry.name, action)) : this.#identityAllows(identity, entry));
     const missing: AccessEntry[] = [];
     for (const entry of required.needs) if (!(await allows(entry))) missing.push(entry);
+    // Per-project IP lists (no database query: cached lists). Checked once the caller is known,
+    // and told only to a caller who holds the access otherwise: others learn nothing new.
+    const refused = this.#networkRefusal(request, required.needs);
     if (missing.length > 0) {
+      // A token from the token endpoint lacks the scopes the address may not use: say why, not "get a new token".
+      const held = refused !== undefined || (token && identity.kind !== 'anonymous') ? (await Promise.all(missing.map((entry) => this.#identityAllows(identity, entry)))).every(Boolean) : false;
+      if (refused !== undefined && held) throw new RegistryError('DENIED', refused, { detail: missing.flatMap(describe) });
       if (identity.kind === 'anonymous') throw this.#challenge(request, required, 'insufficient_scope', 'authentication required');
       // A token may simply not carry the scope yet: if the caller holds it, a new token helps.
-      if (token) {
-        const held = await Promise.all(missing.map((entry) => this.#identityAllows(identity, entry)));
-        if (held.every(Boolean)) throw this.#challenge(request, required, 'insufficient_scope', 'the token does not grant this access');
-      }
+      if (token && held) throw this.#challenge(request, required, 'insufficient_scope', 'the token does not grant this access');
       throw new RegistryError('DENIED', 'requested access to the resource is denied', { detail: missing.flatMap(describe) });
     }
+    if (refused !== undefined) throw new RegistryError('DENIED', refused, { detail: required.needs.flatMap(describe) });
     if (required.mountFrom !== undefined && isRepositoryName(required.mountFrom)) {
       const source = { type: 'repository', name: required.mountFrom, actions: ['pull'] };
-      if (!(await allows(source))) {
+      if (!(await allows(source)) || this.#networkRefusal(request, [source]) !== undefined) {
         target.query.delete('mount');
         target.query.delete('from');
       }
     }
     if (target.route.kind === 'manifest' && target.method === 'PUT') this.#retag?.remember(String(request.id), identity);
-    return { actor: actorOf(identity), canList: this.#access.catalogFilter(identity) };
+    return { actor: actorOf(identity), canList: this.#access.catalogFilter(identity, request.ip) };
+  }
+
+  /** The first per-project IP list refusing the client address for one of `entries`. */
+  #networkRefusal(request: FastifyRequest, entries: AccessEntry[]): string | undefined {
+    for (const entry of entries) {
+      if (entry.type !== 'repository') continue;
+      const refused = this.#access.networkRefusal(projectOf(entry.name), request.ip);
+      if (refused !== undefined) return refused;
+    }
+    return undefined;
   }
 
   async #identityAllows(identity: Identity, entry: AccessEntry): Promise<boolean> {

@@ -19,8 +19,12 @@ export const configSchema = z.strictObject({
         .string()
         .refine((value) => /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(value) && Number(value.slice(value.lastIndexOf(':') + 1)) <= 65535, 'expected HOST:PORT (port 0 to 65535)')
         .default('127.0.0.1:5000'),
-      /** Trust X-Forwarded-* from a reverse proxy (client address, scheme). */
-      trustProxy: z.boolean().default(false),
+      /**
+       * Trust X-Forwarded-* from a reverse proxy (client address, scheme): true trusts every hop;
+       * a list of addresses/CIDR blocks trusts only proxies connecting from there (the client
+       * address is then the right-most untrusted X-Forwarded-For entry).
+       */
+      trustProxy: z.union([z.boolean(), z.array(z.string().refine(isCidr, 'expected an address or CIDR block')).min(1)]).default(false),
       /** HTTPS (src/registry/edge/tls.ts): PEM certificate chain and key; re-read when they change. */
       tls: z
         .strictObject({
@@ -401,6 +405,8 @@ export const configSchema = z.strictObject({
       credentialCacheSeconds: z.number().int().nonnegative().max(3600).default(60),
       /** Revocations (robots, tokens, disabled users) take effect on issued registry tokens within this time. */
       revalidateSeconds: z.number().int().positive().max(300).default(10),
+      /** Per-project IP lists are re-read this often (changes made on another replica apply within this time; on this one at once). */
+      projectNetworksRefreshSeconds: z.number().int().positive().max(300).default(5),
       passwords: z.strictObject({ minLength: z.number().int().min(8).max(128).default(12) }).prefault({}),
       /** Robot accounts must expire; their lifetime is at most this. */
       robots: z.strictObject({ maxLifetimeDays: z.number().int().positive().max(3650).default(365) }).prefault({}),

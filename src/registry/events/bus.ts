@@ -189,7 +189,7 @@ export type AuthMethod = 'password' | 'token' | 'robot' | 'refresh' | 'workload'
 
 export type AccessChange =
   | 'user.created' | 'user.updated' | 'user.deleted'
-  | 'project.created' | 'project.updated' | 'project.deleted'
+  | 'project.created' | 'project.updated' | 'project.deleted' | 'project.networks.updated'
   | 'member.added' | 'member.removed'
   | 'robot.created' | 'robot.revoked' | 'robot.deleted'
   | 'token.created' | 'token.revoked'

@@ -7,6 +7,7 @@ import type { SqlDriver } from '../../storage/sql/driver.ts';
 import type { Migration } from '../../storage/sql/migrations.ts';
 import { oidcMigration } from '../oidc/store.ts';
 import { federationMigration } from '../federation/store.ts';
+import { projectNetworksMigration } from '../networks/store.ts';
 
 export function accessMigrations(dialect: 'sqlite' | 'postgres'): Migration[] {
   // Listings are in byte order whatever the database locale.
@@ -83,6 +84,7 @@ export function accessMigrations(dialect: 'sqlite' | 'postgres'): Migration[] {
     },
     oidcMigration(dialect),
     federationMigration(dialect),
+    projectNetworksMigration(dialect),
   ];
 }
 
