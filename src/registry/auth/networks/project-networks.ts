@@ -51,9 +51,16 @@ export class ProjectNetworks implements ProjectNetworkPolicy {
   readonly #refreshMs: number;
   readonly #onError: (error: unknown) => void;
   #lists = new Map<string, CompiledLists>();
+  /**
+   * Decisions per project and address ('' = allowed): Node's BlockList costs 1.5-4 µs a check,
+   * a map lookup about 0.05 µs, and a project's clients are few. Emptied with every list change.
+   */
+  #decisions = new Map<string, string>();
   /** Bumped by every local change: a periodic read that started before it is discarded. */
   #generation = 0;
   #timer: NodeJS.Timeout | undefined;
+  /** What the last read returned, to skip rebuilding when nothing changed. */
+  #signature: string | undefined;
 
   constructor(store: ProjectNetworkStore, options: { refreshMs: number; onError?: (error: unknown) => void }) {
     this.#store = store;
@@ -66,6 +73,9 @@ export class ProjectNetworks implements ProjectNetworkPolicy {
     const generation = this.#generation;
     const records = await this.#store.listProjectNetworks();
     if (generation !== this.#generation) return;
+    // Unchanged (the usual periodic read): keep the compiled lists and the decisions.
+    const signature = JSON.stringify(records.map((record) => [record.project, record.allow, record.deny]));
+    if (signature === this.#signature) return;
     const lists = new Map<string, CompiledLists>();
     for (const record of records) {
       try {
@@ -77,6 +87,8 @@ export class ProjectNetworks implements ProjectNetworkPolicy {
       }
     }
     this.#lists = lists;
+    this.#signature = signature;
+    this.#decisions = new Map();
   }
 
   /** Re-reads the lists every `refreshMs`; a failed read keeps the previous lists. */
@@ -95,11 +107,14 @@ export class ProjectNetworks implements ProjectNetworkPolicy {
     if (this.#lists.size === 0) return undefined;
     const lists = this.#lists.get(project);
     if (!lists) return undefined;
-    const why = `requests from this address to project ${JSON.stringify(project)} are refused by the project's network rules`;
-    if (!address || (isIP(address) === 0)) return why;
-    if (lists.deny.contains(address)) return `${why} (the address is in a denied network)`;
-    if (lists.allow.size > 0 && !lists.allow.contains(address)) return `${why} (the address is not in an allowed network)`;
-    return undefined;
+    const key = `${project}\0${address}`;
+    let decision = this.#decisions.get(key);
+    if (decision === undefined) {
+      decision = decide(project, lists, address) ?? '';
+      if (this.#decisions.size >= DECISION_LIMIT) this.#decisions.clear();
+      this.#decisions.set(key, decision);
+    }
+    return decision === '' ? undefined : decision;
   }
 
   /** Stores new lists and applies them to this process at once. */
@@ -112,7 +127,20 @@ export class ProjectNetworks implements ProjectNetworkPolicy {
     if (lists.allow.length === 0 && lists.deny.length === 0) next.delete(project);
     else next.set(project, compiled);
     this.#lists = next;
+    this.#signature = undefined;
+    this.#decisions = new Map();
   }
+}
+
+const DECISION_LIMIT = 50_000;
+
+/** Why `address` may not reach `project` under `lists` (safe to show: it never names the lists). */
+function decide(project: string, lists: CompiledLists, address: string): string | undefined {
+  const why = `requests from this address to project ${JSON.stringify(project)} are refused by the project's network rules`;
+  if (!address || isIP(address) === 0) return why;
+  if (lists.deny.contains(address)) return `${why} (the address is in a denied network)`;
+  if (lists.allow.size > 0 && !lists.allow.contains(address)) return `${why} (the address is not in an allowed network)`;
+  return undefined;
 }
 
 export interface ProjectNetworksView {
