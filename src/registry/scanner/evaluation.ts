@@ -37,25 +37,6 @@ export function matchInputOf(inventory: Inventory, layers: Array<{ digest: strin
   return input;
 }
 
-/** The inventory the matcher needs, rebuilt from a match input (purl and path are not needed). */
-export function inventoryOfInput(input: MatchInput): Inventory {
-  const packages = input.packages.map(([kind, name, version, sourceName, sourceVersion, epoch, layer]): InventoryPackage => {
-    const p: InventoryPackage = { kind: kind as InventoryPackage['kind'], name, version, purl: '', path: '' };
-    if (sourceName !== null) p.sourceName = sourceName;
-    if (sourceVersion !== null) p.sourceVersion = sourceVersion;
-    if (epoch !== null) p.epoch = epoch;
-    const l = layer === null ? undefined : input.layers[layer];
-    if (l) {
-      p.layerDigest = l[0];
-      p.layerDiffId = l[1];
-    }
-    return p;
-  });
-  const inventory: Inventory = { packages };
-  if (input.os) inventory.os = input.os;
-  return inventory;
-}
-
 const templateKeys = new WeakMap<FindingTemplate, string>();
 
 /** A stable key of a finding template's content (cached on the shared template object). */
@@ -108,8 +89,12 @@ export interface Evaluation {
 }
 
 interface GroupInfo {
+  /** The template keys, in the list's order. */
+  keyList: string[];
   keys: string;
   summary: FindingSummary;
+  /** Old key lists of the same package -> what differs (see packageDiff). */
+  diffs?: Map<string, Omit<PackageDiff, 'packageIndex'>>;
 }
 
 /** Per shared template list (one per package identity and version per database generation): its keys and counts. */
@@ -118,7 +103,8 @@ const groupInfos = new WeakMap<readonly FindingTemplate[], GroupInfo>();
 function groupInfo(list: readonly FindingTemplate[]): GroupInfo {
   let info = groupInfos.get(list);
   if (!info) {
-    info = { keys: list.map(templateKey).join(','), summary: summarize(list) };
+    const keyList = list.map(templateKey);
+    info = { keyList, keys: keyList.join(','), summary: summarize(list) };
     groupInfos.set(list, info);
   }
   return info;
@@ -134,18 +120,32 @@ function addSummary(into: FindingSummary, s: FindingSummary): void {
   }
 }
 
-/** The evaluation of an inventory's grouped findings: work per package with findings, not per finding. */
-export function evaluationOf(groups: ReadonlyArray<{ packageIndex: number; findings: readonly FindingTemplate[] }>, db: DatabaseIdentity): Evaluation {
-  const parts: string[] = [];
-  const summary: FindingSummary = { total: 0, bySeverity: emptyCounts(), fixable: 0, fixableBySeverity: emptyCounts(), malicious: 0 };
+type Groups = ReadonlyArray<{ packageIndex: number; findings: readonly FindingTemplate[] }>;
+
+/** The encoded references of grouped findings (see {@link Evaluation}). */
+export function refsOfGroups(groups: Groups): string {
+  let refs = '';
   for (const g of groups) {
     if (g.findings.length === 0) continue;
-    const info = groupInfo(g.findings);
-    parts.push(`${g.packageIndex}:${info.keys}`);
-    addSummary(summary, info.summary);
+    const part = `${g.packageIndex}:${groupInfo(g.findings).keys}`;
+    refs = refs.length === 0 ? part : `${refs};${part}`;
   }
-  const refs = parts.join(';');
-  return { refs, groups, fingerprint: createHash('sha256').update(refs).digest('hex'), summary, dbHash: db.hash, dbUpdatedAt: db.updatedAt };
+  return refs;
+}
+
+export function fingerprintOf(refs: string): string {
+  return createHash('sha256').update(refs).digest('hex');
+}
+
+/**
+ * The evaluation of an inventory's grouped findings: work per package with findings, not per
+ * finding. Re-evaluation passes the refs and fingerprint it already computed to tell unchanged
+ * images apart, so only changed ones pay for the counts.
+ */
+export function evaluationOf(groups: Groups, db: DatabaseIdentity, refs = refsOfGroups(groups), fingerprint = fingerprintOf(refs)): Evaluation {
+  const summary: FindingSummary = { total: 0, bySeverity: emptyCounts(), fixable: 0, fixableBySeverity: emptyCounts(), malicious: 0 };
+  for (const g of groups) if (g.findings.length > 0) addSummary(summary, groupInfo(g.findings).summary);
+  return { refs, groups, fingerprint, summary, dbHash: db.hash, dbUpdatedAt: db.updatedAt };
 }
 
 export function evaluate(matcher: Matcher, inventory: Inventory, db: DatabaseIdentity): Evaluation {
@@ -171,19 +171,93 @@ export function parseRefs(refs: string): FindingRef[] {
   return [...splitRefs(refs)].flatMap(([i, keys]) => refsOfGroup(i, keys));
 }
 
-/** The references in `after` and not in `before` (added) and the reverse (removed); unchanged packages are skipped whole. */
-export function differingRefs(before: string, after: string): { before: FindingRef[]; after: FindingRef[] } {
-  const b = splitRefs(before);
-  const a = splitRefs(after);
-  const out = { before: [] as FindingRef[], after: [] as FindingRef[] };
-  for (const i of new Set([...b.keys(), ...a.keys()])) {
-    const old = b.get(i);
-    const now = a.get(i);
-    if (old === now) continue;
-    const oldKeys = new Set(old ? old.split(',') : []);
-    const newKeys = new Set(now ? now.split(',') : []);
-    for (const k of newKeys) if (!oldKeys.has(k)) out.after.push([i, k]);
-    for (const k of oldKeys) if (!newKeys.has(k)) out.before.push([i, k]);
+/** One package whose findings differ: the keys of its old findings that are gone, its new findings that were not there. */
+export interface PackageDiff {
+  packageIndex: number;
+  removed: string[];
+  added: readonly FindingTemplate[];
+}
+
+/** (package index, start, end of its keys) per package of encoded references, read in place; undefined when not in package order (never written so). */
+function segmentBounds(refs: string): Int32Array | undefined {
+  if (refs.length === 0) return new Int32Array(0);
+  let n = 1;
+  for (let p = refs.indexOf(';'); p >= 0; p = refs.indexOf(';', p + 1)) n++;
+  const out = new Int32Array(n * 3);
+  let pos = 0;
+  for (let k = 0; k < n; k++) {
+    const colon = refs.indexOf(':', pos);
+    let end = refs.indexOf(';', colon);
+    if (end < 0) end = refs.length;
+    let index = 0;
+    for (let c = pos; c < colon; c++) index = index * 10 + refs.charCodeAt(c) - 48;
+    if (k > 0 && index <= out[k * 3 - 3]!) return undefined;
+    out[k * 3] = index;
+    out[k * 3 + 1] = colon + 1;
+    out[k * 3 + 2] = end;
+    pos = end + 1;
+  }
+  return out;
+}
+
+/**
+ * What differs between a package's old key list and its new findings. Images sharing a base share
+ * both (a package with hundreds of findings in every image of a distro), so the answer is kept
+ * per new template list for a few old lists, and the (read-only) arrays are shared.
+ */
+function packageDiff(keys: string, findings: readonly FindingTemplate[], info: GroupInfo): Omit<PackageDiff, 'packageIndex'> {
+  const known = info.diffs?.get(keys);
+  if (known) return known;
+  const old = keys.split(',');
+  const oldSet = new Set(old);
+  const newSet = new Set(info.keyList);
+  const added: FindingTemplate[] = [];
+  for (let k = 0; k < info.keyList.length; k++) if (!oldSet.has(info.keyList[k]!)) added.push(findings[k]!);
+  const diff = { removed: old.filter((key) => !newSet.has(key)), added };
+  info.diffs ??= new Map();
+  if (info.diffs.size < 16) info.diffs.set(keys, diff);
+  return diff;
+}
+
+/**
+ * The packages whose findings differ between stored references `before` and a new evaluation:
+ * one merge walk over both (package order) that reads `before` in place, comparing each package's
+ * key list as a string, so an unchanged package costs one comparison and a package new to the
+ * findings reuses its shared template list. No per-finding allocation.
+ */
+export function diffGroups(before: string, evaluation: Pick<Evaluation, 'groups'>): PackageDiff[] {
+  const groups = evaluation.groups.filter((g) => g.findings.length > 0);
+  for (let i = 1; i < groups.length; i++) {
+    if (groups[i]!.packageIndex <= groups[i - 1]!.packageIndex) {
+      groups.sort((x, y) => x.packageIndex - y.packageIndex);
+      break;
+    }
+  }
+  const old = segmentBounds(before);
+  if (!old) return diffGroups([...splitRefs(before)].sort(([x], [y]) => x - y).map(([i, keys]) => `${i}:${keys}`).join(';'), { groups });
+  const out: PackageDiff[] = [];
+  const n = old.length / 3;
+  let i = 0;
+  let j = 0;
+  while (i < n || j < groups.length) {
+    const index = i < n ? old[i * 3]! : Infinity;
+    const g = groups[j];
+    if (g === undefined || index < g.packageIndex) {
+      out.push({ packageIndex: index, removed: before.slice(old[i * 3 + 1], old[i * 3 + 2]).split(','), added: [] });
+      i++;
+      continue;
+    }
+    j++;
+    if (index > g.packageIndex) {
+      out.push({ packageIndex: g.packageIndex, removed: [], added: g.findings });
+      continue;
+    }
+    const info = groupInfo(g.findings);
+    const start = old[i * 3 + 1]!;
+    const end = old[i * 3 + 2]!;
+    i++;
+    if (end - start === info.keys.length && before.slice(start, end) === info.keys) continue;
+    out.push({ packageIndex: g.packageIndex, ...packageDiff(before.slice(start, end), g.findings, info) });
   }
   return out;
 }
@@ -193,7 +267,8 @@ export function templatesOf(evaluation: Pick<Evaluation, 'groups'>, packageIndex
   const out = new Map<string, FindingTemplate>();
   for (const g of evaluation.groups) {
     if (packageIndexes && !packageIndexes.has(g.packageIndex)) continue;
-    for (const t of g.findings) out.set(templateKey(t), t);
+    const keys = groupInfo(g.findings).keyList;
+    for (let k = 0; k < keys.length; k++) out.set(keys[k]!, g.findings[k]!);
   }
   return out;
 }
@@ -234,42 +309,32 @@ export interface FindingsChange {
   newCritical: number;
 }
 
-type Resolved = { t: FindingTemplate; packageIndex: number };
-
-function resolve(refs: readonly FindingRef[], templates: ReadonlyMap<string, FindingTemplate>): Map<string, Resolved> {
-  const out = new Map<string, Resolved>();
-  for (const [packageIndex, key] of refs) {
-    const t = templates.get(key);
-    if (t) out.set(`${t.id}@${packageIndex}`, { t, packageIndex });
-  }
-  return out;
-}
-
 /**
- * What changed, from the references only in the old findings (`removed`) and only in the new ones
- * (`added`, see {@link differingRefs}): a vulnerability on a package in both is a changed finding
- * (other severity, fixed versions...). Lists are cut at `limit`.
+ * What changed, from {@link diffGroups} and the templates of the removed keys (read from the
+ * store): a vulnerability on a package on both sides is a changed finding (other severity, fixed
+ * versions...). Lists are cut at `limit`; `newCritical` counts every added critical or malicious
+ * finding.
  */
-export function diffRefs(
-  removed: readonly FindingRef[],
-  removedTemplates: ReadonlyMap<string, FindingTemplate>,
-  added: readonly FindingRef[],
-  addedTemplates: ReadonlyMap<string, FindingTemplate>,
-  packages: ReadonlyArray<{ name: string } | undefined>,
-  limit = 100,
-): FindingsChange {
-  const old = resolve(removed, removedTemplates);
-  const now = resolve(added, addedTemplates);
+export function changeOf(diffs: readonly PackageDiff[], removedTemplates: ReadonlyMap<string, FindingTemplate>, nameOf: (packageIndex: number) => string, limit = 100): FindingsChange {
   const change: FindingsChange = { added: [], removed: [], changed: [], newCritical: 0 };
-  const brief = ({ t, packageIndex }: Resolved): FindingBriefOf => ({ id: t.id, severity: t.severity, package: packages[packageIndex]?.name ?? '', installedVersion: t.installedVersion, fixAvailable: t.fixAvailable });
-  for (const [k, r] of now) {
-    if (old.has(k)) {
-      if (change.changed.length < limit) change.changed.push(brief(r));
-      continue;
+  const removedLater: Array<{ t: FindingTemplate; packageIndex: number }> = [];
+  const brief = (t: FindingTemplate, packageIndex: number): FindingBriefOf => ({ id: t.id, severity: t.severity, package: nameOf(packageIndex), installedVersion: t.installedVersion, fixAvailable: t.fixAvailable });
+  for (const d of diffs) {
+    let gone: Map<string, FindingTemplate> | undefined;
+    for (const key of d.removed) {
+      const t = removedTemplates.get(key);
+      if (t) (gone ??= new Map()).set(t.id, t);
     }
-    if (r.t.severity === 'critical' || r.t.malicious) change.newCritical++;
-    if (change.added.length < limit) change.added.push(brief(r));
+    for (const t of d.added) {
+      if (gone?.delete(t.id)) {
+        if (change.changed.length < limit) change.changed.push(brief(t, d.packageIndex));
+        continue;
+      }
+      if (t.severity === 'critical' || t.malicious) change.newCritical++;
+      if (change.added.length < limit) change.added.push(brief(t, d.packageIndex));
+    }
+    if (gone) for (const t of gone.values()) if (removedLater.length < limit) removedLater.push({ t, packageIndex: d.packageIndex });
   }
-  for (const [k, r] of old) if (!now.has(k) && change.removed.length < limit) change.removed.push(brief(r));
+  change.removed = removedLater.map(({ t, packageIndex }) => brief(t, packageIndex));
   return change;
 }

@@ -27,7 +27,7 @@ import type { BlobStore, MetadataStore } from '../storage/ports.ts';
 import { analyzeImage, SCANNER_VERSION } from './analyze.ts';
 import type { ConfigFinding } from './config-checks.ts';
 import { BUILDER_SBOM_TYPES, BuilderSbomError, type BuilderSbomStore, IN_TOTO_JSON, MAX_BUILDER_SBOM_BYTES, mergeBuilderSboms, OWN_SBOM_ANNOTATION, parseBuilderSbom, type ParsedSbom } from './builder-sbom.ts';
-import { differingRefs, diffRefs, evaluate, type Evaluation, evaluationOf, type FindingsChange, inventoryOfInput, matchInputOf, templatesOf } from './evaluation.ts';
+import { changeOf, diffGroups, evaluate, type Evaluation, evaluationOf, type FindingsChange, fingerprintOf, matchInputOf, refsOfGroups } from './evaluation.ts';
 import { type ExemptionStore, exemptionView } from './exemptions.ts';
 import { classifyManifest, IMAGE_CONFIG_TYPES, imageFrom, readBounded } from './image-source.ts';
 import { projectOf } from '../../oci/reference.ts';
@@ -38,7 +38,7 @@ import { type ClaimedJob, type JobQueue, JobWorker, PermanentJobError, errorMess
 import { buildReport, type ScanReport, type StoredInventory } from './report.ts';
 import { sbomBytes, sbomMediaType, type SbomFormat, type SbomSubject } from './sbom.ts';
 import type { Inventory, OperatingSystem, VulnerabilityFinding } from './model.ts';
-import type { ScanStore } from './store.ts';
+import type { MatchInput, ScanStore } from './store.ts';
 import { MAX_VEX_BYTES, OPENVEX_MEDIA_TYPE, parseOpenVex, type VexStore } from './vex.ts';
 import type { VulnData } from './vulndata.ts';
 import type { ImportReport } from './vulndb/index.ts';
@@ -339,10 +339,10 @@ export class ScanService {
     if (JSON.stringify(merged.inventory.builderSboms ?? []) === JSON.stringify(stored.builderSboms ?? []) && merged.inventory.packages.length === stored.packages.length) return;
     const before = (await this.#d.store.refsOf([digest])).get(digest) ?? '';
     if (!(await this.#d.store.replaceInventory(digest, merged.inventory, merged.matchInput, merged.evaluation, this.#now()))) return;
-    const diff = differingRefs(before, merged.evaluation.refs);
-    const oldTemplates = await this.#d.store.templates(diff.before.map(([, key]) => key));
-    const change = diffRefs(diff.before, oldTemplates, diff.after, templatesOf(merged.evaluation, new Set(diff.after.map(([i]) => i))), merged.inventory.packages);
-    await this.#publishChange(digest, change, merged.evaluation, merged.evaluation.dbHash);
+    const diff = diffGroups(before, merged.evaluation);
+    const oldTemplates = await this.#d.store.templates(diff.flatMap((d) => d.removed));
+    const change = changeOf(diff, oldTemplates, (i) => merged.inventory.packages[i]?.name ?? '');
+    this.#publishChange(digest, change, merged.evaluation, merged.evaluation.dbHash, await this.#d.store.repositoriesOf(digest));
     this.#log.info({ digest, builderSboms: merged.inventory.builderSboms?.length ?? 0, packages: merged.inventory.packages.length }, 'builder SBOMs merged into the inventory');
   }
 
@@ -663,29 +663,30 @@ export class ScanService {
       const rows = await this.#d.store.rematchPage(after, this.#s.rematchPageSize, db.hash);
       if (rows.length === 0) break;
       after = rows.at(-1)!.digest;
-      const changed: Array<{ digest: string; revision: number; evaluation: Evaluation; packages: Array<{ name: string }> }> = [];
+      const changed: Array<{ digest: string; revision: number; evaluation: Evaluation; input: MatchInput }> = [];
       const unchanged: string[] = [];
       for (const row of rows) {
-        const inventory = inventoryOfInput(row.matchInput);
-        const evaluation = evaluationOf(matcher.matchGrouped(inventory), db);
-        if (evaluation.fingerprint === row.fingerprint) unchanged.push(row.digest);
-        else changed.push({ digest: row.digest, revision: row.revision, evaluation, packages: inventory.packages });
+        // Refs and fingerprint first: an unchanged image (the usual case) needs nothing else.
+        const groups = matcher.matchTuples(row.matchInput);
+        const refs = refsOfGroups(groups);
+        const fingerprint = fingerprintOf(refs);
+        if (fingerprint === row.fingerprint) unchanged.push(row.digest);
+        else changed.push({ digest: row.digest, revision: row.revision, evaluation: evaluationOf(groups, db, refs, fingerprint), input: row.matchInput });
       }
       const before = await this.#d.store.refsOf(changed.map((c) => c.digest));
       const written = await this.#d.store.applyEvaluations(changed, unchanged, db, this.#now());
       evaluated += rows.length;
       if (written.size > 0) {
-        // Only the packages whose findings differ are materialised (old templates read by key).
-        const diffs = new Map(changed.filter((c) => written.has(c.digest)).map((c) => [c.digest, differingRefs(before.get(c.digest) ?? '', c.evaluation.refs)]));
-        const oldKeys = [...diffs.values()].flatMap((d) => d.before.map(([, key]) => key));
-        const oldTemplates = await this.#d.store.templates(oldKeys);
+        // Only the packages whose findings differ are looked at (old templates read by key).
+        const diffs = new Map(changed.filter((c) => written.has(c.digest)).map((c) => [c.digest, diffGroups(before.get(c.digest) ?? '', c.evaluation)]));
+        const oldTemplates = await this.#d.store.templates([...diffs.values()].flatMap((d) => d.flatMap((p) => p.removed)));
+        const repositories = await this.#d.store.repositoriesOfMany([...diffs.keys()]);
         for (const c of changed) {
           const diff = diffs.get(c.digest);
           if (!diff) continue;
           changedCount++;
-          const newTemplates = templatesOf(c.evaluation, new Set(diff.after.map(([i]) => i)));
-          const change = diffRefs(diff.before, oldTemplates, diff.after, newTemplates, c.packages);
-          await this.#publishChange(c.digest, change, c.evaluation, db.hash);
+          const change = changeOf(diff, oldTemplates, (i) => c.input.packages[i]?.[1] ?? '');
+          this.#publishChange(c.digest, change, c.evaluation, db.hash, repositories.get(c.digest) ?? []);
         }
       }
       // Let requests in between pages (SQLite reads are synchronous).
@@ -699,10 +700,10 @@ export class ScanService {
     return report;
   }
 
-  async #publishChange(digest: string, change: FindingsChange, evaluation: Evaluation, database: string): Promise<void> {
+  #publishChange(digest: string, change: FindingsChange, evaluation: Evaluation, database: string, repositories: readonly string[]): void {
     if (change.added.length + change.removed.length + change.changed.length === 0) return;
     const s = evaluation.summary;
-    for (const repository of await this.#d.store.repositoriesOf(digest)) {
+    for (const repository of repositories) {
       this.#d.events.publish({
         type: 'scan.findings.changed',
         at: new Date(),

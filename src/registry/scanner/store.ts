@@ -268,6 +268,20 @@ export class ScanStore {
     return (await this.db.all<{ repository: string }>('SELECT repository FROM scan_images WHERE digest = $1 ORDER BY repository', [digest])).map((r) => r.repository);
   }
 
+  /** {@link repositoriesOf} for many digests in one query per 500 (digests without a repository are absent). */
+  async repositoriesOfMany(digests: string[]): Promise<Map<string, string[]>> {
+    const out = new Map<string, string[]>();
+    for (let i = 0; i < digests.length; i += 500) {
+      const chunk = digests.slice(i, i + 500);
+      for (const r of await this.db.all<{ repository: string; digest: string }>(`SELECT digest, repository FROM scan_images WHERE digest IN (${placeholders(chunk.length)}) ORDER BY digest, repository`, chunk)) {
+        const list = out.get(r.digest);
+        if (list) list.push(r.repository);
+        else out.set(r.digest, [r.repository]);
+      }
+    }
+    return out;
+  }
+
   async setReferrers(repository: string, digest: string, referrers: Record<string, string>): Promise<void> {
     await this.db.run('UPDATE scan_images SET referrers = $3 WHERE repository = $1 AND digest = $2', [repository, digest, JSON.stringify(referrers)]);
   }

@@ -16,6 +16,7 @@
  * costs little more than the lookups.
  */
 import type { Inventory, InventoryPackage, VulnerabilityFinding } from '../model.ts';
+import type { MatchInput } from '../store.ts';
 import type { IndexEntry, VulnDatabase } from '../vulndb/database.ts';
 import { isOsPackage, languageEcosystem, normalizePackageName, osEcosystemSelector, selectorMatches, type OsEcosystemSelector } from '../vulndb/ecosystems.ts';
 import { severityRank } from '../vulndb/severity.ts';
@@ -80,7 +81,8 @@ export class Matcher {
   private generation = -1;
   private readonly cache = new Map<string, RawMatch[]>();
   private readonly osEcosystems = new Map<string, string[]>();
-  private readonly packageCache = new Map<string, readonly FindingTemplate[]>();
+  /** Per OS ecosystem ('' for none): package name -> version -> the packages of that name and version seen, with their templates. */
+  private readonly packageCache = new Map<string, PackageCache>();
 
   constructor(db: VulnDatabase) {
     this.db = db;
@@ -154,14 +156,25 @@ export class Matcher {
   /** The (cached) finding templates of one package: evaluated once per identity, version and OS per database generation. */
   templatesFor(p: InventoryPackage, sel: OsEcosystemSelector | undefined): readonly FindingTemplate[] {
     this.sync();
-    const k = `${sel ? sel.ecosystem : ''}\u0001${p.kind}\u0001${p.name}\u0001${p.version}\u0001${p.sourceName ?? ''}\u0001${p.sourceVersion ?? ''}\u0001${p.epoch ?? ''}`;
-    let t = this.packageCache.get(k);
-    if (!t) {
-      const built = this.build(p, sel);
-      t = built.length === 0 ? NO_TEMPLATES : Object.freeze(built.map(freezeTemplate));
-      this.packageCache.set(k, t);
-    }
-    return t;
+    const cache = this.cacheFor(sel);
+    return cached(cache, p.kind, p.name, p.version, p.sourceName ?? null, p.sourceVersion ?? null, p.epoch ?? null) ?? this.remember(cache, p, sel);
+  }
+
+  private cacheFor(sel: OsEcosystemSelector | undefined): PackageCache {
+    const eco = sel ? sel.ecosystem : '';
+    let cache = this.packageCache.get(eco);
+    if (!cache) this.packageCache.set(eco, (cache = new Map()));
+    return cache;
+  }
+
+  private remember(cache: PackageCache, p: InventoryPackage, sel: OsEcosystemSelector | undefined): readonly FindingTemplate[] {
+    const built = this.build(p, sel);
+    const templates = built.length === 0 ? NO_TEMPLATES : Object.freeze(built.map(freezeTemplate));
+    let versions = cache.get(p.name);
+    if (!versions) cache.set(p.name, (versions = new Map()));
+    const entry: CachedPackage = { kind: p.kind, sourceName: p.sourceName ?? null, sourceVersion: p.sourceVersion ?? null, epoch: p.epoch ?? null, templates, next: versions.get(p.version) };
+    versions.set(p.version, entry);
+    return templates;
   }
 
   /** Findings for one package (de-duplicated by id and alias). */
@@ -233,6 +246,51 @@ export class Matcher {
     }
     return out;
   }
+
+  /**
+   * {@link matchGrouped} of a stored match input, straight from its tuples: re-evaluating
+   * thousands of inventories builds a package object only for a version not seen before.
+   */
+  matchTuples(input: MatchInput): PackageFindings[] {
+    this.sync();
+    const sel = osEcosystemSelector(input.os);
+    const cache = this.cacheFor(sel);
+    const out: PackageFindings[] = [];
+    const tuples = input.packages;
+    for (let i = 0; i < tuples.length; i++) {
+      const [kind, name, version, sourceName, sourceVersion, epoch] = tuples[i]!;
+      let t = cached(cache, kind, name, version, sourceName, sourceVersion, epoch);
+      if (t === undefined) {
+        const p: InventoryPackage = { kind: kind as InventoryPackage['kind'], name, version, purl: '', path: '' };
+        if (sourceName !== null) p.sourceName = sourceName;
+        if (sourceVersion !== null) p.sourceVersion = sourceVersion;
+        if (epoch !== null) p.epoch = epoch;
+        t = this.remember(cache, p, sel);
+      }
+      if (t.length > 0) out.push({ packageIndex: i, findings: t });
+    }
+    return out;
+  }
+}
+
+/** A package version seen (what its findings depend on besides name and version), with its templates; `next`: another of the same name and version. */
+interface CachedPackage {
+  kind: string;
+  sourceName: string | null;
+  sourceVersion: string | null;
+  epoch: number | null;
+  templates: readonly FindingTemplate[];
+  next: CachedPackage | undefined;
+}
+
+/** Nested maps rather than one composed key: a lookup hashes the name and version as read, building no string. */
+type PackageCache = Map<string, Map<string, CachedPackage>>;
+
+function cached(cache: PackageCache, kind: string, name: string, version: string, sourceName: string | null, sourceVersion: string | null, epoch: number | null): readonly FindingTemplate[] | undefined {
+  for (let e = cache.get(name)?.get(version); e !== undefined; e = e.next) {
+    if (e.kind === kind && e.sourceName === sourceName && e.sourceVersion === sourceVersion && e.epoch === epoch) return e.templates;
+  }
+  return undefined;
 }
 
 function freezeTemplate(f: VulnerabilityFinding): FindingTemplate {
