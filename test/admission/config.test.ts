@@ -12,7 +12,7 @@ describe('admission configuration', () => {
     assert.equal(a.external.action, 'deny');
     assert.deepEqual(a.external.allow, []);
     const v = a.external.verify;
-    assert.deepEqual([v.mode, v.registries, v.requireDigest, v.trustPolicyFile, v.hosts, v.timeoutMs, v.maxManifestBytes, v.maxBlobBytes, v.maxArtifacts, v.maxPlatforms], ['enforce', [], false, undefined, [], 3000, 1 << 20, 1 << 20, 16, 16]);
+    assert.deepEqual([v.mode, v.registries, v.requireDigest, v.policyProject, v.trustPolicyFile, v.hosts, v.timeoutMs, v.maxManifestBytes, v.maxBlobBytes, v.maxArtifacts, v.maxPlatforms], ['enforce', [], false, 'global', undefined, [], 3000, 1 << 20, 1 << 20, 16, 16]);
     assert.equal(a.unknownKinds, 'deny');
     assert.deepEqual(a.namespaces, { include: [], exclude: ['kube-system'] });
     assert.equal(a.failurePolicy, 'Fail');

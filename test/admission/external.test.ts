@@ -38,6 +38,11 @@ kind: Policy
 metadata: { name: cluster-policy, project: global, version: 1 }
 rules:
   - { name: no-latest, kind: forbidden-tags, tags: [latest], points: [admission] }
+  - { name: linux, kind: cel, expression: 'image.platform.os in ["linux", ""]', points: [admission] }
+  - { name: owner, kind: required-labels, labels: [owner], mode: warn, points: [admission] }
+  # need scan data: not evaluated for external images
+  - { name: vulns, kind: max-severity, severity: high, points: [admission] }
+  - { name: scanned, kind: cel, expression: 'scan.status == "complete"', points: [admission] }
 `;
 
 function run(args: string[], env: Record<string, string>, cwd: string): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -63,9 +68,9 @@ async function push(base: string, repo: string, reference: string, manifest: Buf
   return sha256(manifest);
 }
 
-/** A one-layer image (unique content) pushed under `tag`; `annotations` may make the manifest large. */
-async function pushImageTo(base: string, repo: string, tag: string, annotations: Record<string, string> = {}): Promise<string> {
-  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', created: '2026-01-01T00:00:00Z', config: {}, rootfs: { type: 'layers', diff_ids: [] } }));
+/** A one-layer image (unique content, label owner) pushed under `tag`; `annotations` may make the manifest large. */
+async function pushImageTo(base: string, repo: string, tag: string, annotations: Record<string, string> = {}, os = 'linux'): Promise<string> {
+  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os, created: '2026-01-01T00:00:00Z', config: { Labels: { owner: 'vendor' } }, rootfs: { type: 'layers', diff_ids: [] } }));
   const layer = Buffer.from(`layer ${repo} ${tag} ${Math.random()}`);
   const manifest = Buffer.from(JSON.stringify({
     schemaVersion: 2,
@@ -133,6 +138,10 @@ describe('admission: external images verified against their registry', { skip: a
     d['unsigned'] = await pushImageTo(dist.url, 'vendor/app', 'unsigned');
     d['wrongkey'] = await pushImageTo(dist.url, 'vendor/app', 'wrongkey');
     d['big'] = await pushImageTo(dist.url, 'vendor/app', 'big', { 'org.example.padding': 'x'.repeat(100 * 1024) });
+    d['latest'] = await pushImageTo(dist.url, 'vendor/app', 'latest');
+    d['windows'] = await pushImageTo(dist.url, 'vendor/app', 'windows', {}, 'windows');
+    await cli('sign', '--key', 'cosign.key', `${ext}/vendor/app@${d['latest']}`);
+    await cli('sign', '--key', 'cosign.key', `${ext}/vendor/app@${d['windows']}`);
     await cli('sign', '--key', 'cosign.key', `${ext}/vendor/app@${d['signed']}`);
     await cli('sign', '--key', 'other.key', `${ext}/vendor/app@${d['wrongkey']}`);
     await cli('sign', '--key', 'cosign.key', `${ext}/vendor/app@${d['big']}`);
@@ -209,6 +218,7 @@ describe('admission: external images verified against their registry', { skip: a
     assert.equal(validated.body.response.allowed, true, JSON.stringify(validated.body.response.status));
     const byTag = await h.call('validate', pod('signed', image));
     assert.equal(byTag.body.response.allowed, true, JSON.stringify(byTag.body.response.status));
+    assert.deepEqual(byTag.body.response.warnings ?? [], [], 'the owner label was read from the image config; scan rules are not evaluated');
   });
 
   it('an unsigned image is denied, naming the image, the registry and what is missing', async () => {
@@ -233,6 +243,22 @@ describe('admission: external images verified against their registry', { skip: a
     assert.match(r.status.message, /cannot verify with .*: manifest sha256:[a-f0-9]{64} is \d+ bytes, more than admission.external.verify.maxManifestBytes \(65536\)/);
   });
 
+  it("the policy's rules that need no scan apply to external images, and the decision is published", async () => {
+    for (const image of [`${ext}/vendor/app:latest`, `${ext}/vendor/app`]) {
+      const r = (await h.call('validate', pod('latest', image))).body.response;
+      assert.equal(r.allowed, false, image);
+      assert.match(r.status.message, new RegExp(`${image.replace(/[.]/g, '\\.')} denied by policy cluster-policy v1: rule no-latest`));
+    }
+    const windows = (await h.call('validate', pod('win', `${ext}/vendor/app:windows`))).body.response;
+    assert.equal(windows.allowed, false);
+    assert.match(windows.status.message, /rule linux/);
+    assert.doesNotMatch(windows.status.message, /rule (vulns|scanned)/);
+    const event = h.events.find((e) => e.type === 'policy.decision' && e.repository === `${ext}/vendor/app` && e.digest === d['windows']);
+    assert.ok(event && event.type === 'policy.decision');
+    assert.equal(event.outcome, 'denied');
+    assert.deepEqual(event.rules.map((r) => r.rule), ['linux']);
+  });
+
   it('an unknown tag is denied', async () => {
     const r = (await h.call('validate', pod('missing', `${ext}/vendor/app:nope`))).body.response;
     assert.equal(r.allowed, false);
@@ -242,6 +268,7 @@ describe('admission: external images verified against their registry', { skip: a
   it('an index verifies when every platform image is signed, and is denied when one is not', async () => {
     const good = (await h.call('validate', pod('multi', `${ext}/vendor/multi:2.0`))).body.response;
     assert.equal(good.allowed, true, JSON.stringify(good.status));
+    assert.match(good.warnings[0], /multi:2.0: rule owner/, 'an index has no config labels');
     const mutated = (await h.call('mutate', pod('multi', `${ext}/vendor/multi:2.0`))).body.response;
     assert.equal(JSON.parse(Buffer.from(mutated.patch, 'base64').toString())[0].value, `${ext}/vendor/multi:2.0@${d['index']}`);
     const partial = (await h.call('validate', pod('multi', `${ext}/vendor/multi:2.0-partial`))).body.response;

@@ -35,7 +35,7 @@ export interface AdmissionPolicy {
 
 export interface AdmissionSettings {
   registryHosts: string[];
-  external: { action: 'deny' | 'allow' | 'verify'; allow: string[]; verify?: Pick<ExternalVerifySettings, 'registries' | 'requireDigest'> | undefined };
+  external: { action: 'deny' | 'allow' | 'verify'; allow: string[]; verify?: (Pick<ExternalVerifySettings, 'registries' | 'requireDigest'> & { policyProject?: string | null | undefined }) | undefined };
   unknownKinds: 'allow' | 'deny';
   namespaces: { include: string[]; exclude: string[] };
   cacheMs: number;
@@ -74,6 +74,15 @@ interface ImageOutcome {
 }
 
 const DAY_MS = 86_400_000;
+
+/**
+ * Rules evaluated for images of other registries: those that need neither a scan nor this
+ * registry's promotions (CEL expressions naming `scan` or `promotions` are left out too).
+ */
+function appliesToExternal(rule: PolicyRule): boolean {
+  if (rule.kind === 'cel') return !/\b(scan|promotions)\b/.test(rule.expression);
+  return rule.kind === 'signature-required' || rule.kind === 'forbidden-tags' || rule.kind === 'required-labels' || rule.kind === 'max-image-age';
+}
 const RECORD_REFRESH_MS = 60_000;
 const SYSTEM_ORIGIN: RequestOrigin = { clientAddress: '', userAgent: undefined, requestId: 'admission', actor: { kind: 'system', name: 'admission' } };
 
@@ -126,10 +135,24 @@ export class AdmissionController {
         if (this.#settings.external.action === 'allow' || this.#externalAllow.some((re) => re.test(name))) return { container, denials: [], warnings: [] };
         if (this.#settings.external.action === 'verify') {
           const verdict = await this.#external(ref);
-          if (verdict.problems.length === 0) return { container, denials: [], warnings: [] };
-          const reason = `${ref.original}${verdict.digest && verdict.digest !== ref.digest ? ` (${verdict.digest})` : ''} from ${ref.registry} failed external verification: ${verdict.problems.join('; ')}`;
-          if (this.#deps.external?.mode === 'warn') return { container, denials: [], warnings: [`${reason} (admission.external.verify.mode warn)`] };
-          return { container, denials: [`${label}: ${reason}`], warnings: [] };
+          const result: ImageOutcome = { container, denials: [], warnings: [] };
+          if (verdict.problems.length > 0) {
+            const reason = `${ref.original}${verdict.digest && verdict.digest !== ref.digest ? ` (${verdict.digest})` : ''} from ${ref.registry} failed external verification: ${verdict.problems.join('; ')}`;
+            if (this.#deps.external?.mode === 'warn') result.warnings.push(`${reason} (admission.external.verify.mode warn)`);
+            else result.denials.push(`${label}: ${reason}`);
+          }
+          // The policy's rules that need no scan or promotion of this registry, over the fetched facts.
+          const project = this.#settings.external.verify?.policyProject;
+          if (!verdict.input || !project) return result;
+          if (!policies.has(project)) policies.set(project, this.#deps.policy.policyFor(project));
+          const policy = await policies.get(project)!;
+          if (!policy?.appliesAt('admission')) return result;
+          const facts: AdmissionFacts = { cluster: ctx.cluster, namespace, workload, container: container.name, operation: request.operation, dryRun, restart: false };
+          const decision = this.#decide(policy, verdict.input, ref, facts, undefined, who, appliesToExternal);
+          result.warnings.push(...decision.warnings.map((w) => `${ref.original}: ${w}`));
+          if (!decision.allowed) result.denials.push(`${label}: ${ref.original} denied by policy ${decision.policy.name} v${decision.policy.version}: ${decision.denials.join('; ')}`);
+          this.#publish(decision, verdict.input, ref, facts, result.denials.length === 0, origin);
+          return result;
         }
         return { container, denials: [`${label}: image ${ref.original} is from ${ref.registry}, not this registry (admission.external denies other registries)`], warnings: [] };
       }
@@ -347,7 +370,7 @@ export class AdmissionController {
     this.#facts.set(key, entry);
   }
 
-  #decide(policy: CompiledPolicy, base: PolicyInput, ref: ImageReference, facts: AdmissionFacts, restartAt: Date | undefined, who: string): PolicyDecision {
+  #decide(policy: CompiledPolicy, base: PolicyInput, ref: ImageReference, facts: AdmissionFacts, restartAt: Date | undefined, who: string, only?: (rule: PolicyRule) => boolean): PolicyDecision {
     const firstAdmitted = restartAt?.toISOString() ?? '';
     // Without tag or digest the runtime pulls `latest`: that is the tag forbidden-tags rules see.
     const tag = ref.tag ?? (ref.digest ? undefined : 'latest');
@@ -363,7 +386,7 @@ export class AdmissionController {
       admission: { namespace: facts.namespace, workload: facts.workload, operation: facts.operation, firstAdmitted },
       now: this.#now().toISOString(),
     };
-    const decision = policy.evaluate(input);
+    const decision = policy.evaluate(input, only);
     if (entry && entry.decisions.size < 1000) entry.decisions.set(key, decision);
     return decision;
   }

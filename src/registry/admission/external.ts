@@ -3,7 +3,9 @@
  * metadata from that registry (OCI distribution API): the manifest (a tag resolved to the digest
  * the runtime will pull), the signatures attached to it (cosign `.sig` tag, OCI 1.1 referrers,
  * the referrers fallback tag) and their blobs, verified with the signature module's code under a
- * trust policy configured for external images. Never layers: the webhook has seconds.
+ * trust policy configured for external images, and the image config (labels, platform, created)
+ * for the admission policy's rules that need no scan (the controller evaluates them). Never
+ * layers: the webhook has seconds.
  *
  * - Only registries matching `registries` are asked (a pod spec must not make the registry
  *   connect to arbitrary hosts); HTTPS, plain HTTP only for hosts configured `plainHttp`.
@@ -20,7 +22,9 @@ import { parse as parseYaml } from 'yaml';
 import type { Config } from '../config/schema.ts';
 import { type Credentials, RegistryClient } from '../../cli/registry-client.ts';
 import { isIndexMediaType } from '../../oci/media-types.ts';
-import { parseManifest } from '../../oci/manifest.ts';
+import { parseManifest, type ParsedManifest } from '../../oci/manifest.ts';
+import { IMAGE_CONFIG_TYPES, imageConfigFacts, type ImageConfig } from '../policy/enforcer.ts';
+import { completeInput, type PolicyInput } from '../policy/input.ts';
 import { collectArtifacts, isSignatureArtifactManifest, readBlobBounded, verifyCollected, type ArtifactReader } from '../signatures/collect.ts';
 import { compilePolicy, type CompiledPolicy, type SignatureVerdict } from '../signatures/policy.ts';
 import { TrustPolicyDocumentSchema } from '../signatures/service.ts';
@@ -59,7 +63,11 @@ export interface ExternalVerdict {
   /** The problem is an error (network, timeout, size), not a verdict: not cached. */
   error: boolean;
   signers: string[];
+  /** The image's facts for the admission policy (image, signatures); absent when not read. */
+  input?: PolicyInput;
 }
+
+type Signatures = PolicyInput['signatures'];
 
 /** Why an external image cannot be checked before any request is made (undefined: it may be). */
 export function externalPrecheck(settings: Pick<ExternalVerifySettings, 'requireDigest'>, patterns: RegExp[], ref: ImageReference): string[] {
@@ -140,16 +148,38 @@ export class ExternalVerifier {
       if (isSignatureArtifactManifest(manifest.content)) return { digest, problems: [`${digest} is a signature artifact, not an image`], error: false, signers: [] };
       const parsed = parseManifest(manifest.content, manifest.mediaType);
       const reader = this.#reader(client, ref.repository);
-      const top = await this.#verifyDigest(reader, ref, digest);
-      if (top.problems.length === 0 || !isIndexMediaType(parsed.mediaType)) return { digest, ...top, error: false };
+      const [top, config] = await Promise.all([this.#verifyDigest(reader, ref, digest), this.#config(client, ref.repository, parsed)]);
+      const done = (problems: string[], signatures: Signatures): ExternalVerdict => ({
+        digest,
+        problems,
+        error: false,
+        signers: signatures.signers,
+        input: completeInput({
+          image: {
+            digest: digest!,
+            repository: `${ref.registry}/${ref.repository}`,
+            project: '',
+            mediaType: parsed.mediaType,
+            platform: { os: config?.os ?? '', architecture: config?.architecture ?? '', variant: config?.variant ?? '' },
+            labels: config?.config?.Labels ?? {},
+            annotations: parsed.annotations ?? {},
+            created: config?.created ?? '',
+            size: manifest.content.length + (parsed.config?.size ?? 0) + parsed.layers.reduce((n, l) => n + l.size, 0),
+          },
+          signatures,
+        }),
+      });
+      if (top.problems.length === 0 || !isIndexMediaType(parsed.mediaType)) return done(top.problems, top.signatures);
       // The index is not verified itself: every platform image in it must be.
       const platforms = parsed.manifests.filter((m) => m.annotations?.['vnd.docker.reference.type'] !== 'attestation-manifest');
-      if (platforms.length === 0) return { digest, ...top, error: false };
-      if (platforms.length > s.maxPlatforms) return { digest, problems: [...top.problems, `the index lists ${platforms.length} platform manifests, more than admission.external.verify.maxPlatforms (${s.maxPlatforms})`], error: false, signers: [] };
+      if (platforms.length === 0) return done(top.problems, top.signatures);
+      if (platforms.length > s.maxPlatforms) return done([...top.problems, `the index lists ${platforms.length} platform manifests, more than admission.external.verify.maxPlatforms (${s.maxPlatforms})`], top.signatures);
       const children = await Promise.all(platforms.map((m) => this.#verifyDigest(reader, ref, m.digest)));
       const failing = children.flatMap((c, i) => (c.problems.length > 0 ? [`platform ${platforms[i]!.platform ? `${platforms[i]!.platform!.os}/${platforms[i]!.platform!.architecture}` : ''} ${platforms[i]!.digest}: ${c.problems.join('; ')}`] : []));
-      if (failing.length === 0) return { digest, problems: [], error: false, signers: [...new Set(children.flatMap((c) => c.signers))] };
-      return { digest, problems: [`${top.problems.join('; ')}; and not every platform manifest is verified: ${failing.join('; ')}`], error: false, signers: [] };
+      if (failing.length > 0) return done([`${top.problems.join('; ')}; and not every platform manifest is verified: ${failing.join('; ')}`], top.signatures);
+      // Verified through its platform images: what they have in common counts for the index.
+      const common = (pick: (c: Signatures) => string[]) => [...new Set(pick(children[0]!.signatures))].filter((x) => children.every((c) => pick(c.signatures).includes(x)));
+      return done([], { verdict: 'verified', signers: common((c) => c.signers), attestations: common((c) => c.attestations), missing: [] });
     } catch (error) {
       const why = signal.aborted ? `no answer within ${s.timeoutMs} ms (admission.external.verify.timeoutMs)` : (error as Error).message;
       return { digest, problems: [`cannot verify with ${ref.registry}: ${why}`], error: true, signers: [] };
@@ -178,12 +208,27 @@ export class ExternalVerifier {
     };
   }
 
-  async #verifyDigest(reader: ArtifactReader, ref: ImageReference, digest: string): Promise<{ problems: string[]; signers: string[] }> {
+  async #verifyDigest(reader: ArtifactReader, ref: ImageReference, digest: string): Promise<{ problems: string[]; signatures: Signatures }> {
     const collected = await collectArtifacts(reader, digest, { maxArtifacts: this.#settings.maxArtifacts, limits: DEFAULT_LIMITS });
     const v = verifyCollected(digest, collected, this.#settings.trustPolicy, { notationRepository: `${ref.registry}/${ref.repository}` });
-    const signers = v.signatures.filter((x) => x.ok && x.signer).map((x) => describeSigner(x.signer));
-    if (v.verdict === 'verified') return { problems: [], signers };
-    return { problems: [`signature ${v.verdict}: ${v.missing.join('; ') || 'no valid signature'}`], signers };
+    const signatures: Signatures = {
+      verdict: v.verdict,
+      signers: v.signatures.filter((x) => x.ok && x.signer).map((x) => describeSigner(x.signer)),
+      attestations: v.attestations.filter((a) => a.ok && a.predicateType).map((a) => a.predicateType!),
+      missing: v.missing,
+    };
+    if (v.verdict === 'verified') return { problems: [], signatures };
+    return { problems: [`signature ${v.verdict}: ${v.missing.join('; ') || 'no valid signature'}`], signatures };
+  }
+
+  /** The image config's facts (labels, created, platform); undefined for an index or another artifact. */
+  async #config(client: RegistryClient, repository: string, parsed: ParsedManifest): Promise<ImageConfig | undefined> {
+    const d = parsed.config;
+    if (!d || !IMAGE_CONFIG_TYPES.has(d.mediaType)) return undefined;
+    if (d.size > this.#settings.maxBlobBytes) throw new Error(`image config ${d.digest} is ${d.size} bytes, more than admission.external.verify.maxBlobBytes (${this.#settings.maxBlobBytes})`);
+    const bytes = await readBlobBounded(await client.openBlob(repository, d.digest), d.digest, this.#settings.maxBlobBytes);
+    if (sha256(bytes) !== d.digest) throw new Error(`image config ${d.digest}: the registry sent other content`);
+    return imageConfigFacts(bytes);
   }
 }
 

@@ -287,6 +287,8 @@ export const configSchema = z.strictObject({
               registries: z.array(z.string().min(1)).default([]),
               /** External images must be written with a digest. */
               requireDigest: z.boolean().default(false),
+              /** The project whose policy (its own, else global) is evaluated for external images, rules that need no scan only; null: none. */
+              policyProject: z.string().min(1).nullable().default('global'),
               /** A trust policy document (JSON or YAML, the format of PUT /api/v1/projects/{p}/trust-policy) for external images. */
               trustPolicyFile: z.string().min(1).optional(),
               /** Per registry host: transport and credentials (anonymous when none). */

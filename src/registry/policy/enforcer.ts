@@ -52,7 +52,7 @@ export interface PolicyEnforcerDeps {
 }
 
 const CONFIG_MAX_BYTES = 4 * 1024 * 1024;
-const IMAGE_CONFIG_TYPES = new Set(['application/vnd.oci.image.config.v1+json', 'application/vnd.docker.container.image.v1+json']);
+export const IMAGE_CONFIG_TYPES = new Set(['application/vnd.oci.image.config.v1+json', 'application/vnd.docker.container.image.v1+json']);
 /** Legacy cosign tags (`sha256-<hex>.sig|.att|.sbom`) carry signatures, not images. */
 const COSIGN_TAG = /^sha256-[0-9a-f]{64}(\.[a-z]+)?$/;
 /** Layers of cosign signature and attestation manifests (no runtime runs these). */
@@ -259,18 +259,23 @@ export class PolicyEnforcer {
       if (total > CONFIG_MAX_BYTES) throw new RegistryError('DENIED', 'image config is too large for policy evaluation');
       chunks.push(chunk);
     }
-    const value = JSON.parse(Buffer.concat(chunks).toString('utf8')) as ImageConfig;
-    const labels = value.config?.Labels;
-    const clean: Record<string, string> = {};
-    if (labels && typeof labels === 'object') for (const [k, v] of Object.entries(labels)) if (typeof v === 'string') clean[k] = v;
-    return {
-      os: typeof value.os === 'string' ? value.os : undefined,
-      architecture: typeof value.architecture === 'string' ? value.architecture : undefined,
-      variant: typeof value.variant === 'string' ? value.variant : undefined,
-      created: typeof value.created === 'string' ? value.created : undefined,
-      config: { Labels: clean },
-    };
+    return imageConfigFacts(Buffer.concat(chunks));
   }
+}
+
+/** The facts of an image config (JSON) the input document uses; fields of the wrong type are dropped. */
+export function imageConfigFacts(bytes: Buffer): ImageConfig {
+  const value = JSON.parse(bytes.toString('utf8')) as ImageConfig;
+  const labels = value.config?.Labels;
+  const clean: Record<string, string> = {};
+  if (labels && typeof labels === 'object') for (const [k, v] of Object.entries(labels)) if (typeof v === 'string') clean[k] = v;
+  return {
+    os: typeof value.os === 'string' ? value.os : undefined,
+    architecture: typeof value.architecture === 'string' ? value.architecture : undefined,
+    variant: typeof value.variant === 'string' ? value.variant : undefined,
+    created: typeof value.created === 'string' ? value.created : undefined,
+    config: { Labels: clean },
+  };
 }
 
 /** A stored manifest's parts the input document needs. */
@@ -287,7 +292,7 @@ function storedManifest(record: { content: Buffer; mediaType: string; artifactTy
   };
 }
 
-interface ImageConfig {
+export interface ImageConfig {
   os?: string | undefined;
   architecture?: string | undefined;
   variant?: string | undefined;
