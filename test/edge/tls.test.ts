@@ -32,7 +32,7 @@ async function issue(name: string): Promise<void> {
   openssl('x509', '-req', '-in', `${name}.csr`, '-CA', `${name}-ca.crt`, '-CAkey', `${name}-ca.key`, '-CAcreateserial', '-out', `${name}.crt`, '-days', '2', '-extfile', `${name}.ext`);
 }
 
-function get(port: number, ca: Buffer, tls: { minVersion?: 'TLSv1' | 'TLSv1.2' | 'TLSv1.3'; maxVersion?: 'TLSv1.1' | 'TLSv1.2' | 'TLSv1.3' } = {}): Promise<{ status: number; protocol: string; issuer: string }> {
+function get(port: number, ca: Buffer, tls: { minVersion?: 'TLSv1' | 'TLSv1.2' | 'TLSv1.3'; maxVersion?: 'TLSv1.1' | 'TLSv1.2' | 'TLSv1.3'; ciphers?: string } = {}): Promise<{ status: number; protocol: string; issuer: string }> {
   return new Promise((resolve, reject) => {
     const req = request({ host: '127.0.0.1', port, path: '/v2/', ca, agent: false, ...tls }, (response) => {
       const socket = response.socket as TLSSocket;
@@ -69,6 +69,9 @@ test('HTTPS: TLS 1.2+, a CA-verified client, certificate reload without restart'
   assert.equal(first.protocol, 'TLSv1.3');
   assert.equal((await get(port, caOne, { maxVersion: 'TLSv1.2' })).protocol, 'TLSv1.2');
   await assert.rejects(get(port, caOne, { minVersion: 'TLSv1', maxVersion: 'TLSv1.1' }), 'TLS 1.1 is refused');
+  // TLS 1.2 with CBC suites only (ECDHE, but no AEAD): no common cipher.
+  await assert.rejects(get(port, caOne, { maxVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-AES128-SHA256:ECDHE-ECDSA-AES256-SHA384:ECDHE-ECDSA-AES128-SHA' }), /handshake|cipher/i, 'CBC suites are refused');
+  assert.equal((await get(port, caOne, { maxVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-CHACHA20-POLY1305' })).protocol, 'TLSv1.2', 'an AEAD suite is accepted');
   await assert.rejects(get(port, caTwo), /self-signed|unable to verify|certificate/i, 'a client not trusting the CA refuses the server');
 
   // Replace the pair (new files moved into place), as a certificate manager would.
