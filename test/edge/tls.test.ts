@@ -1,7 +1,8 @@
 /**
  * The HTTPS listener with a CA generated here (openssl): a client trusting the CA connects with
  * TLS 1.2 and 1.3; TLS 1.1 is refused; a replaced certificate is served without a restart;
- * skopeo logs in with --tls-verify=true and the CA in --cert-dir (and fails without it);
+ * skopeo logs in with --tls-verify=true and the CA in --cert-dir (and fails without it), then
+ * pushes and pulls an image over verified TLS through the token flow;
  * plain HTTP on a non-loopback address is refused by the configuration.
  */
 import assert from 'node:assert/strict';
@@ -14,6 +15,7 @@ import type { TLSSocket } from 'node:tls';
 import { after, test } from 'node:test';
 import { buildRegistry, type Registry } from '../../src/registry/app/build-app.ts';
 import { validateConfig } from '../../src/registry/config/load.ts';
+import { buildImage, randomFile, readOciLayout, writeOciLayout } from '../acceptance/helpers/oci.ts';
 
 const dir = await mkdtemp(join(tmpdir(), 'portcullis-tls-'));
 let registry: Registry | undefined;
@@ -100,6 +102,21 @@ test('HTTPS: TLS 1.2+, a CA-verified client, certificate reload without restart'
   const emptyDir = join(dir, 'no-certs');
   await mkdir(emptyDir);
   await assert.rejects(login(emptyDir), /certificate|x509/i, 'without the CA the client refuses the server');
+
+  // Push and pull over verified TLS through the token flow, with the login above.
+  await registry.access!.store.createProject({ name: 'tls', visibility: 'private', createdBy: 'admin' });
+  const image = buildImage({ layers: [[randomFile('data/tls.bin', 32 * 1024)]] });
+  await writeOciLayout(join(dir, 'layout'), { src: image });
+  await writeFile(join(dir, 'policy.json'), JSON.stringify({ default: [{ type: 'insecureAcceptAnything' }] }));
+  const skopeo = (...args: string[]) =>
+    new Promise<string>((resolve, reject) => {
+      execFile('skopeo', ['--policy', join(dir, 'policy.json'), ...args], (error, stdout, stderr) => (error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve(stdout)));
+    });
+  const remote = `docker://127.0.0.1:${port}/tls/app:v1`;
+  await skopeo('copy', '--dest-tls-verify=true', '--dest-cert-dir', certDir, '--dest-authfile', join(dir, 'auth.json'), `oci:${join(dir, 'layout')}:src`, remote);
+  await skopeo('copy', '--src-tls-verify=true', '--src-cert-dir', certDir, '--src-authfile', join(dir, 'auth.json'), remote, `oci:${join(dir, 'back')}:back`);
+  assert.equal((await readOciLayout(join(dir, 'back'), 'back')).descriptor.digest, image.manifest.descriptor.digest, 'pulled over TLS as pushed');
+  await assert.rejects(skopeo('copy', '--src-tls-verify=true', '--src-cert-dir', emptyDir, '--src-authfile', join(dir, 'auth.json'), remote, `oci:${join(dir, 'never')}:x`), /certificate|x509/i);
 });
 
 test('plain HTTP is refused on a non-loopback address unless allowed', () => {
