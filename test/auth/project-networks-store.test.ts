@@ -10,6 +10,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
+import { EventBus } from '../../src/registry/events/bus.ts';
 import { ProjectNetworks } from '../../src/registry/auth/networks/project-networks.ts';
 import { type ProjectNetworkStore, SqlProjectNetworkStore } from '../../src/registry/auth/networks/store.ts';
 import { SqlAccessStore } from '../../src/registry/auth/store/sql-access-store.ts';
@@ -81,6 +82,16 @@ function suite(kind: string, open: () => Promise<{ a: SqlDriver; b: SqlDriver; c
       assert.deepEqual(await storeA.listProjectNetworks(), []);
       await replicaB.load();
       assert.equal(replicaB.refusal('team-a', '203.0.113.1'), undefined, 'a project created again starts without lists');
+
+      // Where the project is deleted, its lists are forgotten at once (the deletion event), not at the next read.
+      assert.ok(await access.createProject({ name: 'team-b', visibility: 'private', createdBy: undefined }));
+      await replicaA.put('team-b', { allow: [], deny: ['203.0.113.0/24'] }, 'alice');
+      const events = new EventBus();
+      replicaA.observe(events);
+      assert.ok(await access.deleteProject('team-b'));
+      events.publish({ type: 'access.changed', at: new Date(), origin: undefined, change: 'project.deleted', target: { kind: 'project', name: 'team-b' } });
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      assert.equal(replicaA.refusal('team-b', '203.0.113.1'), undefined);
     });
   });
 }

@@ -269,6 +269,7 @@ export async function buildRegistry(
       projectNetworks = new ProjectNetworks(stores.projectNetworks, { refreshMs: a.projectNetworksRefreshSeconds * 1000, onError: (error) => app.log.error({ err: error }, 'reading the project IP lists failed; keeping the previous ones') });
       await projectNetworks.load();
       projectNetworks.start();
+      projectNetworks.observe(events);
       access.setNetworkPolicy(projectNetworks);
       networkRoutes = projectNetworkRoutes(new ProjectNetworkAdministration({ access, store: stores.projectNetworks, networks: projectNetworks, events }));
     }

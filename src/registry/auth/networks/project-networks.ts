@@ -91,6 +91,19 @@ export class ProjectNetworks implements ProjectNetworkPolicy {
     this.#decisions = new Map();
   }
 
+  /** A deleted project's rows go with it (ON DELETE CASCADE): forget its lists at once, not at the next read. */
+  observe(events: EventBus): () => void {
+    return events.subscribe('access.changed', (event) => {
+      if (event.change !== 'project.deleted' || !this.#lists.has(event.target.name)) return;
+      const next = new Map(this.#lists);
+      next.delete(event.target.name);
+      this.#generation++;
+      this.#lists = next;
+      this.#signature = undefined;
+      this.#decisions = new Map();
+    });
+  }
+
   /** Re-reads the lists every `refreshMs`; a failed read keeps the previous lists. */
   start(): void {
     if (this.#timer || this.#refreshMs <= 0) return;
