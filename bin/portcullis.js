@@ -7,6 +7,11 @@ if (major < 24) {
   process.exit(1);
 }
 const args = process.argv.slice(2);
+// libuv's default of 4 threads runs every file operation, and a blob commit holds one for each
+// fsync (64 MiB takes a while): four concurrent pushes left none for the other requests' reads,
+// writes and opens. 16 raised small-image pushes 36-58% (docs/benchmarks.md). Read by libuv when
+// its pool starts, which is after this line; an operator's value is kept.
+if (args[0] === 'serve') process.env.UV_THREADPOOL_SIZE ??= '16';
 // The server's memory: V8 sizes the young generation by the machine's RAM (up to 64 MiB per
 // semi-space here), and streaming blobs fills it with short-lived buffers, so a serve process
 // idled at ~165 MB and peaked at ~235 MB pushing a 1 GiB blob: a scavenge is what frees the

@@ -48,13 +48,8 @@ export class UploadService {
   async start(repository: string): Promise<UploadSession> {
     const now = new Date();
     const session: UploadSession = { id: randomUUID(), repository, size: 0, startedAt: now, updatedAt: now };
-    await this.#blobs.createUpload(session.id);
-    try {
-      await this.#meta.createUpload(session);
-    } catch (error) {
-      await this.#blobs.deleteUpload(session.id);
-      throw error;
-    }
+    // The partial data is created by the first chunk (one file creation less per blob).
+    await this.#meta.createUpload(session);
     this.#hashes.set(session.id, { hash: createDigester('sha256'), algorithm: 'sha256', offset: 0 });
     return session;
   }
@@ -73,6 +68,15 @@ export class UploadService {
    * chunk (client gone, size mismatch) leaves the session exactly as it was.
    */
   async appendChunk(session: UploadSession, body: Readable, range: ByteRange | undefined, declaredLength: number | undefined): Promise<UploadSession> {
+    const newSize = await this.#appendBytes(session, body, range, declaredLength);
+    if (!(await this.#meta.advanceUpload(session.id, session.size, newSize))) {
+      throw new RegistryError('BLOB_UPLOAD_INVALID', 'the upload was changed concurrently; restart it');
+    }
+    return { ...session, size: newSize, updatedAt: new Date() };
+  }
+
+  /** Writes a chunk to the partial data without recording the new size in the session. */
+  async #appendBytes(session: UploadSession, body: Readable, range: ByteRange | undefined, declaredLength: number | undefined): Promise<number> {
     const progress = { Range: uploadProgressRange(session.size) };
     if (range && range.start !== session.size) {
       throw new RegistryError('RANGE_INVALID', `chunk starts at ${range.start} but the upload holds ${session.size} bytes`, { headers: progress });
@@ -88,11 +92,7 @@ export class UploadService {
     if (this.#busy.has(session.id)) throw new RegistryError('RANGE_INVALID', 'another chunk of this upload is in progress', { headers: progress });
     this.#busy.add(session.id);
     try {
-      const newSize = await this.#write(session, body, expected);
-      if (!(await this.#meta.advanceUpload(session.id, session.size, newSize))) {
-        throw new RegistryError('BLOB_UPLOAD_INVALID', 'the upload was changed concurrently; restart it');
-      }
-      return { ...session, size: newSize, updatedAt: new Date() };
+      return await this.#write(session, body, expected);
     } finally {
       this.#busy.delete(session.id);
     }
@@ -135,7 +135,9 @@ export class UploadService {
     if (!digestParam) throw new RegistryError('DIGEST_INVALID', 'the digest query parameter is required to complete an upload');
     const { digest, algorithm } = parseDigest(digestParam);
     let current = session;
-    if (finalChunk) current = await this.appendChunk(session, finalChunk, undefined, finalLength);
+    // The final chunk's size is recorded by the commit itself (one statement less per blob); if the
+    // commit fails, the session still holds its previous size and the extra bytes are cut off.
+    if (finalChunk) current = { ...session, size: await this.#appendBytes(session, finalChunk, undefined, finalLength), updatedAt: new Date() };
     // Hashing (or reconciling) while a chunk is still being written would see a moving target.
     else if (this.#busy.has(session.id)) throw new RegistryError('RANGE_INVALID', 'a chunk of this upload is still in progress', { headers: { Range: uploadProgressRange(session.size) } });
     const actual = await this.#digestOf(current, algorithm);
@@ -143,7 +145,7 @@ export class UploadService {
       await this.discard(current.id);
       throw new RegistryError('DIGEST_INVALID', `uploaded content has digest ${actual}, not ${digest}`, { detail: { expected: digest, actual } });
     }
-    await this.#commitAs(current, digest);
+    await this.#commitAs(current, digest, session.size);
     this.#events.publish({ type: 'blob.uploaded', at: new Date(), origin, repository: current.repository, digest, size: current.size });
     return { digest, size: current.size };
   }
@@ -154,8 +156,7 @@ export class UploadService {
     const session = await this.start(repository);
     if (algorithm !== 'sha256') this.#hashes.set(session.id, { hash: createDigester(algorithm), algorithm, offset: 0 });
     try {
-      const written = await this.appendChunk(session, body, undefined, declaredLength);
-      return await this.commit(written, digestParam, undefined, undefined, origin);
+      return await this.commit(session, digestParam, body, declaredLength, origin);
     } catch (error) {
       await this.discard(session.id);
       throw error;
@@ -169,6 +170,7 @@ export class UploadService {
     }
     // After a restart or on another replica: recompute from the stored bytes.
     await this.#reconcile(session);
+    if (session.size === 0) return `${algorithm}:${createDigester(algorithm).digest('hex')}`;
     const hash = createDigester(algorithm);
     await pipeline(await this.#blobs.readUpload(session.id), async function* (source: AsyncIterable<Buffer>) {
       for await (const chunk of source) hash.update(chunk);
@@ -185,6 +187,8 @@ export class UploadService {
    */
   async #reconcile(session: UploadSession): Promise<void> {
     let stored = await this.#blobs.uploadSize(session.id);
+    // No chunk yet: there is no partial data to lose.
+    if (stored === undefined && session.size === 0) return;
     if (stored !== undefined && stored > session.size) {
       try {
         await this.#blobs.truncateUpload(session.id, session.size);
@@ -200,16 +204,21 @@ export class UploadService {
     }
   }
 
-  async #commitAs(session: UploadSession, digest: string): Promise<void> {
+  /** `recordedSize`: the size the session row holds (the final chunk is not recorded in it). */
+  async #commitAs(session: UploadSession, digest: string, recordedSize: number): Promise<void> {
     // Protect the digest from the collector before the bytes land; while the collector is
     // deleting that very blob, wait for it to finish and then record it anew.
     for (let attempt = 0; !(await this.#meta.recordBlob(digest, session.size, this.#options.blobGraceMs)); attempt++) {
       if (attempt > 200) throw new RegistryError('UNAVAILABLE', 'blob is being garbage-collected; retry');
       await new Promise((resolve) => setTimeout(resolve, 25));
     }
+    // An empty blob may never have had a chunk, so no partial data yet.
+    if (session.size === 0 && (await this.#blobs.uploadSize(session.id)) === undefined) await this.#blobs.createUpload(session.id);
     await this.#blobs.commitUpload(session.id, digest);
-    await this.#meta.linkBlob(session.repository, digest);
-    await this.#meta.deleteUpload(session.id);
+    // A session changed or cancelled meanwhile leaves the blob unlinked (the collector takes it).
+    if (!(await this.#meta.completeUpload(session.id, session.repository, digest, recordedSize))) {
+      throw new RegistryError('BLOB_UPLOAD_INVALID', 'the upload was changed concurrently; restart it');
+    }
     this.#hashes.delete(session.id);
   }
 

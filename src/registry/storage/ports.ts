@@ -37,9 +37,10 @@ export interface BlobStore {
   createUpload(id: string): Promise<void>;
   /**
    * Appends `source` to upload `id`, which must currently hold exactly `offset` bytes
-   * (else OffsetMismatchError, nothing written). Stops with SizeLimitError past `maxBytes`.
-   * On failure the partial data is truncated back to `offset`, so a failed chunk leaves nothing.
-   * Returns the new size.
+   * (else OffsetMismatchError, nothing written). At offset 0 an absent upload is created (a
+   * session's first chunk), at any other offset it is NotFoundError. Stops with SizeLimitError
+   * past `maxBytes`. On failure the partial data is truncated back to `offset`, so a failed chunk
+   * leaves nothing. The bytes are durable when it returns. Returns the new size.
    */
   appendUpload(id: string, offset: number, source: Readable, maxBytes?: number): Promise<number>;
   /** Current size of upload `id`, or undefined when unknown. */
@@ -47,8 +48,9 @@ export interface BlobStore {
   /** Streams the partial data of upload `id` (used to re-hash after a restart). */
   readUpload(id: string): Promise<Readable>;
   /**
-   * Makes upload `id` durable as blob `digest` (fsync + atomic rename on a filesystem). When the
-   * blob already exists the partial data is discarded. The caller has verified the digest.
+   * Publishes upload `id` as blob `digest` (atomic rename on a filesystem; the appended bytes are
+   * already durable). When the blob already exists the partial data is discarded. The caller has
+   * verified the digest.
    */
   commitUpload(id: string, digest: string): Promise<void>;
   /**
@@ -264,6 +266,11 @@ export interface MetadataStore {
   getUpload(id: string): Promise<UploadSession | undefined>;
   /** Records progress only if the session still holds `expectedSize` (optimistic concurrency). */
   advanceUpload(id: string, expectedSize: number, newSize: number): Promise<boolean>;
+  /**
+   * Links the uploaded blob into the session's repository and ends the session, at once; false
+   * (nothing changed) when the session is gone or no longer holds `expectedSize`.
+   */
+  completeUpload(id: string, repository: string, digest: string, expectedSize: number): Promise<boolean>;
   deleteUpload(id: string): Promise<void>;
   expiredUploads(olderThan: Date, limit: number): Promise<UploadSession[]>;
 

@@ -323,11 +323,23 @@ export function runBlobStoreContract(name: string, makeStore: MakeBlobStore): vo
       });
 
       it('refuses an unknown upload with NotFoundError', async () => {
-        await assert.rejects(store.appendUpload('no-such-upload', 0, source(Buffer.from('x'))), NotFoundError);
+        await assert.rejects(store.appendUpload('no-such-upload', 1, source(Buffer.from('x'))), NotFoundError);
         await assert.rejects(store.readUpload('no-such-upload'), NotFoundError);
         await assert.rejects(store.commitUpload('no-such-upload', sha256(Buffer.from('x'))), NotFoundError);
         assert.equal(await store.uploadSize('no-such-upload'), undefined);
         assert.equal(await store.stat(sha256(Buffer.from('x'))), undefined);
+      });
+
+      it('a first chunk creates an upload that was never created, and it commits', async () => {
+        const id = newId();
+        const bytes = Buffer.from('first chunk creates');
+        assert.equal(await store.appendUpload(id, 0, source(bytes.subarray(0, 5))), 5);
+        assert.equal(await store.uploadSize(id), 5);
+        await assert.rejects(store.appendUpload(id, 0, source(Buffer.from('again'))), OffsetMismatchError, 'offset 0 of an existing upload is checked');
+        assert.equal(await store.appendUpload(id, 5, source(bytes.subarray(5))), bytes.length);
+        await store.commitUpload(id, sha256(bytes));
+        assert.ok((await collect(await store.read(sha256(bytes)))).equals(bytes));
+        assert.equal(await store.uploadSize(id), undefined, 'the upload is gone once committed');
       });
 
       it('never resolves an upload id outside the store', async () => {
@@ -410,7 +422,7 @@ export function runBlobStoreContract(name: string, makeStore: MakeBlobStore): vo
         assert.equal(await store.uploadSize(id), undefined);
         await store.deleteUpload(id);
         await store.deleteUpload('never-created');
-        await assert.rejects(store.appendUpload(id, 0, source(Buffer.from('x'))));
+        await assert.rejects(store.appendUpload(id, 4, source(Buffer.from('x'))), NotFoundError, 'the data after offset 4 is gone');
       });
 
       it('listUploads lists uploads written before the cut-off', async () => {

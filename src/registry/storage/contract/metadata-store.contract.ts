@@ -728,6 +728,19 @@ export function runMetadataStoreContract(name: string, makeStore: MakeMetadataSt
         assert.deepEqual(results.filter(Boolean).length, 1);
       });
 
+      it('completeUpload links the blob and ends the session at once, only from the expected size', async () => {
+        const digest = sha256('blob:completed');
+        assert.equal(await store.recordBlob(digest, 7, 10), true);
+        await store.createUpload(session('u1', START, 3));
+        assert.equal(await store.completeUpload('u1', 'repo/x', digest, 0), false, 'stale expected size');
+        assert.equal(await store.linkedBlob('repo/x', digest), undefined, 'nothing linked when refused');
+        assert.equal((await store.getUpload('u1'))?.size, 3);
+        assert.equal(await store.completeUpload('u1', 'repo/x', digest, 3), true);
+        assert.deepEqual(await store.linkedBlob('repo/x', digest), { size: 7, referenced: false });
+        assert.equal(await store.getUpload('u1'), undefined);
+        assert.equal(await store.completeUpload('u1', 'repo/x', digest, 3), false, 'a session completes once');
+      });
+
       it('deleteUpload removes the session and is idempotent', async () => {
         await store.createUpload(session('u1', START));
         await store.deleteUpload('u1');

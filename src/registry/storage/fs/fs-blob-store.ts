@@ -1,6 +1,7 @@
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, open as openCallback } from 'node:fs';
 import { type FileHandle, mkdir, open, readdir, rename, rm, stat, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import type { Readable } from 'node:stream';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -14,14 +15,19 @@ import { type BlobFile, type BlobStore, type ByteRange, NotFoundError, OffsetMis
  * <root>/blobs/<alg>/<first two hex>/<hex>     committed, immutable, content-addressed
  * <root>/uploads/<id>                          partial data of an upload session
  * ```
- * Commit = fsync the upload file, rename it into place (atomic on one filesystem), fsync the
- * directory. A crash therefore leaves either no blob or a whole one, never a partial blob.
+ * Every chunk is fsync'd before it is acknowledged; commit = rename the upload file into place
+ * (atomic on one filesystem), fsync the directory. A crash therefore leaves either no blob or a
+ * whole one, never a partial blob. File operations are costly system calls (creating a file is
+ * the dearest), so a blob costs one file creation, one open and no directory creation once its
+ * prefix directory exists.
  */
 export class FsBlobStore implements BlobStore {
   readonly #blobs: string;
   readonly #uploads: string;
   /** Per-upload queue: chunks of one upload are written one after the other (in this process). */
   readonly #uploadLocks = new Map<string, Promise<unknown>>();
+  /** Blob prefix directories known to exist (at most 256 per algorithm). */
+  readonly #blobDirs = new Set<string>();
 
   constructor(root: string) {
     this.#blobs = join(root, 'blobs');
@@ -106,9 +112,7 @@ export class FsBlobStore implements BlobStore {
     // Serialised per upload: two chunks racing for the same offset must not both be written
     // (the loser gets OffsetMismatchError). Other processes sharing the directory are not covered.
     return this.#withUpload(id, async () => {
-      const current = await this.uploadSize(id);
-      if (current === undefined) throw new NotFoundError(`upload ${id} unknown`);
-      if (current !== offset) throw new OffsetMismatchError(current);
+      const fd = await this.#openForAppend(id, offset);
       let written = offset;
       const limiter = new Transform({
         transform(chunk: Buffer, _encoding, callback) {
@@ -117,7 +121,8 @@ export class FsBlobStore implements BlobStore {
           else callback(null, chunk);
         },
       });
-      const sink = createWriteStream(path, { flags: 'r+', start: offset });
+      // flush: fsync before close, so an acknowledged chunk is durable and commit needs no reopen.
+      const sink = createWriteStream('', { fd, start: offset, flush: true });
       try {
         await pipeline(source, limiter, sink);
       } catch (error) {
@@ -129,6 +134,30 @@ export class FsBlobStore implements BlobStore {
       }
       return written;
     });
+  }
+
+  /**
+   * A first chunk creates the file; otherwise (or when it exists already) the size must match.
+   * A plain descriptor, not a FileHandle: a stream over a FileHandle costs a promise per write,
+   * which shows as garbage-collection time at blob push rates.
+   */
+  async #openForAppend(id: string, offset: number): Promise<number> {
+    const path = this.#uploadPath(id);
+    if (offset === 0) {
+      try {
+        return await openFd(path, 'wx');
+      } catch (error) {
+        if (!isExists(error)) throw error;
+      }
+    }
+    const current = await this.uploadSize(id);
+    if (current === undefined) throw new NotFoundError(`upload ${id} unknown`);
+    if (current !== offset) throw new OffsetMismatchError(current);
+    try {
+      return await openFd(path, 'r+');
+    } catch (error) {
+      throw isNotFound(error) ? new NotFoundError(`upload ${id} unknown`) : error;
+    }
   }
 
   async uploadSize(id: string): Promise<number | undefined> {
@@ -150,21 +179,20 @@ export class FsBlobStore implements BlobStore {
     const target = this.#blobPath(digest);
     // After any chunk still being written: renaming a file mid-write would publish a torn blob.
     await this.#withUpload(id, async () => {
-      let handle;
-      try {
-        handle = await open(source, 'r+');
-      } catch (error) {
-        if (isNotFound(error)) throw new NotFoundError(`upload ${id} unknown`);
-        throw error;
-      }
-      try {
-        await handle.datasync();
-      } finally {
-        await handle.close();
-      }
       const dir = join(target, '..');
-      await mkdir(dir, { recursive: true });
-      await rename(source, target);
+      if (!this.#blobDirs.has(dir)) {
+        await mkdir(dir, { recursive: true });
+        this.#blobDirs.add(dir);
+      }
+      try {
+        await rename(source, target);
+      } catch (error) {
+        if (!isNotFound(error)) throw error;
+        // The upload is gone, or the directory was removed under us: tell which.
+        if ((await this.uploadSize(id)) === undefined) throw new NotFoundError(`upload ${id} unknown`);
+        await mkdir(dir, { recursive: true });
+        await rename(source, target);
+      }
       const dirHandle = await open(dir, 'r');
       try {
         await dirHandle.sync();
@@ -200,6 +228,12 @@ export class FsBlobStore implements BlobStore {
 
 function isUploadId(id: string): boolean {
   return /^[A-Za-z0-9_-]{1,64}$/.test(id);
+}
+
+const openFd = promisify(openCallback);
+
+function isExists(error: unknown): boolean {
+  return (error as NodeJS.ErrnoException)?.code === 'EEXIST';
 }
 
 function isNotFound(error: unknown): boolean {

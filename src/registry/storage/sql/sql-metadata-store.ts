@@ -85,10 +85,12 @@ export class SqlMetadataStore implements MetadataStore {
   }
 
   async linkBlob(repository: string, digest: string): Promise<void> {
-    await this.#db.transaction(async (tx) => {
-      const repositoryId = await this.#ensureRepository(tx, repository);
-      await tx.run('INSERT INTO blob_links (repository_id, digest, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [repositoryId, digest, this.#now()]);
-    });
+    await this.#db.transaction((tx) => this.#link(tx, repository, digest));
+  }
+
+  async #link(tx: SqlExecutor, repository: string, digest: string): Promise<void> {
+    const repositoryId = await this.#ensureRepository(tx, repository);
+    await tx.run('INSERT INTO blob_links (repository_id, digest, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [repositoryId, digest, this.#now()]);
   }
 
   async linkedBlob(repository: string, digest: string): Promise<{ size: number; referenced: boolean } | undefined> {
@@ -418,6 +420,14 @@ export class SqlMetadataStore implements MetadataStore {
   async advanceUpload(id: string, expectedSize: number, newSize: number): Promise<boolean> {
     const changed = await this.#db.run('UPDATE uploads SET size = $3, updated_at = $4 WHERE id = $1 AND size = $2', [id, expectedSize, newSize, this.#now()]);
     return changed > 0;
+  }
+
+  async completeUpload(id: string, repository: string, digest: string, expectedSize: number): Promise<boolean> {
+    return this.#db.transaction(async (tx) => {
+      if ((await tx.run('DELETE FROM uploads WHERE id = $1 AND size = $2', [id, expectedSize])) === 0) return false;
+      await this.#link(tx, repository, digest);
+      return true;
+    });
   }
 
   async deleteUpload(id: string): Promise<void> {
