@@ -4,7 +4,7 @@
  * client socket to a loopback address (127.0.0.1, .2, .3) and, through the trusted proxy, by
  * X-Forwarded-For. A table of addresses (IPv4, IPv6, IPv4-mapped IPv6, forwarded through the
  * trusted proxy, spoofed from an untrusted client) against the token endpoint and /v2/; every
- * kind of /v2/ route; the catalog; the management API (validation, permissions, OpenAPI, audit);
+ * kind of /v2/ route; the catalog; the scanner, signature and traceability APIs; the management API (validation, permissions, OpenAPI, audit);
  * `portcullis admin project networks` seen by the running server within the refresh interval;
  * and a `skopeo` pull refused through a proxy forwarding a denied address and allowed directly.
  */
@@ -199,6 +199,21 @@ describe('per-project IP allow and deny lists', () => {
     } finally {
       await ok(registry.api('PUT', '/projects/pub/networks', { auth: admin, body: {} }));
     }
+  });
+
+  test('the other APIs on repository data (scanner, signatures, traceability) honour the lists too', async () => {
+    const bad = { from: PROXY, xff: '203.0.113.9' };
+    for (const path of [`/api/v1/repositories/secure/app/scans/${manifestDigest}`, '/api/v1/repositories/secure/app/manifests/v1/signatures']) {
+      const refused = await send(registry, 'GET', path, { ...bad, auth: basic(dev) });
+      assert.equal(refused.status, 403, `${path}: ${refused.text}`);
+      assert.match(refused.json().errors[0].message, /network rules/);
+      const allowed = await send(registry, 'GET', path, { from: '127.0.0.1', auth: basic(dev) });
+      assert.notEqual(allowed.status, 403, `${path} from an allowed address: ${allowed.text}`);
+    }
+    const graph = (via: { from: string; xff?: string }) => send(registry, 'GET', `/api/v1/trace/${manifestDigest}`, { ...via, auth: basic(dev) });
+    const inside = await graph({ from: '127.0.0.1' });
+    assert.equal(inside.status, 200, inside.text);
+    assert.equal((await graph(bad)).status, 404, 'an image only in a refused project is not shown');
   });
 
   test('the catalog lists no repository of a project the address may not reach', async () => {

@@ -126,6 +126,16 @@ export class AccessService {
     return this.#networks?.refusal(project, address);
   }
 
+  /**
+   * For the HTTP APIs outside /v2/ that read or change a repository's data (scanner reports,
+   * signatures, promotions): DENIED when the client address may not reach the repository's project.
+   * Called once the caller is known to be allowed otherwise.
+   */
+  assertReachable(repository: string, address: string): void {
+    const refused = this.#networks?.refusal(projectOf(repository), address);
+    if (refused !== undefined) throw new RegistryError('DENIED', refused);
+  }
+
   /** Plugs in the directory of external (OIDC) users. */
   setExternalDirectory(directory: ExternalDirectory): void {
     this.#directory = directory;

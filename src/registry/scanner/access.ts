@@ -19,7 +19,11 @@ export function accessAuthorizer(deps: { access: AccessService; identify: Identi
       need.action === 'catalog'
         ? identity.kind !== 'anonymous'
         : await access.can(identity, need.action, need.repository !== undefined ? { kind: 'repository', name: need.repository } : { kind: 'project', name: need.project ?? '' });
-    if (allowed) return actorOf(identity);
+    if (allowed) {
+      // Per-project IP lists apply to repository data here as on /v2/.
+      if (need.repository !== undefined) access.assertReachable(need.repository, request.ip);
+      return actorOf(identity);
+    }
     if (identity.kind === 'anonymous') throw new RegistryError('UNAUTHORIZED', 'authentication required', { headers: basicChallenge });
     throw new RegistryError('DENIED', `${need.action} on ${need.repository ?? need.project ?? 'the registry'} is not allowed`);
   };

@@ -39,12 +39,16 @@ export type SignatureAuthorizer = (request: FastifyRequest, need: SignaturePermi
  * The authoriser for auth.mode token: `identify` turns the request's credentials into an identity
  * (the management API's own request authentication), the permission table decides.
  */
-export function signatureAuthorizer(identify: (request: FastifyRequest) => Promise<Identity>, access: Pick<AccessService, 'can'>): SignatureAuthorizer {
+export function signatureAuthorizer(identify: (request: FastifyRequest) => Promise<Identity>, access: Pick<AccessService, 'can' | 'assertReachable'>): SignatureAuthorizer {
   const challenge = { headers: { 'WWW-Authenticate': 'Basic realm="portcullis"' } };
   return async (request, need) => {
     const identity = await identify(request);
     const resource = need.repository !== undefined ? { kind: 'repository' as const, name: need.repository } : { kind: 'project' as const, name: need.project ?? '' };
-    if (await access.can(identity, need.action, resource)) return actorOf(identity);
+    if (await access.can(identity, need.action, resource)) {
+      // Per-project IP lists apply to repository data here as on /v2/.
+      if (need.repository !== undefined) access.assertReachable(need.repository, request.ip);
+      return actorOf(identity);
+    }
     if (identity.kind === 'anonymous') throw new RegistryError('UNAUTHORIZED', 'authentication required', challenge);
     throw new RegistryError('DENIED', `${need.action} on ${need.repository ?? need.project} is not allowed`);
   };

@@ -27,7 +27,7 @@ export const everythingVisible: TraceVisibility = async () => ({ canRead: async 
 export function accessVisibility(deps: { access: AccessService; identify: IdentifyRequest }): TraceVisibility {
   return async (request) => {
     const identity = await deps.identify(request);
-    return { canRead: deps.access.catalogFilter(identity), anonymous: identity.kind === 'anonymous' };
+    return { canRead: deps.access.catalogFilter(identity, request.ip), anonymous: identity.kind === 'anonymous' };
   };
 }
 

@@ -27,11 +27,15 @@ export type PromotionAuthorizer = (request: FastifyRequest, need: { action: Prom
 const MAX_PAGE = 500;
 
 /** The authoriser for auth.mode token: the request's identity against the permission table. */
-export function promotionAuthorizer(identify: (request: FastifyRequest) => Promise<Identity>, access: Pick<AccessService, 'can'>): PromotionAuthorizer {
+export function promotionAuthorizer(identify: (request: FastifyRequest) => Promise<Identity>, access: Pick<AccessService, 'can' | 'assertReachable'>): PromotionAuthorizer {
   return async (request, need) => {
     const identity = await identify(request);
     const resource = need.repository !== undefined ? { kind: 'repository' as const, name: need.repository } : { kind: 'project' as const, name: need.project ?? '' };
-    if (await access.can(identity, need.action, resource)) return actorOf(identity);
+    if (await access.can(identity, need.action, resource)) {
+      // Per-project IP lists apply to repository data here as on /v2/.
+      if (need.repository !== undefined) access.assertReachable(need.repository, request.ip);
+      return actorOf(identity);
+    }
     if (identity.kind === 'anonymous') throw new RegistryError('UNAUTHORIZED', 'authentication required', { headers: { 'WWW-Authenticate': 'Basic realm="portcullis"' } });
     throw new RegistryError('DENIED', `${need.action} on ${need.repository ?? need.project} is not allowed`);
   };
