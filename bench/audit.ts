@@ -1,15 +1,27 @@
 /**
- * `node bench/audit.ts [--rounds N] [--seconds S] [--verify-records N]`: the cost of auditing.
+ * `node bench/audit.ts [--mode steady|fresh] [--rounds N] [--seconds S] [--connections C] [--verify-records N]`:
+ * the cost of auditing.
  *
- * 1. Manifest GET by tag, 32 keep-alive connections, Portcullis with the audit log on and off,
- *    interleaved (on off off on ...), fresh server per sample; with auditing on, every request is
- *    a record, and the records written are counted (and checked against drops).
+ * 1. Manifest GET by tag against Portcullis with the audit log on and off, interleaved. Besides
+ *    req/s it reports the SERVER's CPU time per request (utime + stime of the server process from
+ *    /proc/<pid>/stat, all its threads, across each measured window divided by the requests of
+ *    that window): on a shared machine req/s follow whatever else runs, while the CPU a request
+ *    costs the server moves much less, and the difference on - off is what auditing costs.
+ *    After each window the script waits for the audit log's flush interval (and a margin) before
+ *    reading the CPU again, so the batch holding a window's last records is counted in it.
+ *    - `steady` (default): two servers (on, off) started once and warmed up, then windows
+ *      alternate on off off on ... for `--rounds` rounds.
+ *    - `fresh`: a fresh server per sample (3 s warm-up each), as the first version measured.
+ *    With auditing on every request is a record; the records written are checked against the
+ *    requests (and `audit.dropped` records counted).
  * 2. With --verify-records N: time of `verifyAuditLog` over N records (written straight into a
  *    SQLite audit store, checkpoints every 10,000).
  *
- * Prints a markdown table on stdout (progress on stderr). Not part of `npm run bench`.
+ * Prints a markdown table on stdout (progress on stderr). Not part of `npm run bench`. Defaults
+ * (steady, 6 rounds of 4 s, 32 connections) take about 75 s.
  */
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,17 +38,57 @@ import { MANIFEST_ACCEPT, closeClient, makeClient, makeSmallImage, pushSmallImag
 import { cleanupAll, log } from './lib/procs.ts';
 import { PORTCULLIS_BIN, type Server, startPortcullis } from './lib/targets.ts';
 
-const { values } = parseArgs({ options: { rounds: { type: 'string', default: '4' }, seconds: { type: 'string', default: '10' }, 'verify-records': { type: 'string', default: '0' } } });
+const { values } = parseArgs({
+  options: {
+    mode: { type: 'string', default: 'steady' },
+    rounds: { type: 'string', default: '6' },
+    seconds: { type: 'string', default: '4' },
+    connections: { type: 'string', default: '32' },
+    'verify-records': { type: 'string', default: '0' },
+  },
+});
+const mode = values.mode;
+if (mode !== 'steady' && mode !== 'fresh') throw new Error('--mode is steady or fresh');
 const rounds = Number(values.rounds);
 const durationMs = Number(values.seconds) * 1000;
+const connections = Number(values.connections);
 const verifyRecords = Number(values['verify-records']);
+/** The default `audit.queue.flushIntervalMs` and a margin: the last batch of a window is written by then. */
+const SETTLE_MS = 600;
+
+/** Clock ticks per second of /proc/<pid>/stat times (USER_HZ, 100 on Linux nearly everywhere). */
+const CLOCK_TICKS = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/** CPU time (user + system, all threads) a process has used, in microseconds. */
+function processCpuUs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name (which may contain spaces), from field 3 (state) on: utime is 14, stime 15.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS) * 1e6;
+}
 
 interface Sample {
   rps: number;
   p99: number;
+  /** Requests of the measured window. */
   requests: number;
-  records?: number;
-  dropped?: number;
+  /** Server CPU time during the window (and the settle time after it), microseconds. */
+  cpuUs: number;
+}
+
+interface Target {
+  audit: boolean;
+  server: Server;
+  op: () => Promise<void>;
+  close: () => void;
+  /** Every request sent to it (warm-up included), to check against the records written. */
+  sent: number;
 }
 
 function auditCount(server: Server): { records: number; dropped: number } {
@@ -47,32 +99,92 @@ function auditCount(server: Server): { records: number; dropped: number } {
   return { records, dropped: total };
 }
 
-async function sample(audit: boolean): Promise<Sample> {
+async function startTarget(audit: boolean): Promise<Target> {
   const server = await startPortcullis({ tmpParent: tmpdir(), distributionBin: '', portcullisArgs: [], portcullisEnv: { PORTCULLIS_AUDIT_ENABLED: String(audit) } });
   try {
-    const image = makeSmallImage(3, 16 * 1024);
     const setup = makeClient(server.url, 1);
-    await pushSmallImage(setup, 'bench/manifests', image, 'latest');
+    await pushSmallImage(setup, 'bench/manifests', makeSmallImage(3, 16 * 1024), 'latest');
     closeClient(setup);
-    const client = makeClient(server.url, 32);
+    const client = makeClient(server.url, connections);
     const url = new URL('/v2/bench/manifests/manifests/latest', client.base);
     const op = async () => {
       const res = await request({ method: 'GET', url, agent: client.agent, headers: { accept: MANIFEST_ACCEPT }, read: 'drain', timeoutMs: 30_000 });
       if (res.status !== 200) throw new Error(`GET manifest: HTTP ${res.status}`);
     };
-    const warm = await loadTest({ connections: 32, durationMs: 3000, maxRequests: 1_000_000 }, op);
-    const result = await loadTest({ connections: 32, durationMs, maxRequests: 5_000_000 }, op);
-    closeClient(client);
-    if (result.failed > 0) throw new Error(`${result.failed} requests failed: ${result.firstError?.message}`);
-    const s: Sample = { rps: result.reqPerSec, p99: result.p99Ms, requests: result.requests + warm.requests };
-    if (audit) {
-      await new Promise((resolve) => setTimeout(resolve, 1000));
-      Object.assign(s, auditCount(server));
-    }
-    return s;
-  } finally {
+    return { audit, server, op, close: () => closeClient(client), sent: 0 };
+  } catch (error) {
     await server.stop();
+    throw error;
   }
+}
+
+async function measure(target: Target, ms: number): Promise<Sample> {
+  const cpu0 = processCpuUs(target.server.pid);
+  const result = await loadTest({ connections, durationMs: ms, maxRequests: 5_000_000 }, target.op);
+  target.sent += result.requests + result.failed;
+  if (result.failed > 0) throw new Error(`${result.failed} requests failed: ${result.firstError?.message}`);
+  await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+  return { rps: result.reqPerSec, p99: result.p99Ms, requests: result.requests, cpuUs: processCpuUs(target.server.pid) - cpu0 };
+}
+
+async function stopTarget(target: Target): Promise<{ records: number; dropped: number } | undefined> {
+  target.close();
+  try {
+    if (!target.audit) return undefined;
+    return auditCount(target.server);
+  } finally {
+    await target.server.stop();
+  }
+}
+
+const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+const perRequest = (s: Sample) => s.cpuUs / s.requests;
+const label = (audit: boolean) => `audit ${audit ? 'on' : 'off'}`;
+
+/** Samples of both settings, interleaved (on off off on ...); the audit counts of the servers that had it on. */
+async function runGets(): Promise<{ on: Sample[]; off: Sample[]; records: number; requests: number; dropped: number }> {
+  const on: Sample[] = [];
+  const off: Sample[] = [];
+  const counts = { records: 0, requests: 0, dropped: 0 };
+  const note = (target: Target, s: Sample, round: number) => {
+    log(`round ${round + 1}/${rounds}, ${label(target.audit)}: ${fmt(s.rps)} req/s, p99 ${fmt(s.p99, 2)} ms, ${fmt(perRequest(s), 1)} µs server CPU per request`);
+    (target.audit ? on : off).push(s);
+  };
+  const tally = async (target: Target) => {
+    const count = await stopTarget(target);
+    if (!count) return;
+    counts.records += count.records;
+    counts.requests += target.sent;
+    counts.dropped += count.dropped;
+  };
+  if (mode === 'steady') {
+    const targets = { on: await startTarget(true), off: await startTarget(false) };
+    try {
+      for (const target of [targets.on, targets.off]) {
+        log(`warming up (${label(target.audit)})`);
+        await measure(target, 3000);
+      }
+      for (let round = 0; round < rounds; round++) {
+        for (const target of round % 2 === 0 ? [targets.on, targets.off] : [targets.off, targets.on]) note(target, await measure(target, durationMs), round);
+      }
+    } finally {
+      await tally(targets.on);
+      await tally(targets.off);
+    }
+  } else {
+    for (let round = 0; round < rounds; round++) {
+      for (const audit of round % 2 === 0 ? [true, false] : [false, true]) {
+        const target = await startTarget(audit);
+        try {
+          await measure(target, 3000);
+          note(target, await measure(target, durationMs), round);
+        } finally {
+          await tally(target);
+        }
+      }
+    }
+  }
+  return { on, off, ...counts };
 }
 
 async function verifyBench(count: number): Promise<{ writeMs: number; verifyMs: number; records: number }> {
@@ -116,27 +228,23 @@ async function verifyBench(count: number): Promise<{ writeMs: number; verifyMs: 
   }
 }
 
-const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
-
 try {
-  const on: Sample[] = [];
-  const off: Sample[] = [];
-  for (let round = 0; round < rounds; round++) {
-    for (const audit of round % 2 === 0 ? [true, false] : [false, true]) {
-      log(`round ${round + 1}/${rounds}: audit ${audit ? 'on' : 'off'}`);
-      const s = await sample(audit);
-      log(`  ${fmt(s.rps)} req/s, p99 ${fmt(s.p99, 2)} ms${audit ? `, ${s.records} records for ${s.requests} requests, ${s.dropped} dropped` : ''}`);
-      (audit ? on : off).push(s);
-    }
-  }
-  const lines = [`# Audit cost (${availableParallelism()} CPUs, Node ${process.version}, ${rounds} samples each, ${durationMs / 1000} s per sample)`, ''];
+  const lines = [`# Audit cost (${availableParallelism()} CPUs, Node ${process.version}, ${mode} servers, ${rounds} samples each, ${durationMs / 1000} s per sample, ${connections} connections)`, ''];
   if (rounds > 0) {
+    const { on, off, records, requests, dropped } = await runGets();
     const rOn = median(on.map((s) => s.rps));
     const rOff = median(off.map((s) => s.rps));
-    lines.push('| Manifest GET by tag, 32 connections | audit off | audit on | on/off |', '|---|---:|---:|---:|');
+    const cOn = median(on.map(perRequest));
+    const cOff = median(off.map(perRequest));
+    const total = (samples: Sample[]) => samples.reduce((n, s) => n + s.cpuUs, 0) / samples.reduce((n, s) => n + s.requests, 0);
+    lines.push(`| Manifest GET by tag | audit off | audit on | on/off |`, '|---|---:|---:|---:|');
     lines.push(`| req/s (median) | ${fmt(rOff)} | ${fmt(rOn)} | ${fmt(rOn / rOff, 3)} |`);
     lines.push(`| p99 ms (median) | ${fmt(median(off.map((s) => s.p99)), 2)} | ${fmt(median(on.map((s) => s.p99)), 2)} | |`);
-    lines.push(`| records written / requests (all samples) | | ${on.reduce((n, s) => n + (s.records ?? 0), 0)} / ${on.reduce((n, s) => n + s.requests, 0)} | dropped: ${on.reduce((n, s) => n + (s.dropped ?? 0), 0)} |`, '');
+    lines.push(`| server CPU µs per request (median) | ${fmt(cOff, 1)} | ${fmt(cOn, 1)} | ${fmt(cOn / cOff, 3)} |`);
+    lines.push(`| server CPU µs per request (all samples) | ${fmt(total(off), 1)} | ${fmt(total(on), 1)} | ${fmt(total(on) / total(off), 3)} |`);
+    lines.push(`| per-sample CPU µs per request | ${off.map((s) => fmt(perRequest(s), 0)).join(', ')} | ${on.map((s) => fmt(perRequest(s), 0)).join(', ')} | |`);
+    lines.push(`| records written / requests (audit on) | | ${fmt(records)} / ${fmt(requests)} (+ the push) | dropped: ${dropped} |`, '');
+    lines.push(`Auditing costs ${fmt(cOn - cOff, 1)} µs of server CPU per request (medians; ${fmt(total(on) - total(off), 1)} over all samples), ${fmt(((cOn - cOff) / cOff) * 100, 1)}% of a request without it.`, '');
   }
   if (verifyRecords > 0) {
     log(`writing ${verifyRecords} records for the verify benchmark`);

@@ -8,7 +8,7 @@ import { Registry } from 'prom-client';
 import { anomalySchema } from '../../src/registry/anomaly/config.ts';
 import { type Alert, AnomalyDetector } from '../../src/registry/anomaly/detector.ts';
 import { networkOf } from '../../src/registry/anomaly/rules.ts';
-import { type AnomalyState, RedisAnomalyState } from '../../src/registry/anomaly/state.ts';
+import { type AnomalyState, MemoryAnomalyState, RedisAnomalyState } from '../../src/registry/anomaly/state.ts';
 import { redisSkip, redisUrl, uniquePrefix } from '../edge/redis.ts';
 import { EventBus, type RegistryEvent, type RequestOrigin } from '../../src/registry/events/bus.ts';
 
@@ -195,6 +195,54 @@ describe('anomaly rules', () => {
     await new Promise((resolve) => setImmediate(resolve));
     detector.stop();
     assert.deepEqual(seen, ['mass-deletion']);
+  });
+
+  it('events that arrive while shared state is slow to answer are evaluated in bus order, pulls included', async () => {
+    // State that answers after a timer, as Redis does: deletions wait for it, pulls need none of it.
+    const memory = new MemoryAnomalyState(1000);
+    const order: string[] = [];
+    const slow: AnomalyState = {
+      hit: async (key, now, windowMs) => {
+        await new Promise((resolve) => setTimeout(resolve, 2));
+        order.push(key);
+        return memory.hit(key, now, windowMs);
+      },
+      remember: (key, member, now, max) => memory.remember(key, member, now, max),
+      claim: (key, now, ttlMs) => memory.claim(key, now, ttlMs),
+      close: () => memory.close(),
+    };
+    const t = setup({ massDeletion: { threshold: 3 }, pullVolume: { minPulls: 1, learningHours: 0 } }, undefined, slow);
+    const kim = origin('user', 'kim');
+    const results = [
+      t.send({ type: 'tag.deleted', origin: kim, repository: 'a/b', tag: 'x1', digest: undefined }),
+      t.send({ type: 'tag.deleted', origin: kim, repository: 'a/b', tag: 'x2', digest: undefined }),
+      t.send(pull('a/b', kim)),
+      t.send({ type: 'tag.deleted', origin: kim, repository: 'a/b', tag: 'x3', digest: undefined }),
+      t.send(pull('a/b', kim)),
+    ];
+    const raised = await Promise.all(results);
+    // The first pull waits for the deletions queued before it (its alert comes second), and the third deletion tips the rule.
+    assert.deepEqual(
+      raised.map((alerts) => alerts.map((a) => a.rule)),
+      [[], [], ['pull-volume'], ['mass-deletion'], []],
+    );
+    assert.deepEqual(order, ['md:user:kim', 'md:user:kim', 'md:user:kim']);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(
+      t.raisedOnBus.map((e) => (e as { rule: string }).rule),
+      ['pull-volume', 'mass-deletion'],
+    );
+  });
+
+  it('a failing rule is logged and the others still run, on the quick path too', async () => {
+    const errors: string[] = [];
+    const events = new EventBus();
+    const detector = new AnomalyDetector({ events, now: () => 0, logger: { warn: () => undefined, error: (o) => void errors.push((o as { rule: string }).rule) } }, anomalySchema.parse({ massDeletion: { threshold: 1 } }));
+    const broken = { name: 'pull-volume' as const, observe: () => { throw new Error('boom'); } };
+    detector.rules.unshift(broken);
+    const raised = await detector.observe({ type: 'tag.deleted', at: new Date(0), origin: origin('user', 'kim'), repository: 'a/b', tag: 'x', digest: undefined });
+    assert.deepEqual(raised.map((a) => a.rule), ['mass-deletion']);
+    assert.deepEqual(errors, ['pull-volume']);
   });
 });
 

@@ -57,6 +57,8 @@ export class AnomalyDetector {
   #timer: NodeJS.Timeout | undefined;
   /** Serialises rule evaluation so that counts see events in bus order. */
   #chain: Promise<void> = Promise.resolve();
+  /** Work queued in the chain and not finished. */
+  #pending = 0;
 
   constructor(
     deps: { events: EventBus; logger?: AlertLogger; metrics?: Registry | undefined; requiresSignature?: SignatureRequirement; now?: () => number; /** Shared counters (Redis); this process's memory when absent. */ state?: AnomalyState },
@@ -100,18 +102,38 @@ export class AnomalyDetector {
 
   /** Runs the rules on one event; resolves with the alerts raised. */
   observe(event: RegistryEvent): Promise<Alert[]> {
-    return this.#serial(async () => {
-      const now = this.#now();
-      const drafts: AlertDraft[] = [];
-      for (const rule of this.rules) {
-        try {
-          drafts.push(...(await rule.observe(event, now)));
-        } catch (error) {
-          this.#logger?.error({ err: error, rule: rule.name, event: event.type }, 'anomaly rule failed');
-        }
-      }
-      return await this.#raise(drafts, now);
-    });
+    // Nothing queued before it: run the rules now. Most events (every pull) tip nothing and every
+    // rule answers at once, so they cost neither a place in the chain nor a promise per rule;
+    // results that are promises (shared state) and alerts to raise still go through the chain,
+    // which keeps later events behind them.
+    if (this.#pending > 0) return this.#serial(() => this.#evaluate(event, this.#now()));
+    const now = this.#now();
+    const results = this.rules.map((rule) => this.#run(rule, event, () => rule.observe(event, now)));
+    if (results.every(Array.isArray)) {
+      const drafts = (results as AlertDraft[][]).flat();
+      return drafts.length === 0 ? Promise.resolve([]) : this.#serial(() => this.#raise(drafts, now));
+    }
+    return this.#serial(async () => this.#raise((await Promise.all(results)).flat(), now));
+  }
+
+  async #evaluate(event: RegistryEvent, now: number): Promise<Alert[]> {
+    const drafts: AlertDraft[] = [];
+    for (const rule of this.rules) drafts.push(...(await this.#run(rule, event, () => rule.observe(event, now))));
+    return await this.#raise(drafts, now);
+  }
+
+  /** A rule's answer; a failing rule is logged and counts as no alert. */
+  #run(rule: Rule, event: RegistryEvent, observe: () => AlertDraft[] | Promise<AlertDraft[]>): AlertDraft[] | Promise<AlertDraft[]> {
+    const failed = (error: unknown): AlertDraft[] => {
+      this.#logger?.error({ err: error, rule: rule.name, event: event.type }, 'anomaly rule failed');
+      return [];
+    };
+    try {
+      const result = observe();
+      return Array.isArray(result) ? result : result.then(undefined, failed);
+    } catch (error) {
+      return failed(error);
+    }
   }
 
   /** Checks the rules' deadlines (unsigned images past their grace period). */
@@ -151,10 +173,11 @@ export class AnomalyDetector {
   }
 
   #serial<T>(work: () => Promise<T>): Promise<T> {
+    this.#pending++;
     const result = this.#chain.then(work);
     this.#chain = result.then(
-      () => undefined,
-      () => undefined,
+      () => void this.#pending--,
+      () => void this.#pending--,
     );
     return result;
   }

@@ -108,8 +108,12 @@ export class FailedLoginsRule implements Rule {
     this.#state = state;
   }
 
-  async observe(event: RegistryEvent, now: number): Promise<AlertDraft[]> {
-    if (event.type !== 'auth.failed') return [];
+  // Not async: every other event (a pull) is answered at once, without a promise.
+  observe(event: RegistryEvent, now: number): AlertDraft[] | Promise<AlertDraft[]> {
+    return event.type === 'auth.failed' ? this.#failed(event, now) : [];
+  }
+
+  async #failed(event: Extract<RegistryEvent, { type: 'auth.failed' }>, now: number): Promise<AlertDraft[]> {
     const windowMs = this.#s.windowSeconds * 1000;
     const alerts: AlertDraft[] = [];
     const perAccount = await this.#state.hit(`fl:a:${event.username}`, now, windowMs);
@@ -153,9 +157,12 @@ export class NewNetworkRule implements Rule {
     this.#state = state;
   }
 
-  async observe(event: RegistryEvent, now: number): Promise<AlertDraft[]> {
-    if (event.type !== 'auth.succeeded' || !event.origin) return [];
-    const network = networkOf(event.origin.clientAddress, this.#s.ipv4PrefixLength, this.#s.ipv6PrefixLength);
+  observe(event: RegistryEvent, now: number): AlertDraft[] | Promise<AlertDraft[]> {
+    return event.type === 'auth.succeeded' && event.origin ? this.#succeeded(event, event.origin, now) : [];
+  }
+
+  async #succeeded(event: Extract<RegistryEvent, { type: 'auth.succeeded' }>, origin: RequestOrigin, now: number): Promise<AlertDraft[]> {
+    const network = networkOf(origin.clientAddress, this.#s.ipv4PrefixLength, this.#s.ipv6PrefixLength);
     if (!network) return [];
     const identity = `${event.method === 'robot' ? 'robot' : 'user'}:${event.username}`;
     const seen = await this.#state.remember(`nn:${identity}`, network, now, this.#s.maxNetworksPerIdentity);
@@ -165,9 +172,9 @@ export class NewNetworkRule implements Rule {
         rule: this.name,
         severity: 'warning',
         subject: identity,
-        reason: `${identity} authenticated (${event.method}) from ${event.origin.clientAddress}, network ${network}, for the first time; known networks: ${seen.others.slice(-5).join(', ')}`,
-        facts: { identity, address: event.origin.clientAddress, network, method: event.method, knownNetworks: seen.others },
-        origin: event.origin,
+        reason: `${identity} authenticated (${event.method}) from ${origin.clientAddress}, network ${network}, for the first time; known networks: ${seen.others.slice(-5).join(', ')}`,
+        facts: { identity, address: origin.clientAddress, network, method: event.method, knownNetworks: seen.others },
+        origin,
       },
     ];
   }
@@ -184,8 +191,11 @@ export class MassDeletionRule implements Rule {
     this.#state = state;
   }
 
-  async observe(event: RegistryEvent, now: number): Promise<AlertDraft[]> {
-    if (event.type !== 'manifest.deleted' && event.type !== 'tag.deleted') return [];
+  observe(event: RegistryEvent, now: number): AlertDraft[] | Promise<AlertDraft[]> {
+    return event.type === 'manifest.deleted' || event.type === 'tag.deleted' ? this.#deleted(event, now) : [];
+  }
+
+  async #deleted(event: Extract<RegistryEvent, { type: 'manifest.deleted' | 'tag.deleted' }>, now: number): Promise<AlertDraft[]> {
     const identity = identityOf(event.origin);
     if (!identity) return [];
     const count = await this.#state.hit(`md:${identity}`, now, this.#s.windowSeconds * 1000);

@@ -18,15 +18,10 @@ export function actorOf(origin: RequestOrigin | undefined): AuditActor {
   return { kind: actor.kind, name: actor.name, auth: actor.auth ?? (actor.kind === 'anonymous' ? 'none' : undefined) };
 }
 
-/** The who/where part of an entry, from a request origin. */
-export function originFields(origin: RequestOrigin | undefined): Pick<AuditEntry, 'actor' | 'client' | 'userAgent' | 'requestId'> {
-  return { actor: actorOf(origin), client: origin?.clientAddress, userAgent: origin?.userAgent, requestId: origin?.requestId };
-}
-
 function outcomeOf(type: string, explicit: unknown): AuditOutcome {
   if (explicit === 'success' || explicit === 'failure' || explicit === 'denied' || explicit === 'error') return explicit;
-  if (/\.(failed|failure|rejected)$/.test(type)) return 'failure';
-  if (/\.denied$/.test(type)) return 'denied';
+  if (type.endsWith('.failed') || type.endsWith('.failure') || type.endsWith('.rejected')) return 'failure';
+  if (type.endsWith('.denied')) return 'denied';
   return 'success';
 }
 
@@ -37,18 +32,27 @@ function str(value: unknown): string | undefined {
 /** The audit entries for one bus event (usually one; a push that moved a tag gives two). */
 export function entriesFromEvent(event: RegistryEvent): AuditEntry[] {
   const e = event as unknown as Record<string, unknown> & { type: string; at: Date; origin: RequestOrigin | undefined };
-  const details: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(e)) if (!envelope.has(key) && value !== undefined) details[key] = value;
+  // Per pull, so plain loops: no entries arrays, no spreads.
+  let details: Record<string, unknown> | undefined;
+  for (const key of Object.keys(e)) {
+    const value = e[key];
+    if (value === undefined || envelope.has(key)) continue;
+    (details ??= {})[key] = value;
+  }
+  const origin = e.origin;
   const entry: AuditEntry = {
     at: e.at,
-    ...originFields(e.origin),
+    actor: actorOf(origin),
+    client: origin?.clientAddress,
+    userAgent: origin?.userAgent,
+    requestId: origin?.requestId,
     action: e.type,
     repository: str(e.repository),
     digest: str(e.digest),
     tag: str(e.tag),
     outcome: outcomeOf(e.type, e.outcome),
     reason: str(e.reason),
-    details: Object.keys(details).length > 0 ? details : undefined,
+    details,
   };
   // A credential check names the claimed account; an anonymous origin is the norm for a failure.
   if (e.type.startsWith('auth.') && typeof e.username === 'string' && (!entry.actor.name || entry.actor.kind === 'anonymous')) {

@@ -167,10 +167,6 @@ function checkpointFromRow(row: Row): Checkpoint {
 const COLUMNS = 'seq, at, actor_kind, actor_name, actor_auth, client, user_agent, request_id, action, repository, digest, tag, outcome, reason, details, prev_hash, hash';
 const COLUMN_COUNT = 17;
 
-function recordParams(r: StoredRecord): unknown[] {
-  return [r.seq, r.at, r.actorKind, r.actorName, r.actorAuth, r.client, r.userAgent, r.requestId, r.action, r.repository, r.digest, r.tag, r.outcome, r.reason, r.details, r.prevHash, r.hash];
-}
-
 /**
  * A multi-row INSERT. PostgreSQL gets `$N` placeholders; SQLite plain `?` ones (bound in order):
  * node:sqlite binds numbered parameters (`?N`, what the SQLite driver makes of `$N`) more slowly
@@ -239,20 +235,24 @@ export class SqlAuditStore {
     return this.#db.transaction(async (tx) => {
       await this.#lock(tx);
       const head = await this.#head(tx);
+      // Hash and bind in one pass, straight into each statement's parameter list (no record
+      // objects, no flatMap): this runs once per audited request.
       let prev = head.hash;
-      const records: StoredRecord[] = batch.map((fields, index) => {
-        const hash = chainHash(prev, fields);
-        const record = { ...fields, seq: head.seq + index + 1, prevHash: prev, hash };
-        prev = hash;
-        return record;
-      });
       const inserts = INSERTS[this.#db.dialect];
-      for (let i = 0; i < records.length; ) {
-        const rows = CHUNKS.find((n) => n <= records.length - i)!;
-        await tx.run(inserts.get(rows)!, records.slice(i, i + rows).flatMap(recordParams));
+      for (let i = 0; i < batch.length; ) {
+        const rows = CHUNKS.find((n) => n <= batch.length - i)!;
+        const params: unknown[] = [];
+        for (let row = 0; row < rows; row++) {
+          const f = batch[i + row]!;
+          const hash = chainHash(prev, f);
+          // COLUMNS order.
+          params.push(head.seq + i + row + 1, f.at, f.actorKind, f.actorName, f.actorAuth, f.client, f.userAgent, f.requestId, f.action, f.repository, f.digest, f.tag, f.outcome, f.reason, f.details, prev, hash);
+          prev = hash;
+        }
+        await tx.run(inserts.get(rows)!, params);
         i += rows;
       }
-      const newHead = records.length > 0 ? { seq: records.at(-1)!.seq, hash: records.at(-1)!.hash } : head;
+      const newHead = batch.length > 0 ? { seq: head.seq + batch.length, hash: prev } : head;
       const last = await this.#lastCheckpoint(tx);
       const since = newHead.seq - (last?.seq ?? 0);
       const due = since > 0 && (since >= policy.everyRecords || (last !== undefined && policy.now - last.at >= policy.everyMs));

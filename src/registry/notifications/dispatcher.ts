@@ -39,6 +39,8 @@ interface PostResult {
 const USER_AGENT = 'Portcullis-Webhook/1';
 /** Bytes of a receiver's answer read at most (only the status matters). */
 const MAX_RESPONSE_BYTES = 64 * 1024;
+/** How long a project's webhooks are cached. */
+const HOOKS_TTL_MS = 2000;
 
 export class WebhookDispatcher {
   readonly #store: WebhookStore;
@@ -52,7 +54,7 @@ export class WebhookDispatcher {
   readonly #inFlight = new Map<string, AbortController>();
   readonly #work = new Set<Promise<unknown>>();
   /** Webhooks per project, briefly cached (invalidated by this process's changes; other replicas' within the TTL). */
-  readonly #hooks = new Map<string, { at: number; hooks: Promise<WebhookRecord[]> }>();
+  readonly #hooks = new Map<string, { at: number; hooks: Promise<WebhookRecord[]>; settled?: WebhookRecord[] }>();
   #unsubscribe: (() => void) | undefined;
   #timer: NodeJS.Timeout | undefined;
   #pumping = false;
@@ -93,7 +95,10 @@ export class WebhookDispatcher {
   }
 
   start(): void {
-    this.#unsubscribe = this.#events.subscribe('*', (event) => this.#track(this.onEvent(event)));
+    this.#unsubscribe = this.#events.subscribe('*', (event) => {
+      // Every pull comes here: when the cached webhooks already say no, start no work at all.
+      if (!this.#surelyUnwanted(event)) this.#track(this.onEvent(event));
+    });
     this.#timer = setInterval(() => this.pump(), this.#settings.pollIntervalMs);
     this.#timer.unref();
     this.pump();
@@ -132,12 +137,24 @@ export class WebhookDispatcher {
   #projectHooks(project: string): Promise<WebhookRecord[]> {
     const now = this.#now();
     const hit = this.#hooks.get(project);
-    if (hit && now - hit.at < 2000) return hit.hooks;
+    if (hit && now - hit.at < HOOKS_TTL_MS) return hit.hooks;
     const hooks = this.#store.list(project);
-    this.#hooks.set(project, { at: now, hooks });
+    const entry: { at: number; hooks: Promise<WebhookRecord[]>; settled?: WebhookRecord[] } = { at: now, hooks };
+    this.#hooks.set(project, entry);
+    hooks.then((list) => (entry.settled = list)).catch(() => undefined);
     if (this.#hooks.size > 10_000) this.#hooks.delete(this.#hooks.keys().next().value as string);
     hooks.catch(() => this.#hooks.delete(project));
     return hooks;
+  }
+
+  /** True when no webhook can want this event: no webhook type, or the project's fresh cached webhooks all decline it. */
+  #surelyUnwanted(event: RegistryEvent): boolean {
+    const type = webhookTypeOf(event);
+    const project = type && projectOfEvent(event);
+    if (!type || !project) return true;
+    const hit = this.#hooks.get(project);
+    if (!hit?.settled || this.#now() - hit.at >= HOOKS_TTL_MS) return false;
+    return !hit.settled.some((h) => h.enabled && h.events.includes(type));
   }
 
   /** Turns a bus event into delivery rows for the project's matching, enabled webhooks. */
