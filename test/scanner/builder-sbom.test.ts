@@ -10,8 +10,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { BuilderSbomError, mergeBuilderSboms, packageFromPurl, parseBuilderSbom, parsePurl } from '../../src/registry/scanner/builder-sbom.ts';
+import { BuilderSbomError, cosignSbomSubject, hasPurl, mergeBuilderSboms, packageFromPurl, parseBuilderSbom, parsePurl, type SbomPackage } from '../../src/registry/scanner/builder-sbom.ts';
 import type { InventoryPackage } from '../../src/registry/scanner/model.ts';
+import { SPDX_TAG_VALUE } from './sbom-documents.ts';
 import { buildImage, MEDIA, sha256, writeOciLayout, type BuiltImage } from '../acceptance/helpers/oci.ts';
 import { createClientEnvironment, requireTools, run } from '../acceptance/helpers/tools.ts';
 import { startRegistry } from '../support/registry-process.ts';
@@ -37,15 +38,16 @@ describe('builder SBOM parsing and comparison', () => {
     const c = parseBuilderSbom(json(cdx([{ type: 'library', name: 'a', purl: 'pkg:npm/a@1.0.0', components: [{ name: 'b', purl: 'pkg:maven/org.x/b@2.0' }] }, { name: 'no-purl' }])));
     assert.equal(c.format, 'cyclonedx');
     assert.equal(c.tool, 'syft 1.4.1');
-    assert.deepEqual(c.packages.map((p) => p.purl).sort(), ['pkg:maven/org.x/b@2.0', 'pkg:npm/a@1.0.0']);
+    assert.deepEqual(c.packages.filter(hasPurl).map((p) => p.purl).sort(), ['pkg:maven/org.x/b@2.0', 'pkg:npm/a@1.0.0']);
+    assert.deepEqual(c.packages.filter((p) => !hasPurl(p)), [{ name: 'no-purl' }], 'a component without a purl is kept for comparison by name');
     const s = parseBuilderSbom(json(spdxDoc(['pkg:deb/debian/libc6@2.36-9?arch=amd64&upstream=glibc'])));
     assert.equal(s.format, 'spdx');
     assert.equal(s.tool, 'buildkit-v0.13.2');
     assert.deepEqual(s.packages, [{ purl: 'pkg:deb/debian/libc6@2.36-9?arch=amd64&upstream=glibc' }]);
     const wrapped = parseBuilderSbom(json(statement('https://spdx.dev/Document', spdxDoc(['pkg:npm/x@1.0.0']))));
-    assert.equal(wrapped.packages[0]!.purl, 'pkg:npm/x@1.0.0');
+    assert.deepEqual(wrapped.packages[0], { purl: 'pkg:npm/x@1.0.0' });
     const envelope = { payloadType: 'application/vnd.in-toto+json', payload: json(statement('https://cyclonedx.org/bom', cdx([{ name: 'y', purl: 'pkg:pypi/y@1.0' }]))).toString('base64'), signatures: [{ sig: 'x' }] };
-    assert.equal(parseBuilderSbom(json(envelope)).packages[0]!.purl, 'pkg:pypi/y@1.0');
+    assert.deepEqual(parseBuilderSbom(json(envelope)).packages[0], { purl: 'pkg:pypi/y@1.0' });
   });
 
   test('anything else is refused with a reason', () => {
@@ -88,6 +90,116 @@ describe('builder SBOM parsing and comparison', () => {
       ['lodash@4.17.20:sbom', 'body-parser@1.20.2:sbom'],
     );
     assert.deepEqual(packages.slice(0, 3), scanned, 'scanned packages keep their places');
+  });
+});
+
+describe('cosign tag-scheme SBOMs and components without a purl', () => {
+  test("cosign's tag names the subject (with cosign's --attachment-tag-prefix too)", () => {
+    const hex = 'ab'.repeat(32);
+    assert.equal(cosignSbomSubject(`sha256-${hex}.sbom`), `sha256:${hex}`);
+    assert.equal(cosignSbomSubject(`pre-sha256-${hex}.sbom`), `sha256:${hex}`);
+    assert.equal(cosignSbomSubject(`sha256-${hex}.sig`), undefined);
+    assert.equal(cosignSbomSubject(`sha256-${hex.slice(2)}.sbom`), undefined);
+    assert.equal(cosignSbomSubject(undefined), undefined);
+  });
+
+  test('SPDX tag-value (text/spdx): packages by purl and by name with their download location as a hint; the described image, files and <text> blocks are skipped', () => {
+    const s = parseBuilderSbom(Buffer.from(SPDX_TAG_VALUE), 'text/spdx');
+    assert.equal(s.format, 'spdx');
+    assert.equal(s.tool, 'syft-1.4.1');
+    assert.deepEqual(s.packages, [{ name: 'body-parser', version: '1.20.2', ecosystems: ['npm'] }, { purl: 'pkg:deb/ubuntu/zlib1g@1%3A1.2.11.dfsg-0ubuntu2?arch=amd64&upstream=zlib&distro=ubuntu-18.04' }]);
+    assert.throws(() => parseBuilderSbom(Buffer.from('SPDXVersion: 2.3\nPackageName: x\n'), 'text/spdx'), /SPDXVersion/);
+    // cosign also labelled JSON documents text/spdx: the content decides.
+    assert.equal(parseBuilderSbom(json(spdxDoc(['pkg:npm/x@1.0.0'])), 'text/spdx').packages.length, 1);
+    assert.throws(() => parseBuilderSbom(Buffer.from('<bom/>'), 'application/vnd.cyclonedx+xml'), /CycloneDX XML is not read/);
+  });
+
+  test('SPDX JSON and CycloneDX: PACKAGE-MANAGER references become purls; ecosystem hints from syft and cdx properties and distribution URLs; the OS and files are no packages', () => {
+    const s = parseBuilderSbom(
+      json({
+        spdxVersion: 'SPDX-2.3',
+        SPDXID: 'SPDXRef-DOCUMENT',
+        documentDescribes: ['SPDXRef-root'],
+        packages: [
+          { SPDXID: 'SPDXRef-root', name: 'my-app', versionInfo: '1.0' },
+          { SPDXID: 'SPDXRef-a', name: 'log4j-core', versionInfo: '2.14.1', externalRefs: [{ referenceCategory: 'PACKAGE_MANAGER', referenceType: 'maven-central', referenceLocator: 'org.apache.logging.log4j:log4j-core:2.14.1' }] },
+          { SPDXID: 'SPDXRef-b', name: 'types-node', versionInfo: '20.1.0', externalRefs: [{ referenceCategory: 'PACKAGE-MANAGER', referenceType: 'npm', referenceLocator: '@types/node@20.1.0' }] },
+          { SPDXID: 'SPDXRef-c', name: 'requests', versionInfo: '2.31.0', downloadLocation: 'https://files.pythonhosted.org/packages/requests-2.31.0.tar.gz' },
+          { SPDXID: 'SPDXRef-d', name: 'ubuntu', versionInfo: '22.04', primaryPackagePurpose: 'OPERATING-SYSTEM' },
+          { SPDXID: 'SPDXRef-e', name: 'mystery', versionInfo: 'NOASSERTION' },
+        ],
+      }),
+    );
+    assert.deepEqual(s.packages, [
+      { purl: 'pkg:maven/org.apache.logging.log4j/log4j-core@2.14.1' },
+      { purl: 'pkg:npm/%40types/node@20.1.0' },
+      { name: 'requests', version: '2.31.0', ecosystems: ['pypi'] },
+      { name: 'mystery' },
+    ]);
+    const c = parseBuilderSbom(
+      json(
+        cdx([
+          { type: 'operating-system', name: 'ubuntu', version: '22.04' },
+          { type: 'file', name: '/etc/passwd' },
+          { type: 'library', name: 'tar', version: '6.1.0', properties: [{ name: 'syft:package:type', value: 'npm' }] },
+          { type: 'library', group: 'org.x', name: 'b', version: '2.0', properties: [{ name: 'cdx:maven:packaging', value: 'jar' }] },
+          { type: 'library', name: 'serde', version: '1.0.0', externalReferences: [{ type: 'distribution', url: 'https://crates.io/api/v1/crates/serde/1.0.0/download' }] },
+        ]),
+      ),
+    );
+    assert.deepEqual(c.packages, [
+      { name: 'tar', version: '6.1.0', ecosystems: ['npm'] },
+      { name: 'b', version: '2.0', group: 'org.x', ecosystems: ['maven'] },
+      { name: 'serde', version: '1.0.0', ecosystems: ['cargo'] },
+    ]);
+  });
+
+  test('the rule for a component without a purl: one fitting package of the image, else one hinted ecosystem, else unmatched with the reason', () => {
+    const scanned: InventoryPackage[] = [
+      { kind: 'dpkg', name: 'tar', version: '1.29b-2ubuntu0.1', purl: 'pkg:deb/ubuntu/tar@1.29b-2ubuntu0.1?arch=amd64&distro=ubuntu-18.04', path: '/var/lib/dpkg/status' },
+      { kind: 'dpkg', name: 'zlib1g', version: '1:1.2.11.dfsg-0ubuntu2', sourceName: 'zlib', purl: 'pkg:deb/ubuntu/zlib1g@1%3A1.2.11.dfsg-0ubuntu2?arch=amd64&distro=ubuntu-18.04&upstream=zlib', path: '/var/lib/dpkg/status' },
+      { kind: 'npm', name: 'tar', version: '6.1.0', purl: 'pkg:npm/tar@6.1.0', path: '/app/node_modules/tar/package.json' },
+      { kind: 'npm', name: '@types/node', version: '20.1.0', purl: 'pkg:npm/%40types/node@20.1.0', path: '/app/node_modules/@types/node/package.json' },
+      { kind: 'python', name: 'pyyaml', version: '6.0', purl: 'pkg:pypi/pyyaml@6.0', path: '/usr/lib/python3/PyYAML.dist-info/METADATA' },
+      { kind: 'java', name: 'org.x:b', version: '2.0', purl: 'pkg:maven/org.x/b@2.0', path: '/app/b.jar' },
+    ];
+    const components: SbomPackage[] = [
+      { name: 'zlib1g', version: '1:1.2.11.dfsg-0ubuntu1' }, // one fit (deb): other version, matched with its source package
+      { name: 'tar', version: '6.1.0' }, // deb and npm fit
+      { name: 'tar', version: '6.2.0', ecosystems: ['npm'] }, // the hint picks npm: other version
+      { name: 'PyYAML', version: '6.0' }, // PEP 503 name: same version, nothing to match
+      { name: 'node', version: '20.1.0', group: '@types' }, // npm scope as group: same
+      { name: 'b', version: '2.0', group: 'org.x' }, // Maven by group: same
+      { name: 'body-parser', version: '1.20.2', ecosystems: ['npm'] }, // not in the image, hinted: only in the SBOM, matched
+      { name: 'left-pad-internal', version: '1.0.0' }, // nothing tells
+      { name: 'commons-text', version: '1.9', ecosystems: ['maven'] }, // Maven without a group
+      { name: 'six', version: '1.16.0', ecosystems: ['deb', 'pypi'] }, // two hints, nothing fits
+      { name: 'mystery' }, // no version
+    ];
+    const sbom = { id: 'sha256:r', repository: 'p/a', subject: 'sha256:s', format: 'spdx' as const, createdAt: 0, packages: components };
+    const { packages, comparisons } = mergeBuilderSboms(scanned, [sbom]);
+    const c = comparisons[0]!;
+    assert.equal(c.resolvedByName, 6);
+    assert.deepEqual(c.unmatched, [
+      { name: 'commons-text', version: '1.9', reason: 'incomplete' },
+      { name: 'left-pad-internal', version: '1.0.0', reason: 'no-ecosystem' },
+      { name: 'mystery', reason: 'no-version' },
+      { name: 'six', version: '1.16.0', reason: 'ambiguous', candidates: ['deb', 'pypi'] },
+      { name: 'tar', version: '6.1.0', reason: 'ambiguous', candidates: ['pkg:deb/ubuntu/tar', 'pkg:npm/tar'] },
+    ]);
+    assert.equal(c.unmatchedCount, 5);
+    assert.deepEqual(c.onlyInSbom, ['pkg:npm/body-parser']);
+    assert.deepEqual(c.versionDiffers, [
+      { package: 'pkg:deb/ubuntu/zlib1g', sbom: ['1:1.2.11.dfsg-0ubuntu1'], inventory: ['1:1.2.11.dfsg-0ubuntu2'] },
+      { package: 'pkg:npm/tar', sbom: ['6.2.0'], inventory: ['6.1.0'] },
+    ]);
+    // Only the deb tar is missing from the SBOM (the ambiguous component counts for neither).
+    assert.deepEqual(c.onlyInInventory, ['pkg:deb/ubuntu/tar']);
+    assert.deepEqual(
+      packages.slice(scanned.length).map((p) => `${p.kind}:${p.name}@${p.version}${p.sourceName ? ` (${p.sourceName})` : ''}`),
+      ['dpkg:zlib1g@1:1.2.11.dfsg-0ubuntu1 (zlib)', 'npm:tar@6.2.0', 'npm:body-parser@1.20.2'],
+    );
+    assert.equal(c.matched, 3);
   });
 });
 

@@ -1,14 +1,20 @@
 /**
  * SBOM-first ingestion: an SBOM its builder attached to an image (an OCI referrer with artifact
  * type `application/vnd.cyclonedx+json` or `application/spdx+json`, an in-toto statement or DSSE
- * envelope wrapping one as cosign and syft attach them, or a BuildKit attestation manifest in the
- * image index) is parsed defensively, its packages (by purl) compared with Portcullis' own
- * inventory, and the package versions only it knows are matched too, marked as coming from the
- * SBOM. Portcullis' own SBOM referrers are recognised by their annotation and never ingested.
+ * envelope wrapping one as cosign and syft attach them, a BuildKit attestation manifest in the
+ * image index, or `cosign attach sbom`'s tag `sha256-<hex>.sbom`) is parsed defensively, its
+ * packages compared with Portcullis' own inventory, and the package versions only it knows are
+ * matched too, marked as coming from the SBOM. Portcullis' own SBOM referrers are recognised by
+ * their annotation and never ingested.
+ *
+ * Packages are compared by purl. A component without one (hand-written SBOMs, older tools) is
+ * resolved by name when that is unambiguous (see {@link resolveComponent}); otherwise it is listed
+ * as unmatched in the comparison, never guessed.
  *
  * The SBOM is data from the pusher, not evidence: it can add findings, never remove any.
  */
 import type { SqlDriver } from '../storage/sql/driver.ts';
+import { purl } from './inventory/purl.ts';
 import type { InventoryPackage } from './model.ts';
 
 export const CYCLONEDX_JSON = 'application/vnd.cyclonedx+json';
@@ -17,6 +23,25 @@ export const IN_TOTO_JSON = 'application/vnd.in-toto+json';
 export const DSSE_JSON = 'application/vnd.dsse.envelope.v1+json';
 /** Artifact (or layer) types that may carry a builder SBOM. */
 export const BUILDER_SBOM_TYPES: readonly string[] = [CYCLONEDX_JSON, SPDX_JSON, IN_TOTO_JSON, DSSE_JSON];
+/**
+ * Layer types of `cosign attach sbom` manifests: the cosign SBOM spec names `text/spdx` and
+ * `application/vnd.cyclonedx` with optional `+json`/`+xml` suffixes; cosign releases wrote
+ * `text/spdx` (tag-value, or JSON before format detection), `spdx+json` and `text/spdx+json`.
+ */
+export const COSIGN_SBOM_LAYER_TYPES: readonly string[] = ['text/spdx', 'text/spdx+json', 'spdx+json', SPDX_JSON, 'application/vnd.cyclonedx', CYCLONEDX_JSON];
+/** SBOM encodings that are recognised but not read (a reason in the log, nothing merged). */
+const UNREAD_SBOM_TYPES: Record<string, string> = {
+  'application/vnd.cyclonedx+xml': 'CycloneDX XML is not read (CycloneDX JSON is)',
+  'text/spdx+xml': 'SPDX XML is not read (SPDX JSON and tag-value are)',
+  'application/vnd.syft+json': "syft's own JSON is not read (its CycloneDX or SPDX output is)",
+};
+export const UNREAD_SBOM_LAYER_TYPES: readonly string[] = Object.keys(UNREAD_SBOM_TYPES);
+
+/** The subject of a cosign tag-scheme SBOM (`[prefix]sha256-<hex>.sbom`, cosign's `--attachment-tag-prefix`), or undefined. */
+export function cosignSbomSubject(tag: string | undefined): string | undefined {
+  const m = tag === undefined ? null : /sha256-([0-9a-f]{64})\.sbom$/.exec(tag);
+  return m ? `sha256:${m[1]}` : undefined;
+}
 /** The annotation on Portcullis' own SBOM referrers (service.ts). */
 export const OWN_SBOM_ANNOTATION = 'dev.portcullis.scanner.version';
 
@@ -29,9 +54,24 @@ export class BuilderSbomError extends Error {
   override name = 'BuilderSbomError';
 }
 
-/** A package of a builder SBOM: only what a purl says (a component without a purl cannot be compared or matched). */
-export interface SbomPackage {
-  purl: string;
+/** A package of a builder SBOM: its purl, or what a component without one says of itself. */
+export type SbomPackage = { purl: string } | SbomComponent;
+
+/** A component without a purl: name, version, group (Maven groupId, npm scope...) and the ecosystems (purl types) its document hints at. */
+export interface SbomComponent {
+  name: string;
+  version?: string;
+  group?: string;
+  ecosystems?: string[];
+}
+
+export function hasPurl(p: SbomPackage): p is { purl: string } {
+  return 'purl' in p;
+}
+
+/** A key telling packages of SBOMs apart (for de-duplication). */
+export function sbomPackageKey(p: SbomPackage): string {
+  return hasPurl(p) ? p.purl : `\u0000${p.group ?? ''}/${p.name}@${p.version ?? ''}#${(p.ecosystems ?? []).join(',')}`;
 }
 
 export interface ParsedSbom {
@@ -52,11 +92,16 @@ function isObject(v: unknown): v is Record<string, unknown> {
  * or a DSSE envelope around such a statement. Anything else (provenance, an unreadable document)
  * is a {@link BuilderSbomError} with the reason.
  */
-export function parseBuilderSbom(bytes: Buffer): ParsedSbom {
+export function parseBuilderSbom(bytes: Buffer, mediaType?: string): ParsedSbom {
   if (bytes.length > MAX_BUILDER_SBOM_BYTES) throw new BuilderSbomError(`SBOM larger than ${MAX_BUILDER_SBOM_BYTES} bytes`);
+  const unread = mediaType === undefined ? undefined : UNREAD_SBOM_TYPES[mediaType];
+  if (unread !== undefined) throw new BuilderSbomError(unread);
+  // `text/spdx` is SPDX's tag-value format, though cosign used the type for JSON documents too.
+  const text = bytes.toString('utf8');
+  if (/^\s*(?:##[^\n]*\n\s*)*SPDXVersion:/.test(text)) return spdx(spdxTagValue(text));
   let doc: unknown;
   try {
-    doc = JSON.parse(bytes.toString('utf8'));
+    doc = JSON.parse(text);
   } catch (err) {
     throw new BuilderSbomError(`not JSON: ${(err as Error).message}`);
   }
@@ -89,14 +134,92 @@ function parseValue(doc: unknown, depth: number): ParsedSbom {
 class Collector {
   readonly packages: SbomPackage[] = [];
   readonly #seen = new Set<string>();
-  add(purl: unknown): void {
-    if (typeof purl !== 'string' || !purl.startsWith('pkg:') || purl.length > 2048 || this.#seen.has(purl)) return;
+  add(purl: unknown): boolean {
+    if (typeof purl !== 'string' || !purl.startsWith('pkg:') || purl.length > 2048) return false;
     // The image itself (syft and BuildKit describe it as a package too) is not a package in it.
-    if (purl.startsWith('pkg:oci/') || purl.startsWith('pkg:docker/')) return;
-    if (this.packages.length >= MAX_BUILDER_SBOM_PACKAGES) throw new BuilderSbomError(`more than ${MAX_BUILDER_SBOM_PACKAGES} packages`);
-    this.#seen.add(purl);
-    this.packages.push({ purl });
+    if (purl.startsWith('pkg:oci/') || purl.startsWith('pkg:docker/')) return true;
+    this.#push(purl, { purl });
+    return true;
   }
+
+  /** A component without a usable purl (only a string name is kept; lengths are bounded). */
+  addComponent(name: unknown, version: unknown, group: unknown, ecosystems: Set<string>): void {
+    if (typeof name !== 'string' || name.length === 0 || name.length > 512) return;
+    const c: SbomComponent = { name };
+    if (typeof version === 'string' && version.length > 0 && version.length <= 256 && version !== 'NOASSERTION') c.version = version;
+    if (typeof group === 'string' && group.length > 0 && group.length <= 512) c.group = group;
+    if (ecosystems.size > 0) c.ecosystems = [...ecosystems].sort();
+    this.#push(sbomPackageKey(c), c);
+  }
+
+  #push(key: string, p: SbomPackage): void {
+    if (this.#seen.has(key)) return;
+    if (this.packages.length >= MAX_BUILDER_SBOM_PACKAGES) throw new BuilderSbomError(`more than ${MAX_BUILDER_SBOM_PACKAGES} packages`);
+    this.#seen.add(key);
+    this.packages.push(p);
+  }
+}
+
+/** CycloneDX component types that are not packages of the image (the OS itself, files, the container...). */
+const NOT_PACKAGES = new Set(['operating-system', 'container', 'file', 'device', 'firmware', 'platform', 'data', 'machine-learning-model', 'cryptographic-asset', 'device-driver']);
+/** SPDX 2.3 `primaryPackagePurpose` values that are not packages of the image. */
+const NOT_PACKAGE_PURPOSES = new Set(['CONTAINER', 'OPERATING-SYSTEM', 'FILE', 'DEVICE', 'FIRMWARE', 'SOURCE', 'ARCHIVE', 'INSTALL']);
+
+/** syft's `syft:package:type` property -> purl type. */
+const SYFT_TYPES: Record<string, string> = {
+  apk: 'apk',
+  deb: 'deb',
+  rpm: 'rpm',
+  npm: 'npm',
+  python: 'pypi',
+  'java-archive': 'maven',
+  'jenkins-plugin': 'maven',
+  'go-module': 'golang',
+  gem: 'gem',
+  'rust-crate': 'cargo',
+  dotnet: 'nuget',
+  'php-composer': 'composer',
+};
+/** CycloneDX tool property prefixes (`cdx:npm:...`, `cdx:python:...`) -> purl type. */
+const CDX_PROPERTY_TYPES: Record<string, string> = { npm: 'npm', python: 'pypi', pipenv: 'pypi', poetry: 'pypi', maven: 'maven', gomod: 'golang', composer: 'composer', cargo: 'cargo', gem: 'gem', nuget: 'nuget' };
+/** Package registries (download location hosts) -> purl type. */
+const REGISTRY_HOSTS: Array<[RegExp, string]> = [
+  [/(^|\.)(registry\.npmjs\.org|registry\.yarnpkg\.com)$/, 'npm'],
+  [/(^|\.)(pypi\.org|pypi\.python\.org|files\.pythonhosted\.org)$/, 'pypi'],
+  [/(^|\.)(repo1\.maven\.org|repo\.maven\.apache\.org|central\.sonatype\.com)$/, 'maven'],
+  [/(^|\.)rubygems\.org$/, 'gem'],
+  [/(^|\.)crates\.io$/, 'cargo'],
+  [/(^|\.)proxy\.golang\.org$/, 'golang'],
+  [/(^|\.)nuget\.org$/, 'nuget'],
+  [/(^|\.)packagist\.org$/, 'composer'],
+  [/(^|\.)(deb\.debian\.org|security\.debian\.org|archive\.ubuntu\.com|security\.ubuntu\.com)$/, 'deb'],
+  [/(^|\.)alpinelinux\.org$/, 'apk'],
+];
+
+function hostHint(url: unknown, into: Set<string>): void {
+  if (typeof url !== 'string' || !/^https?:\/\//i.test(url)) return;
+  let host: string;
+  try {
+    host = new URL(url).hostname.toLowerCase();
+  } catch {
+    return;
+  }
+  for (const [re, type] of REGISTRY_HOSTS) if (re.test(host)) into.add(type);
+}
+
+/** Ecosystem hints of a CycloneDX component: tool properties and distribution URLs. */
+function cyclonedxHints(comp: Record<string, unknown>): Set<string> {
+  const out = new Set<string>();
+  for (const prop of Array.isArray(comp.properties) ? comp.properties : []) {
+    if (!isObject(prop) || typeof prop.name !== 'string') continue;
+    if (prop.name === 'syft:package:type' && typeof prop.value === 'string' && SYFT_TYPES[prop.value]) out.add(SYFT_TYPES[prop.value]!);
+    const m = /^cdx:([a-z]+):/.exec(prop.name);
+    if (m && CDX_PROPERTY_TYPES[m[1]!]) out.add(CDX_PROPERTY_TYPES[m[1]!]!);
+  }
+  for (const ref of Array.isArray(comp.externalReferences) ? comp.externalReferences : []) {
+    if (isObject(ref) && (ref.type === 'distribution' || ref.type === 'distribution-intake')) hostHint(ref.url, out);
+  }
+  return out;
 }
 
 function cyclonedx(doc: Record<string, unknown>): ParsedSbom {
@@ -108,8 +231,10 @@ function cyclonedx(doc: Record<string, unknown>): ParsedSbom {
     if (!Array.isArray(list)) continue;
     for (const comp of list) {
       if (!isObject(comp)) continue;
-      c.add(comp.purl);
       if (Array.isArray(comp.components)) stack.push(comp.components);
+      if (c.add(comp.purl)) continue;
+      if (typeof comp.type === 'string' && NOT_PACKAGES.has(comp.type)) continue;
+      c.addComponent(comp.name, comp.version, comp.group, cyclonedxHints(comp));
     }
   }
   const out: ParsedSbom = { format: 'cyclonedx', packages: c.packages };
@@ -120,19 +245,129 @@ function cyclonedx(doc: Record<string, unknown>): ParsedSbom {
   return out;
 }
 
+/**
+ * SPDX 2.3 PACKAGE-MANAGER references other than purl name the package exactly (annex F):
+ * `maven-central` `group:artifact:version`, `npm` `name@version`, `nuget` `Name/Version`.
+ */
+function packageManagerPurl(type: unknown, locator: unknown): string | undefined {
+  if (typeof locator !== 'string' || locator.length > 1024) return undefined;
+  if (type === 'maven-central') {
+    const [group, artifact, version] = locator.split(':');
+    return group && artifact && version ? purl('maven', group, artifact, version) : undefined;
+  }
+  if (type === 'npm') {
+    const at = locator.lastIndexOf('@');
+    if (at <= 0) return undefined;
+    const name = locator.slice(0, at);
+    const slash = name.indexOf('/');
+    return slash > 0 ? purl('npm', name.slice(0, slash), name.slice(slash + 1), locator.slice(at + 1)) : purl('npm', undefined, name, locator.slice(at + 1));
+  }
+  if (type === 'nuget') {
+    const [name, version] = locator.split('/');
+    return name && version ? purl('nuget', undefined, name, version) : undefined;
+  }
+  return undefined;
+}
+
 function spdx(doc: Record<string, unknown>): ParsedSbom {
   const c = new Collector();
+  // What the document describes (the image, a directory) is the subject, not a package in it.
+  const described = new Set<string>((Array.isArray(doc.documentDescribes) ? doc.documentDescribes : []).filter((x): x is string => typeof x === 'string'));
+  for (const r of Array.isArray(doc.relationships) ? doc.relationships : []) {
+    if (isObject(r) && r.spdxElementId === doc.SPDXID && r.relationshipType === 'DESCRIBES' && typeof r.relatedSpdxElement === 'string') described.add(r.relatedSpdxElement);
+  }
   for (const p of Array.isArray(doc.packages) ? doc.packages : []) {
-    if (!isObject(p) || !Array.isArray(p.externalRefs)) continue;
-    for (const ref of p.externalRefs) {
-      if (isObject(ref) && ref.referenceType === 'purl') c.add(ref.referenceLocator);
+    if (!isObject(p)) continue;
+    const refs = (Array.isArray(p.externalRefs) ? p.externalRefs : []).filter(isObject);
+    let found = false;
+    for (const ref of refs) if (ref.referenceType === 'purl' && c.add(ref.referenceLocator)) found = true;
+    if (found) continue;
+    for (const ref of refs) {
+      const category = typeof ref.referenceCategory === 'string' ? ref.referenceCategory.replace('_', '-') : '';
+      if (category === 'PACKAGE-MANAGER' && c.add(packageManagerPurl(ref.referenceType, ref.referenceLocator))) found = true;
     }
+    if (found || (typeof p.SPDXID === 'string' && described.has(p.SPDXID))) continue;
+    if (typeof p.primaryPackagePurpose === 'string' && NOT_PACKAGE_PURPOSES.has(p.primaryPackagePurpose)) continue;
+    const hints = new Set<string>();
+    hostHint(p.downloadLocation, hints);
+    c.addComponent(p.name, p.versionInfo, undefined, hints);
   }
   const out: ParsedSbom = { format: 'spdx', packages: c.packages };
   const creators = isObject(doc.creationInfo) && Array.isArray(doc.creationInfo.creators) ? doc.creationInfo.creators : [];
   const tool = creators.find((x): x is string => typeof x === 'string' && x.startsWith('Tool:'));
   if (tool) out.tool = tool.slice(5).trim().slice(0, 200);
   return out;
+}
+
+/**
+ * SPDX 2.x tag-value (`text/spdx`) as the JSON shape {@link spdx} reads: the document's version,
+ * creators and relationships, and per package (`PackageName:` starts one) its version, download
+ * location, purpose and external references. `<text>` blocks are skipped whole.
+ */
+function spdxTagValue(text: string): Record<string, unknown> {
+  const creators: string[] = [];
+  const packages: Array<Record<string, unknown>> = [];
+  const relationships: Array<Record<string, unknown>> = [];
+  const doc: Record<string, unknown> = { creationInfo: { creators }, packages, relationships };
+  let pkg: Record<string, unknown> | undefined;
+  const lines = text.split(/\r?\n/);
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!;
+    const colon = line.indexOf(':');
+    if (colon <= 0 || line.startsWith('#')) continue;
+    const tag = line.slice(0, colon).trim();
+    let value = line.slice(colon + 1).trim();
+    if (value.startsWith('<text>')) {
+      while (!value.includes('</text>') && i + 1 < lines.length) value += `\n${lines[++i]}`;
+      value = value.replace(/^<text>/, '').replace(/<\/text>$/, '');
+    }
+    switch (tag) {
+      case 'SPDXVersion':
+        doc.spdxVersion = value;
+        break;
+      case 'SPDXID':
+        if (pkg) pkg.SPDXID = value;
+        else if (doc.SPDXID === undefined) doc.SPDXID = value;
+        break;
+      case 'Creator':
+        creators.push(value);
+        break;
+      case 'Relationship': {
+        const [from, type, to] = value.split(/\s+/);
+        relationships.push({ spdxElementId: from, relationshipType: type, relatedSpdxElement: to });
+        break;
+      }
+      case 'PackageName':
+        if (packages.length >= MAX_BUILDER_SBOM_PACKAGES) throw new BuilderSbomError(`more than ${MAX_BUILDER_SBOM_PACKAGES} packages`);
+        pkg = { name: value, externalRefs: [] };
+        packages.push(pkg);
+        break;
+      case 'PackageVersion':
+        if (pkg) pkg.versionInfo = value;
+        break;
+      case 'PackageDownloadLocation':
+        if (pkg) pkg.downloadLocation = value;
+        break;
+      case 'PrimaryPackagePurpose':
+        if (pkg) pkg.primaryPackagePurpose = value;
+        break;
+      case 'ExternalRef': {
+        const [category, type, locator] = value.split(/\s+/);
+        if (pkg) (pkg.externalRefs as unknown[]).push({ referenceCategory: category, referenceType: type, referenceLocator: locator });
+        break;
+      }
+      case 'FileName':
+      case 'SnippetSPDXID':
+      case 'LicenseID':
+        // Files, snippets and licences follow the packages; nothing after them belongs to a package.
+        pkg = undefined;
+        break;
+      default:
+        break;
+    }
+  }
+  if (typeof doc.spdxVersion !== 'string' || !doc.spdxVersion.startsWith('SPDX-')) throw new BuilderSbomError('SPDX tag-value without an SPDXVersion');
+  return doc;
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -260,6 +495,21 @@ export function packageFromPurl(purl: string, referrer: string): InventoryPackag
 // ------------------------------------------------------------------------------------------------
 // Comparison with the inventory
 
+/** A component without a purl that could not be told apart (see {@link resolveComponent}). */
+export interface UnmatchedComponent {
+  /** `group/name` when the component has a group. */
+  name: string;
+  version?: string;
+  /**
+   * `no-version`: nothing to compare or match; `no-ecosystem`: no hint of its ecosystem and no
+   * package of that name in the image; `ambiguous`: several packages of the image (or several
+   * hinted ecosystems) fit; `incomplete`: the hinted ecosystem needs more than a name (Maven: a group).
+   */
+  reason: 'no-version' | 'no-ecosystem' | 'ambiguous' | 'incomplete';
+  /** For `ambiguous`: the packages (purl without version) or ecosystems that fit. */
+  candidates?: string[];
+}
+
 /** What one builder SBOM said, compared with the inventory (stored with the inventory, shown in reports). */
 export interface BuilderSbomComparison {
   /** The referrer manifest's digest. */
@@ -278,6 +528,11 @@ export interface BuilderSbomComparison {
   versionDiffersCount: number;
   /** SBOM package versions added to the inventory for matching (kinds the scanner matches). */
   matched: number;
+  /** Components without a purl compared by name (resolved to one package or ecosystem). */
+  resolvedByName: number;
+  /** Components without a purl that could not be resolved: neither compared nor matched. */
+  unmatched: UnmatchedComponent[];
+  unmatchedCount: number;
 }
 
 export interface StoredBuilderSbom {
@@ -298,12 +553,91 @@ function versionsByIdentity(purls: Iterable<string>): Map<string, { display: str
     const key = identity(p);
     let e = out.get(key);
     if (!e) {
-      e = { display: `pkg:${p.type}/${p.namespace ? `${p.namespace}/` : ''}${p.name}`, versions: new Set() };
+      e = { display: displayOf(p), versions: new Set() };
       out.set(key, e);
     }
     e.versions.add(versionOf(p));
   }
   return out;
+}
+
+function displayOf(p: ParsedPurl): string {
+  return `pkg:${p.type}/${p.namespace ? `${p.namespace}/` : ''}${p.name}`;
+}
+
+/** Purl types whose namespace is a vendor or distro, not part of the package's name. */
+const VENDOR_NAMESPACES = new Set(['deb', 'apk', 'rpm']);
+const pep503 = (name: string) => name.toLowerCase().replace(/[-_.]+/g, '-');
+
+/** The inventory's packages by the names a component may call them: name, `namespace/name`, `group:artifact` (lower case). */
+type NameIndex = Map<string, Map<string, ParsedPurl>>;
+
+function nameIndex(purls: Iterable<string>): NameIndex {
+  const out: NameIndex = new Map();
+  const add = (key: string, p: ParsedPurl) => {
+    let m = out.get(key);
+    if (!m) out.set(key, (m = new Map()));
+    m.set(identity(p), p);
+  };
+  for (const text of purls) {
+    const p = parsePurl(text);
+    if (!p) continue;
+    const name = p.name.toLowerCase();
+    if (!p.namespace || VENDOR_NAMESPACES.has(p.type)) add(name, p);
+    if (p.type === 'pypi') add(pep503(p.name), p);
+    if (p.namespace && !VENDOR_NAMESPACES.has(p.type)) {
+      add(`${p.namespace}/${p.name}`.toLowerCase(), p);
+      if (p.type === 'maven') add(`${p.namespace}:${p.name}`.toLowerCase(), p);
+    }
+  }
+  return out;
+}
+
+/**
+ * The purl a component without one stands for, or why there is none. The rule:
+ *
+ * 1. no version: unmatched (`no-version`);
+ * 2. the image's packages whose name fits — `name`, or `group/name` / `group:name` when the
+ *    component has a group; for PyPI also the PEP 503 form — restricted to the component's
+ *    ecosystem hints (syft's `syft:package:type`, `cdx:<ecosystem>:` properties, the registry host
+ *    of a download location) when it has any;
+ * 3. exactly one such package: the component is that package at its own version (the package's
+ *    distro namespace and source package kept);
+ * 4. none, and exactly one hinted ecosystem: a package of that ecosystem the scan did not find
+ *    (Maven needs a group: `incomplete` without one);
+ * 5. otherwise unmatched: `ambiguous` (several fit) or `no-ecosystem` (nothing tells).
+ */
+export function resolveComponent(c: SbomComponent, index: NameIndex): { purl: string } | UnmatchedComponent {
+  const display = c.group ? `${c.group}/${c.name}` : c.name;
+  const unmatched = (reason: UnmatchedComponent['reason'], candidates?: string[]): UnmatchedComponent => ({
+    name: display,
+    ...(c.version !== undefined ? { version: c.version } : {}),
+    reason,
+    ...(candidates ? { candidates } : {}),
+  });
+  if (c.version === undefined) return unmatched('no-version');
+  const keys = c.group ? [`${c.group}/${c.name}`, `${c.group}:${c.name}`] : [c.name, pep503(c.name)];
+  const fits = new Map<string, ParsedPurl>();
+  for (const key of keys) for (const [id, p] of index.get(key.toLowerCase()) ?? []) fits.set(id, p);
+  const hinted = c.ecosystems ?? [];
+  if (hinted.length > 0) for (const [id, p] of fits) if (!hinted.includes(p.type)) fits.delete(id);
+  if (fits.size === 1) {
+    const p = [...fits.values()][0]!;
+    const upstream = p.qualifiers.upstream?.split('@')[0];
+    return { purl: purl(p.type, p.namespace, p.name, c.version, { upstream, distro: p.qualifiers.distro }) };
+  }
+  if (fits.size > 1) return unmatched('ambiguous', [...fits.values()].map(displayOf).sort());
+  if (hinted.length > 1) return unmatched('ambiguous', [...hinted]);
+  if (hinted.length === 0) return unmatched('no-ecosystem');
+  const type = hinted[0]!;
+  if (type === 'maven') {
+    const [group, artifact] = c.group ? [c.group, c.name] : c.name.includes(':') ? c.name.split(':', 2) : [undefined, c.name];
+    return group && artifact ? { purl: purl('maven', group, artifact, c.version) } : unmatched('incomplete');
+  }
+  // npm scopes, Go module paths and Composer vendors are the namespace.
+  const full = c.group ? `${c.group}/${c.name}` : c.name;
+  const slash = full.lastIndexOf('/');
+  return { purl: slash > 0 && !VENDOR_NAMESPACES.has(type) ? purl(type, full.slice(0, slash), full.slice(slash + 1), c.version) : purl(type, undefined, c.name, c.version) };
 }
 
 /**
@@ -312,12 +646,28 @@ function versionsByIdentity(purls: Iterable<string>): Map<string, { display: str
  * `scanned` holds no SBOM packages.
  */
 export function mergeBuilderSboms(scanned: InventoryPackage[], sboms: StoredBuilderSbom[]): { packages: InventoryPackage[]; comparisons: BuilderSbomComparison[] } {
-  const inventory = versionsByIdentity(scanned.filter((p) => !p.dev).map((p) => p.purl));
+  const scannedPurls = scanned.filter((p) => !p.dev).map((p) => p.purl);
+  const inventory = versionsByIdentity(scannedPurls);
+  const names = nameIndex(scannedPurls);
   const packages = [...scanned];
   const added = new Set<string>();
   const comparisons: BuilderSbomComparison[] = [];
   for (const sbom of [...sboms].sort((a, b) => (a.id < b.id ? -1 : 1))) {
-    const listed = versionsByIdentity(sbom.packages.map((p) => p.purl));
+    const purls: string[] = [];
+    const unmatched: UnmatchedComponent[] = [];
+    let resolvedByName = 0;
+    for (const p of sbom.packages) {
+      if (hasPurl(p)) {
+        purls.push(p.purl);
+        continue;
+      }
+      const r = resolveComponent(p, names);
+      if ('purl' in r) {
+        purls.push(r.purl);
+        resolvedByName++;
+      } else unmatched.push(r);
+    }
+    const listed = versionsByIdentity(purls);
     const onlyInSbom: string[] = [];
     const onlyInInventory: string[] = [];
     const versionDiffers: BuilderSbomComparison['versionDiffers'] = [];
@@ -330,13 +680,13 @@ export function mergeBuilderSboms(scanned: InventoryPackage[], sboms: StoredBuil
     }
     for (const [key, i] of inventory) if (!listed.has(key)) onlyInInventory.push(i.display);
     let matched = 0;
-    for (const { purl } of sbom.packages) {
-      const p = parsePurl(purl);
+    for (const text of purls) {
+      const p = parsePurl(text);
       if (!p) continue;
       if (inventory.get(identity(p))?.versions.has(versionOf(p))) continue;
       const key = `${identity(p)}@${versionOf(p)}`;
       if (added.has(key)) continue;
-      const pkg = packageFromPurl(purl, sbom.id);
+      const pkg = packageFromPurl(text, sbom.id);
       if (!pkg) continue;
       added.add(key);
       packages.push(pkg);
@@ -345,6 +695,7 @@ export function mergeBuilderSboms(scanned: InventoryPackage[], sboms: StoredBuil
     onlyInSbom.sort();
     onlyInInventory.sort();
     versionDiffers.sort((a, b) => (a.package < b.package ? -1 : 1));
+    unmatched.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     const c: BuilderSbomComparison = {
       referrer: sbom.id,
       format: sbom.format,
@@ -356,6 +707,9 @@ export function mergeBuilderSboms(scanned: InventoryPackage[], sboms: StoredBuil
       versionDiffers: versionDiffers.slice(0, MAX_LISTED),
       versionDiffersCount: versionDiffers.length,
       matched,
+      resolvedByName,
+      unmatched: unmatched.slice(0, MAX_LISTED),
+      unmatchedCount: unmatched.length,
     };
     if (sbom.tool !== undefined) c.tool = sbom.tool;
     comparisons.push(c);
@@ -377,7 +731,8 @@ export class BuilderSbomStore {
     await this.#db.run(
       `INSERT INTO scan_builder_sboms (id, repository, subject, format, tool, packages, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
        ON CONFLICT (id, repository) DO NOTHING`,
-      [r.id, r.repository, r.subject, r.format, r.tool ?? null, JSON.stringify(r.packages.map((p) => p.purl)), r.createdAt],
+      // A purl is stored as a string, a component without one as an object.
+      [r.id, r.repository, r.subject, r.format, r.tool ?? null, JSON.stringify(r.packages.map((p) => (hasPurl(p) ? p.purl : p))), r.createdAt],
     );
   }
 
@@ -390,7 +745,7 @@ export class BuilderSbomStore {
         repository: String(r.repository),
         subject: String(r.subject),
         format: String(r.format) as StoredBuilderSbom['format'],
-        packages: (JSON.parse(String(r.packages)) as string[]).map((purl) => ({ purl })),
+        packages: (JSON.parse(String(r.packages)) as Array<string | SbomComponent>).map((p) => (typeof p === 'string' ? { purl: p } : p)),
         createdAt: Number(r.created_at),
       };
       if (r.tool !== null && r.tool !== undefined) out.tool = String(r.tool);

@@ -358,7 +358,10 @@ export function table(report: ScanReport): string {
   if ((report.builderSboms ?? []).length > 0) {
     lines.push('', 'BUILDER SBOMS');
     for (const b of report.builderSboms) {
-      lines.push(`  ${b.referrer} (${b.format}${b.tool ? `, ${b.tool}` : ''}): ${b.packages} packages; only in the SBOM ${b.onlyInSbomCount}, only found by the scan ${b.onlyInInventoryCount}, other version ${b.versionDiffersCount}; ${b.matched} matched from the SBOM`);
+      // Comparisons stored before components without a purl were compared lack the last two counts.
+      const byName = (b.resolvedByName ?? 0) > 0 || (b.unmatchedCount ?? 0) > 0 ? `; without a purl: ${b.resolvedByName ?? 0} resolved by name, ${b.unmatchedCount ?? 0} unmatched` : '';
+      lines.push(`  ${b.referrer} (${b.format}${b.tool ? `, ${b.tool}` : ''}): ${b.packages} packages; only in the SBOM ${b.onlyInSbomCount}, only found by the scan ${b.onlyInInventoryCount}, other version ${b.versionDiffersCount}; ${b.matched} matched from the SBOM${byName}`);
+      for (const u of (b.unmatched ?? []).slice(0, 20)) lines.push(`    unmatched ${u.name}${u.version !== undefined ? `@${u.version}` : ''}: ${u.reason}${u.candidates ? ` (${u.candidates.join(', ')})` : ''}`);
     }
   }
   if (report.configFindings.length > 0) {

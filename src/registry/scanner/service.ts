@@ -26,7 +26,21 @@ import type { EventBus, EventOf, RequestOrigin } from '../events/bus.ts';
 import type { BlobStore, MetadataStore } from '../storage/ports.ts';
 import { analyzeImage, SCANNER_VERSION } from './analyze.ts';
 import type { ConfigFinding } from './config-checks.ts';
-import { BUILDER_SBOM_TYPES, BuilderSbomError, type BuilderSbomStore, IN_TOTO_JSON, MAX_BUILDER_SBOM_BYTES, mergeBuilderSboms, OWN_SBOM_ANNOTATION, parseBuilderSbom, type ParsedSbom } from './builder-sbom.ts';
+import {
+  BUILDER_SBOM_TYPES,
+  BuilderSbomError,
+  type BuilderSbomStore,
+  COSIGN_SBOM_LAYER_TYPES,
+  cosignSbomSubject,
+  IN_TOTO_JSON,
+  MAX_BUILDER_SBOM_BYTES,
+  mergeBuilderSboms,
+  OWN_SBOM_ANNOTATION,
+  parseBuilderSbom,
+  type ParsedSbom,
+  sbomPackageKey,
+  UNREAD_SBOM_LAYER_TYPES,
+} from './builder-sbom.ts';
 import { changeOf, diffGroups, evaluate, type Evaluation, evaluationOf, type FindingsChange, fingerprintOf, matchInputOf, refsOfGroups } from './evaluation.ts';
 import { type ExemptionStore, exemptionView } from './exemptions.ts';
 import { classifyManifest, IMAGE_CONFIG_TYPES, imageFrom, readBounded } from './image-source.ts';
@@ -188,6 +202,7 @@ export class ScanService {
     const { events } = this.#d;
     this.#unsubscribe.push(events.subscribe('manifest.pushed', (e) => this.onManifestPushed(e)));
     this.#unsubscribe.push(events.subscribe('manifest.deleted', (e) => this.onManifestDeleted(e)));
+    this.#unsubscribe.push(events.subscribe('tag.deleted', (e) => this.onTagDeleted(e)));
     // Findings computed with another database (an import while this server was down) are re-evaluated.
     if (await this.#d.store.needsRematch(this.#d.vulns.identity().hash)) await this.enqueueRematch();
     if (this.#s.rescanOnUpgrade) await this.enqueueOutdated();
@@ -240,6 +255,14 @@ export class ScanService {
       await this.#ingestBuilderSbom(e.repository, e.digest, e.subject);
       return;
     }
+    // `cosign attach sbom`: no subject field; the tag `sha256-<hex>.sbom` names the image.
+    const cosignSubject = cosignSbomSubject(e.tag);
+    if (cosignSubject !== undefined && (e.mediaType === MediaType.ociManifest || e.mediaType === MediaType.dockerManifest)) {
+      // The tag moved (the SBOM attached again): the one it named before is no longer attached.
+      if (e.previousTagTarget !== undefined && e.previousTagTarget !== e.digest) await this.#d.builderSboms?.delete(e.repository, e.previousTagTarget);
+      await this.#ingestBuilderSbom(e.repository, e.digest, cosignSubject);
+      return;
+    }
     if (e.artifactType === OSV_ARTIFACT_TYPE && e.tag !== undefined) {
       const moved = (this.#s.vulnSources ?? []).filter((src) => 'repository' in src && src.repository === e.repository && src.tag === e.tag);
       if (moved.length > 0) void this.importSources(moved);
@@ -253,6 +276,13 @@ export class ScanService {
     if (e.artifactType !== undefined && !IMAGE_CONFIG_TYPES.includes(e.artifactType)) return;
     if (!manifestMediaTypes.includes(e.mediaType)) return;
     await this.enqueueScan(e.repository, e.digest, e.mediaType);
+  }
+
+  /** Deleting a cosign SBOM tag (`cosign clean`) detaches that SBOM; its manifest may stay, untagged. */
+  async onTagDeleted(e: EventOf<'tag.deleted'>): Promise<void> {
+    if (e.digest === undefined || cosignSbomSubject(e.tag) === undefined) return;
+    const subject = await this.#d.builderSboms?.delete(e.repository, e.digest);
+    if (subject !== undefined) await this.#enqueueMerge(subject);
   }
 
   async onManifestDeleted(e: EventOf<'manifest.deleted'>): Promise<void> {
@@ -282,13 +312,16 @@ export class ScanService {
     const found: ParsedSbom[] = [];
     const reasons: string[] = [];
     for (const layer of (manifest.layers ?? []).slice(0, 16)) {
-      if (!BUILDER_SBOM_TYPES.includes(layer.mediaType ?? '') && layer.mediaType !== 'application/json') continue;
+      const type = layer.mediaType ?? '';
+      if (!BUILDER_SBOM_TYPES.includes(type) && !COSIGN_SBOM_LAYER_TYPES.includes(type) && !UNREAD_SBOM_LAYER_TYPES.includes(type) && type !== 'application/json') continue;
       if (layer.size > MAX_BUILDER_SBOM_BYTES) {
         reasons.push(`${layer.digest}: ${layer.size} bytes > ${MAX_BUILDER_SBOM_BYTES}`);
         continue;
       }
       try {
-        found.push(parseBuilderSbom(await readBounded(await this.#d.blobs.read(layer.digest), MAX_BUILDER_SBOM_BYTES, 'builder SBOM')));
+        // Unread encodings (XML...) are refused by their type, before their blob is read.
+        if (UNREAD_SBOM_LAYER_TYPES.includes(type)) parseBuilderSbom(Buffer.alloc(0), type);
+        found.push(parseBuilderSbom(await readBounded(await this.#d.blobs.read(layer.digest), MAX_BUILDER_SBOM_BYTES, 'builder SBOM'), type));
       } catch (error) {
         reasons.push(`${layer.digest}: ${errorMessage(error)}`);
         if (!(error instanceof BuilderSbomError)) this.#log.warn({ err: error, repository, digest }, 'a builder SBOM layer could not be read');
@@ -298,7 +331,7 @@ export class ScanService {
       this.#log.info({ repository, digest, subject, reasons }, 'no builder SBOM in this referrer');
       return;
     }
-    const packages = [...new Map(found.flatMap((f) => f.packages).map((p) => [p.purl, p])).values()];
+    const packages = [...new Map(found.flatMap((f) => f.packages).map((p) => [sbomPackageKey(p), p])).values()];
     const tool = found.find((f) => f.tool !== undefined)?.tool;
     await this.#d.builderSboms.put({ id: digest, repository, subject, format: found[0]!.format, ...(tool !== undefined ? { tool } : {}), packages, createdAt: this.#now() });
     this.#log.info({ repository, subject, referrer: digest, packages: packages.length, format: found[0]!.format }, 'builder SBOM attached');
