@@ -13,6 +13,7 @@ import { randomPassword } from '../registry/auth/secrets.ts';
 import { RegistryError } from '../oci/errors.ts';
 import { federationCommand, federationOptions, federationUsage } from './admin-federation.ts';
 import { networksCommand, networksOptions, networksUsage } from './admin-networks.ts';
+import { manageCommand, manageOptions, manageUsage } from './admin-manage.ts';
 
 export const adminUsage = `portcullis admin - identity and access administration (runs on the stores directly)
 
@@ -30,6 +31,7 @@ ${networksUsage}
       ACTIONS: pull, push, delete, retag; e.g. --grant pull,push=team-a/app/** ; prints the
       robot's user name and its secret once.
   portcullis admin robot revoke ID [--project PROJECT]
+${manageUsage}
 ${federationUsage}
 Common options: --config FILE, --data-dir DIR`;
 
@@ -53,6 +55,7 @@ const options = {
   help: { type: 'boolean', short: 'h' },
   ...federationOptions,
   ...networksOptions,
+  ...manageOptions,
 } as const;
 
 async function readStdin(): Promise<string> {
@@ -155,6 +158,8 @@ export async function adminMain(argv: string[]): Promise<number> {
         return 0;
       }
     }
+    const managed = await manageCommand(`${noun} ${verb ?? ''}`, { name, extra: positionals[3] }, values, admin);
+    if (managed !== undefined) return managed;
     const federation = await federationCommand(`${noun} ${verb ?? ''}`, name, values, { access, store: stores.federation, config, grants: (values.grant ?? []).map(parseGrant) });
     if (federation !== undefined) return federation;
     console.error(`unknown command ${JSON.stringify(`admin ${positionals.join(' ')}`)}\n\n${adminUsage}`);

@@ -1,7 +1,8 @@
 /**
  * `portcullis admin ...` bootstraps users, projects, memberships and robots on the stores; a
  * registry started afterwards on the same data directory honours them (and, since users exist,
- * creates no bootstrap administrator).
+ * creates no bootstrap administrator); and it manages what exists (grants, robots, visibility,
+ * tokens, users, projects) next to the running registry.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -75,5 +76,48 @@ describe('portcullis admin', () => {
     const help = await portcullis(['admin', '--help']);
     assert.equal(help.code, 0);
     assert.match(help.stdout, /portcullis admin robot create/);
+  });
+
+  test('manages what exists: grants, robots, visibility, tokens, disabling and deleting users and projects', async () => {
+    const ok = async (...args: string[]) => {
+      const result = await admin(...args);
+      assert.equal(result.code, 0, `${args.join(' ')}: ${result.stderr}`);
+      return result.stdout;
+    };
+    const grants = await ok('member', 'list', 'team');
+    const grant = /^(\S+) user ops maintainer \(team\/app\/\*\*\)$/m.exec(grants)?.[1];
+    assert.ok(grant, grants);
+    await ok('member', 'remove', 'team', grant);
+    assert.doesNotMatch(await ok('member', 'list', 'team'), /user ops/);
+    assert.equal((await admin('member', 'remove', 'team', grant)).code, 1, 'an unknown grant');
+
+    const robots = await ok('robot', 'list', '--project', 'team');
+    const robot = /^(\S+) robot\$team\+builder expires /m.exec(robots)?.[1];
+    assert.ok(robot, robots);
+    await ok('robot', 'delete', robot, '--project', 'team');
+    assert.doesNotMatch(await ok('robot', 'list', '--project', 'team'), /builder/);
+
+    assert.match(await ok('project', 'update', 'team', '--public'), /project team is public/);
+    assert.match(await ok('project', 'list'), /team \(public\)/);
+    assert.equal((await admin('project', 'update', 'team')).code, 1, 'neither --public nor --private');
+
+    // A personal access token made by its owner through the API, listed and revoked by the CLI.
+    const password = 'cli-chosen-Passphrase-9731';
+    const owner = await portcullis(['admin', 'user', 'create', 'owner', '--password-stdin', '--data-dir', dataDir], password);
+    assert.equal(owner.code, 0, owner.stderr);
+    const created = await fetch(`${registry!.url}/api/v1/users/owner/tokens`, { method: 'POST', headers: { authorization: basic({ username: 'owner', password }), 'content-type': 'application/json' }, body: JSON.stringify({ name: 'laptop', grants: [{ repositories: ['team/**'], actions: ['pull'] }], expiresInDays: 1 }) });
+    assert.equal(created.status, 201, await created.clone().text());
+    const tokenId = ((await created.json()) as { token: { id: string } }).token.id;
+    assert.match(await ok('token', 'list', 'owner'), new RegExp(`^${tokenId} laptop expires `, 'm'));
+    assert.match(await ok('token', 'revoke', 'owner', tokenId), /revoked token laptop of owner/);
+    assert.match(await ok('token', 'list', 'owner'), /laptop expires .* \[revoked\]/);
+
+    assert.match(await ok('user', 'disable', 'owner'), /user owner is disabled/);
+    assert.match(await ok('user', 'list'), /owner \[disabled\]/);
+    assert.match(await ok('user', 'enable', 'owner'), /user owner is enabled/);
+    await ok('user', 'delete', 'owner');
+    assert.doesNotMatch(await ok('user', 'list'), /owner/);
+    await ok('project', 'delete', 'team');
+    assert.doesNotMatch(await ok('project', 'list'), /team/);
   });
 });
