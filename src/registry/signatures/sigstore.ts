@@ -358,7 +358,7 @@ export function verifyParsedBundle(
       let lastErr: unknown;
       let verifiedKey: TrustedKey | undefined;
       for (const k of keys) {
-        const material = materialFor(opts.trust, k);
+        const material = acceptCheckpointSigners(materialFor(opts.trust, k), bundle);
         try {
           new Verifier(material, thresholds).verify(entity);
           verifiedKey = k;
@@ -371,7 +371,7 @@ export function verifyParsedBundle(
       signer = { kind: 'key', keyId: verifiedKey.info.id };
       if (verifiedKey.info.name) signer.keyName = verifiedKey.info.name;
     } else {
-      const material = materialFor(opts.trust);
+      const material = acceptCheckpointSigners(materialFor(opts.trust), bundle);
       const s = new Verifier(material, thresholds).verify(entity);
       const leaf = entity.key.$case === 'certificate' ? entity.key.certificate : undefined;
       const otherName = leaf?.extSubjectAltName?.otherName('1.3.6.1.4.1.57264.1.7');
@@ -490,6 +490,29 @@ function materialFor(trust: SigstoreTrustRoot, key?: TrustedKey): TrustMaterial 
     perRoot.set(id, m);
   }
   return m;
+}
+
+/**
+ * @sigstore/verify takes a checkpoint signature only when the signer's name is part of the log's
+ * base URL; sigstore-go, like the C2SP signed-note format, finds the key by its hint and verifies
+ * the signature, the name being the operator's label (a scaffolding Rekor at
+ * http://rekor.rekor-system.svc:8080 signs as "rekor-00001-deployment-…"). The names of signatures
+ * whose hint is a trusted log's are added to that log's match so that both verdicts agree; the
+ * signature is still verified with that log's key, and an unknown hint still matches nothing.
+ */
+function acceptCheckpointSigners(material: TrustMaterial, bundle: Bundle): TrustMaterial {
+  const names = new Map<TrustMaterial['tlogs'][number], string[]>();
+  for (const entry of bundle.verificationMaterial.tlogEntries) {
+    const envelope = entry.inclusionProof?.checkpoint?.envelope ?? '';
+    for (const [, name, signature] of envelope.matchAll(/\u2014 (\S+) (\S+)\n/g)) {
+      const hint = Buffer.from(signature!, 'base64').subarray(0, 4);
+      for (const log of material.tlogs) {
+        if (hint.length === 4 && log.logID.subarray(0, 4).equals(hint) && !log.baseURL.includes(name!)) names.set(log, [...(names.get(log) ?? []), name!]);
+      }
+    }
+  }
+  if (names.size === 0) return material;
+  return { ...material, tlogs: material.tlogs.map((log) => (names.has(log) ? { ...log, baseURL: [log.baseURL, ...names.get(log)!].join(' ') } : log)) };
 }
 
 function timestampsOf(entity: SignedEntity): VerifiedTimestamp[] {
