@@ -25,6 +25,7 @@ export const errorCatalogue = {
   NOT_FOUND: { status: 404, message: 'no such endpoint', description: 'The path is not an endpoint of the distribution API.' },
   METHOD_NOT_ALLOWED: { status: 405, wireCode: 'UNSUPPORTED', message: 'method not allowed', description: 'The endpoint does not support this HTTP method.' },
   MANIFEST_TOO_LARGE: { status: 413, wireCode: 'SIZE_INVALID', message: 'manifest too large', description: 'The manifest exceeds the configured size limit (4 MiB by default).' },
+  BODY_TOO_LARGE: { status: 413, wireCode: 'SIZE_INVALID', message: 'request body too large', description: 'A JSON or form body exceeds the fixed limit of its route (token endpoint 64 KiB, management API 1 MiB, ...). Not used for blobs or manifests.' },
   INVALID_REQUEST: { status: 400, message: 'invalid request', description: 'A token-endpoint or management-API request is malformed or breaks a rule (scope syntax, password policy, expiry limit); the message says which. Not used by the distribution API.' },
   CONFLICT: { status: 409, message: 'conflict', description: 'A management-API object of that name already exists. Not used by the distribution API.' },
   UNAVAILABLE: { status: 503, message: 'service unavailable', description: 'A backend is temporarily unavailable; retry later.' },

@@ -194,7 +194,7 @@ export function registryErrorHandler(error: unknown, request: FastifyRequest, re
   } else {
     const status = (error as { statusCode?: number }).statusCode;
     if (status !== undefined && status >= 400 && status < 500) {
-      registryError = new RegistryError(status === 413 ? 'SIZE_INVALID' : status === 415 ? 'UNSUPPORTED' : 'BLOB_UPLOAD_INVALID', (error as Error).message);
+      registryError = new RegistryError(status === 413 ? 'BODY_TOO_LARGE' : status === 415 ? 'UNSUPPORTED' : 'BLOB_UPLOAD_INVALID', (error as Error).message);
     } else {
       request.log.error({ err: error, url: request.raw.url, method: request.method }, 'request failed');
       registryError = new RegistryError('INTERNAL');
