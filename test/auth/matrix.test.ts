@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { type AuthRegistry, type Credentials, admin, createUser, ok, pushImage, startAuthRegistry } from './helpers.ts';
 
-type Caller = 'anonymous' | 'reader' | 'developer' | 'maintainer' | 'project admin' | 'system admin' | 'robot' | 'token (maintainer, pull only)' | 'outsider';
+type Caller = 'anonymous' | 'reader' | 'developer' | 'maintainer' | 'project admin' | 'system admin' | 'robot' | 'project robot (private project: pull, push)' | 'token (maintainer, pull only)' | 'outsider';
 type Operation = 'pull' | 'push' | 'retag' | 'delete' | 'tag list' | 'catalog' | 'list members' | 'add member' | 'create robot';
 type Visibility = 'private' | 'public';
 
@@ -24,6 +24,8 @@ const expected: Record<Caller, Record<Operation, [boolean, boolean]>> = {
   'project admin': { pull: [Y, Y], push: [Y, Y], retag: [Y, Y], delete: [Y, Y], 'tag list': [Y, Y], catalog: [Y, Y], 'list members': [Y, Y], 'add member': [Y, Y], 'create robot': [Y, Y] },
   'system admin': { pull: [Y, Y], push: [Y, Y], retag: [Y, Y], delete: [Y, Y], 'tag list': [Y, Y], catalog: [Y, Y], 'list members': [Y, Y], 'add member': [Y, Y], 'create robot': [Y, Y] },
   robot: { pull: [Y, Y], push: [Y, Y], retag: [N, N], delete: [N, N], 'tag list': [Y, Y], catalog: [Y, Y], 'list members': [N, Y], 'add member': [N, N], 'create robot': [N, N] },
+  // A project robot of the private project: its grant never reaches the other project beyond what anybody may do there.
+  'project robot (private project: pull, push)': { pull: [Y, Y], push: [Y, N], retag: [N, N], delete: [N, N], 'tag list': [Y, Y], catalog: [Y, Y], 'list members': [N, Y], 'add member': [N, N], 'create robot': [N, N] },
   'token (maintainer, pull only)': { pull: [Y, Y], push: [N, N], retag: [N, N], delete: [N, N], 'tag list': [Y, Y], catalog: [Y, Y], 'list members': [N, Y], 'add member': [N, N], 'create robot': [N, N] },
 };
 
@@ -53,6 +55,8 @@ describe('authorisation matrix', () => {
     credentials.set('anonymous', undefined);
     const robot = await ok(registry.api('POST', '/robots', { auth: admin, body: { name: 'matrix', grants: [{ repositories: ['priv/**', 'pub/**'], actions: ['pull', 'push'] }], expiresInDays: 1 } }));
     credentials.set('robot', { username: robot.robot.name, password: robot.secret });
+    const projectRobot = await ok(registry.api('POST', `/projects/${projects.private}/robots`, { auth: admin, body: { name: 'matrix', grants: [{ repositories: [`${projects.private}/**`], actions: ['pull', 'push'] }], expiresInDays: 1 } }));
+    credentials.set('project robot (private project: pull, push)', { username: projectRobot.robot.name, password: projectRobot.secret });
     const maintainer = credentials.get('maintainer')!;
     const pat = await ok(registry.api('POST', '/users/maintainer/tokens', { auth: maintainer, body: { name: 'ci', grants: [{ repositories: ['priv/**', 'pub/**'], actions: ['pull'] }], expiresInDays: 1 } }));
     credentials.set('token (maintainer, pull only)', { username: 'maintainer', password: pat.secret });
