@@ -45,8 +45,9 @@ export interface TraceHarness {
   close(): Promise<void>;
 }
 
-export async function startTraceRegistry(metadata: { kind: 'sqlite' } | { kind: 'postgres'; url: string }, overrides: Array<{ path: string[]; value: unknown }> = []): Promise<TraceHarness> {
-  const dataDir = await mkdtemp(join(tmpdir(), 'portcullis-trace-'));
+/** `options.dataDir`: start on the data of an earlier (closed) registry instead of a new directory. */
+export async function startTraceRegistry(metadata: { kind: 'sqlite' } | { kind: 'postgres'; url: string }, overrides: Array<{ path: string[]; value: unknown }> = [], options: { dataDir?: string } = {}): Promise<TraceHarness> {
+  const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'portcullis-trace-')));
   await writeFile(join(dataDir, 'admission-token'), `${ADMISSION_TOKEN}\n`, { mode: 0o600 });
   const config = await loadConfig({
     env: {},

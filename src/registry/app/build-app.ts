@@ -368,6 +368,15 @@ export async function buildRegistry(
   if (trace) {
     trace.subscribe();
     await registerTraceRoutes(app, { trace, visibility: traceVisibility });
+    const stopBackfill = new AbortController();
+    const backfill = trace
+      .backfill({ signal: stopBackfill.signal })
+      .then((recorded) => recorded > 0 && app.log.info({ recorded }, 'trace: recorded stored images the index had not seen'))
+      .catch((err: unknown) => app.log.error({ err }, 'trace: backfill failed'));
+    app.addHook('onClose', async () => {
+      stopBackfill.abort();
+      await backfill;
+    });
   }
   let admission: Admission | undefined;
   if (config.policy.enabled) {

@@ -217,6 +217,40 @@ export class TraceService {
     return tracked;
   }
 
+  /**
+   * Records the stored images the index has not seen — pushed before traceability was enabled, or
+   * while a recording failed — and their scan findings. Pages through the metadata store (cost
+   * proportional to the stored manifests, one index query per page); run in the background at
+   * start. Signature verdicts join at the image's next verification. Returns how many it recorded.
+   */
+  async backfill(options: { pageSize?: number; signal?: AbortSignal } = {}): Promise<number> {
+    const pageSize = options.pageSize ?? 500;
+    let after: { repository: string; digest: string } | undefined;
+    let recorded = 0;
+    for (;;) {
+      if (options.signal?.aborted) return recorded;
+      const page = await this.#d.meta.listManifests(pageSize, after);
+      const known = new Set((await this.#d.store.imagesOf(page.items.map((m) => m.digest))).map((i) => `${i.repository}@${i.digest}`));
+      for (const m of page.items) {
+        if (options.signal?.aborted) return recorded;
+        if (known.has(`${m.repository}@${m.digest}`)) continue;
+        const event = { type: 'manifest.pushed' as const, at: new Date(), origin: undefined, repository: m.repository, digest: m.digest, mediaType: m.mediaType, artifactType: undefined, subject: undefined, size: 0, created: false, tag: undefined, previousTagTarget: undefined };
+        try {
+          await this.onManifestPushed(event);
+          if ((await this.#d.store.images(m.digest)).some((i) => i.repository === m.repository)) {
+            recorded++;
+            await this.onFindings(m.repository, m.digest);
+          }
+        } catch (err) {
+          this.#d.logger?.warn({ err, repository: m.repository, digest: m.digest }, 'trace: backfill of a stored image failed');
+        }
+      }
+      if (!page.more) return recorded;
+      const last = page.items.at(-1)!;
+      after = { repository: last.repository, digest: last.digest };
+    }
+  }
+
   /** Resolves once recordings started so far have finished (tests, shutdown). */
   async idle(): Promise<void> {
     await new Promise((r) => setImmediate(r));
