@@ -129,9 +129,14 @@ export function sortedJson(value: unknown): string {
   });
 }
 
+function hasDefined(object: Record<string, unknown>): boolean {
+  for (const key in object) if (object[key] !== undefined && Object.hasOwn(object, key)) return true;
+  return false;
+}
+
 /** Normalises an entry into the stored fields (truncating free text, dropping empty details). */
 export function fieldsOf(entry: AuditEntry, now: number): RecordFields {
-  const details = entry.details && Object.values(entry.details).some((v) => v !== undefined) ? sortedJson(entry.details) : null;
+  const details = entry.details && hasDefined(entry.details) ? sortedJson(entry.details) : null;
   return {
     at: entry.at ? entry.at.getTime() : now,
     actorKind: text(entry.actor.kind, 32) ?? 'anonymous',
