@@ -80,6 +80,10 @@ test('details text: keys sorted at every level, integer-like keys in numeric ord
   assert.equal(sortedJson({ '2': 1, '10': 2, b: 3, a: 4 }), '{"2":1,"10":2,"a":4,"b":3}');
   assert.equal(sortedJson({ a: undefined, b: () => 1 }), '{}');
   assert.equal(sortedJson({ d: new Date(0), c: [1] }), '{"c":[1],"d":"1970-01-01T00:00:00.000Z"}');
+  // Own enumerable properties only, as a plain object: not what a prototype's toJSON would say.
+  assert.equal(sortedJson(new Date(0)), '{}');
+  assert.equal(sortedJson(Object.assign(Object.create({ toJSON: () => 'x' }) as object, { b: 1, a: 2 })), '{"a":2,"b":1}');
+  assert.equal(sortedJson(Object.assign(Object.create({ toJSON: () => 'x' }) as object, { a: 2, b: 1 })), '{"a":2,"b":1}');
 });
 
 test('the store writes the same chain in its batched inserts (a 10-row and a 1-row statement), and it verifies', async () => {

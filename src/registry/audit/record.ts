@@ -114,8 +114,10 @@ export function sortedJson(value: unknown): string {
       flat = v === null || typeof v !== 'object';
       if (i > 0 && keys[i - 1]! > keys[i]!) sorted = false;
     }
-    // Keys already in order (events build their details that way): the object serialises as is.
-    if (flat && sorted) return JSON.stringify(value);
+    // Keys already in order (events build their details that way): a plain object serialises as
+    // is (another prototype could bring a toJSON of its own).
+    const proto: unknown = Object.getPrototypeOf(value);
+    if (flat && sorted && (proto === Object.prototype || proto === null)) return JSON.stringify(value);
     if (flat) {
       const entries = Object.entries(value as Record<string, unknown>);
       return JSON.stringify(Object.fromEntries(entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))));
