@@ -236,6 +236,8 @@ export function diffGroups(before: string, evaluation: Pick<Evaluation, 'groups'
   const old = segmentBounds(before);
   if (!old) return diffGroups([...splitRefs(before)].sort(([x], [y]) => x - y).map(([i, keys]) => `${i}:${keys}`).join(';'), { groups });
   const out: PackageDiff[] = [];
+  // Packages without findings before come last (the order change events have always listed them in).
+  const fresh: PackageDiff[] = [];
   const n = old.length / 3;
   let i = 0;
   let j = 0;
@@ -249,7 +251,7 @@ export function diffGroups(before: string, evaluation: Pick<Evaluation, 'groups'
     }
     j++;
     if (index > g.packageIndex) {
-      out.push({ packageIndex: g.packageIndex, removed: [], added: g.findings });
+      fresh.push({ packageIndex: g.packageIndex, removed: [], added: g.findings });
       continue;
     }
     const info = groupInfo(g.findings);
@@ -259,7 +261,7 @@ export function diffGroups(before: string, evaluation: Pick<Evaluation, 'groups'
     if (end - start === info.keys.length && before.slice(start, end) === info.keys) continue;
     out.push({ packageIndex: g.packageIndex, ...packageDiff(before.slice(start, end), g.findings, info) });
   }
-  return out;
+  return fresh.length === 0 ? out : out.concat(fresh);
 }
 
 /** Key -> template of an evaluation's groups (only `packageIndexes` when given). */
