@@ -4,7 +4,8 @@
  * `subject` field. The SBOM is ingested like a builder's referrer — before or after the scan —
  * compared with the inventory, its extra packages matched; components without a purl are
  * resolved by name or listed as unmatched with the reason. Re-attaching (the tag moves) replaces
- * the SBOM, deleting the tag detaches it, and the SBOM manifest is never scanned as an image.
+ * the SBOM (also by one that cannot be read: XML), deleting the tag detaches it, and the SBOM
+ * manifest is never scanned as an image.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -170,6 +171,13 @@ describe('cosign attach sbom (tag sha256-<hex>.sbom) through a registry process'
     const detached = await report('team/app', digest, (r) => r.builderSboms.length === 0);
     assert.ok(!detached.findings.some((f: any) => f.package.fromSbom));
     assert.equal(detached.summary.total, scanned.summary.total);
+
+    // Attached again, then replaced by a CycloneDX XML SBOM (not read): the tag no longer names a readable SBOM.
+    const third = await attachSbom('team/app', digest, 'application/vnd.cyclonedx+json', cyclonedx);
+    await report('team/app', digest, (r) => r.builderSboms.length === 1 && r.builderSboms[0].referrer === third);
+    await attachSbom('team/app', digest, 'application/vnd.cyclonedx+xml', Buffer.from('<?xml version="1.0"?><bom xmlns="http://cyclonedx.org/schema/bom/1.5" version="1"/>'));
+    const xml = await report('team/app', digest, (r) => r.builderSboms.length === 0);
+    assert.equal(xml.summary.total, scanned.summary.total);
   });
 
   test('attached before the image manifest is pushed: the first completed report has it', async () => {

@@ -259,7 +259,11 @@ export class ScanService {
     const cosignSubject = cosignSbomSubject(e.tag);
     if (cosignSubject !== undefined && (e.mediaType === MediaType.ociManifest || e.mediaType === MediaType.dockerManifest)) {
       // The tag moved (the SBOM attached again): the one it named before is no longer attached.
-      if (e.previousTagTarget !== undefined && e.previousTagTarget !== e.digest) await this.#d.builderSboms?.delete(e.repository, e.previousTagTarget);
+      if (e.previousTagTarget !== undefined && e.previousTagTarget !== e.digest) {
+        const before = await this.#d.builderSboms?.delete(e.repository, e.previousTagTarget);
+        // Merged again even when the new manifest holds no readable SBOM.
+        if (before !== undefined) await this.#enqueueMerge(before);
+      }
       await this.#ingestBuilderSbom(e.repository, e.digest, cosignSubject);
       return;
     }
