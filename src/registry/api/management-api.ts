@@ -43,6 +43,38 @@ export interface ApiRoute {
   handler(ctx: Context): Promise<unknown>;
 }
 
+/** A hand-written JSON schema (OpenAPI 3.1 uses JSON Schema 2020-12), for routes without a zod schema. */
+export type JsonSchema = { [key: string]: unknown };
+
+/**
+ * The OpenAPI description of a route a capability module registers and serves itself (e.g.
+ * scanner/openapi.ts): describe-only. build-app passes the descriptions of the enabled modules in,
+ * so the document lists exactly the routes this server answers.
+ */
+export interface ApiDescription {
+  method: ApiRoute['method'];
+  /** OpenAPI-style path below /api/v1; every `{name}` is declared as a string path parameter. */
+  path: string;
+  summary: string;
+  tag: string;
+  /** Descriptions of path parameters (e.g. that `{repository}` may contain `/`). */
+  params?: Record<string, string>;
+  query?: z.ZodType | Record<string, { schema: JsonSchema; description?: string; required?: boolean }>;
+  body?: z.ZodType | JsonSchema;
+  /** Media types of the body; default application/json. */
+  bodyTypes?: string[];
+  /** Request headers the route reads (name: description), e.g. If-Match. */
+  headers?: Record<string, string>;
+  status: number;
+  /** Another success status with the same answer (e.g. PUT: 201 when it created the object). */
+  otherStatus?: number;
+  response?: z.ZodType | JsonSchema;
+  /** Media type(s) of the success answer; default application/json. */
+  responseType?: string | string[];
+  /** Error answers besides the common ones (400, 401, 403, 404, 409), e.g. `{ 503: '...' }`. */
+  errors?: Record<number, string>;
+}
+
 function routes(admin: Administration): ApiRoute[] {
   const projectRobots = (ctx: Context) => ctx.params.project;
   return [
@@ -95,41 +127,69 @@ function routes(admin: Administration): ApiRoute[] {
   ];
 }
 
-function jsonSchema(schema: z.ZodType, io: 'input' | 'output'): Record<string, unknown> {
-  const { $schema: _ignored, ...rest } = z.toJSONSchema(schema, { io, unrepresentable: 'any', reused: 'inline' }) as Record<string, unknown>;
-  return rest;
+function jsonSchema(schema: z.ZodType | JsonSchema, io: 'input' | 'output'): Record<string, unknown> {
+  if (!(schema instanceof z.ZodType)) return schema;
+  const { $schema: _ignored, $defs, ...rest } = z.toJSONSchema(schema, { io, unrepresentable: 'any', reused: 'inline' }) as Record<string, unknown>;
+  return $defs ? (inlineDefs(rest, $defs as Record<string, unknown>) as Record<string, unknown>) : rest;
 }
 
-/** The OpenAPI 3.1 document of the API (`extra`: routes of optional capabilities, e.g. auth/federation/api.ts). */
-export function openApiDocument(admin: Administration, extra: ApiRoute[] = []): Record<string, unknown> {
+/**
+ * zod puts schemas with a meta id in `$defs` and refers to them as `#/$defs/<id>`; inside the
+ * OpenAPI document that pointer would resolve against the document root. The (non-recursive)
+ * definitions are inlined instead.
+ */
+function inlineDefs(node: unknown, defs: Record<string, unknown>, depth = 0): unknown {
+  if (Array.isArray(node)) return node.map((item) => inlineDefs(item, defs, depth));
+  if (node === null || typeof node !== 'object') return node;
+  const { $ref, ...rest } = node as Record<string, unknown>;
+  const id = typeof $ref === 'string' && $ref.startsWith('#/$defs/') ? $ref.slice('#/$defs/'.length) : undefined;
+  if (id !== undefined && defs[id] !== undefined && depth < 32) return { ...(inlineDefs(defs[id], defs, depth + 1) as object), ...(inlineDefs(rest, defs, depth) as object) };
+  return Object.fromEntries(Object.entries(node as Record<string, unknown>).map(([key, value]) => [key, inlineDefs(value, defs, depth)]));
+}
+
+/** The document itself, so that every /api/v1 route is described. */
+const documentRoute: ApiDescription = { method: 'GET', path: '/openapi.json', tag: 'meta', summary: 'This OpenAPI 3.1 document (the operations of the enabled modules)', status: 200, response: { type: 'object', required: ['openapi', 'paths'] } };
+
+/**
+ * The OpenAPI 3.1 document of the API (`extra`: routes of optional capabilities, e.g.
+ * auth/federation/api.ts; `described`: routes modules serve themselves, e.g. scanner/openapi.ts).
+ */
+export function openApiDocument(admin: Administration, extra: ApiRoute[] = [], described: readonly ApiDescription[] = []): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {};
   const errorResponse = (description: string) => ({ description, content: { 'application/json': { schema: jsonSchema(s.errorSchema, 'output') } } });
-  for (const route of [...routes(admin), ...extra]) {
-    const parameters = [...route.path.matchAll(/\{(\w+)\}/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } }));
+  for (const route of [...routes(admin), ...extra, documentRoute, ...described] as ApiDescription[]) {
+    const parameters: Array<Record<string, unknown>> = [...route.path.matchAll(/\{(\w+)\}/g)].map((m) => ({ name: m[1], in: 'path', required: true, ...(route.params?.[m[1]!] ? { description: route.params[m[1]!] } : {}), schema: { type: 'string' } }));
     if (route.query instanceof z.ZodObject) {
       for (const [name, field] of Object.entries(route.query.shape as Record<string, z.ZodType>)) parameters.push({ name, in: 'query', required: false, schema: jsonSchema(field, 'input') as never });
+    } else if (route.query && !(route.query instanceof z.ZodType)) {
+      for (const [name, q] of Object.entries(route.query)) parameters.push({ name, in: 'query', required: q.required ?? false, ...(q.description ? { description: q.description } : {}), schema: q.schema });
     }
+    for (const [name, description] of Object.entries(route.headers ?? {})) parameters.push({ name, in: 'header', required: false, description, schema: { type: 'string' } });
+    const success = route.response ? { description: 'Success', content: Object.fromEntries([route.responseType ?? 'application/json'].flat().map((type) => [type, { schema: jsonSchema(route.response!, 'output') }])) } : { description: 'Done' };
     const responses: Record<string, unknown> = {
-      [route.status]: route.response ? { description: 'Success', content: { 'application/json': { schema: jsonSchema(route.response, 'output') } } } : { description: 'Done' },
+      [route.status]: success,
+      ...(route.otherStatus ? { [route.otherStatus]: success } : {}),
       400: errorResponse('Invalid request (INVALID_REQUEST)'),
       401: errorResponse('Authentication required (UNAUTHORIZED)'),
       403: errorResponse('Not allowed (DENIED)'),
       404: errorResponse('No such object (NOT_FOUND)'),
       409: errorResponse('Name taken or object in use (CONFLICT)'),
+      ...Object.fromEntries(Object.entries(route.errors ?? {}).map(([status, description]) => [status, errorResponse(description)])),
     };
+    const body = route.body && { required: true, content: Object.fromEntries((route.bodyTypes ?? ['application/json']).map((type) => [type, { schema: jsonSchema(route.body!, 'input') }])) };
     paths[`${apiBase}${route.path}`] ??= {};
     paths[`${apiBase}${route.path}`]![route.method.toLowerCase()] = {
       summary: route.summary,
       tags: [route.tag],
       operationId: `${route.method.toLowerCase()}${route.path.replace(/\{(\w)(\w*)\}/g, (_m, a: string, b: string) => `By${a.toUpperCase()}${b}`).replace(/\/(\w)/g, (_m, a: string) => a.toUpperCase())}`,
       ...(parameters.length > 0 ? { parameters } : {}),
-      ...(route.body ? { requestBody: { required: true, content: { 'application/json': { schema: jsonSchema(route.body, 'input') } } } } : {}),
+      ...(body ? { requestBody: body } : {}),
       responses,
     };
   }
   return {
     openapi: '3.1.0',
-    info: { title: 'Portcullis management API', version: '1', description: 'Users, projects, members, robot accounts and personal access tokens. Every call is authorised by the same permission table as the registry.' },
+    info: { title: 'Portcullis management API', version: '1', description: 'Users, projects, members, robot accounts and personal access tokens, and the routes of the enabled capability modules (scanner, signatures, policy, audit, traceability...). Every call is authorised by the same permission table as the registry.' },
     components: { securitySchemes: { basic: { type: 'http', scheme: 'basic' }, bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT (registry token)' } } },
     security: [{ basic: [] }, { bearer: [] }, {}],
     paths,
@@ -144,10 +204,11 @@ function validate(schema: z.ZodType | undefined, value: unknown, what: string): 
   throw new RegistryError('INVALID_REQUEST', `${what}${issue.path.length > 0 ? `.${issue.path.join('.')}` : ''}: ${issue.message}`);
 }
 
-export async function registerManagementApi(app: FastifyInstance, deps: { admin: Administration; access: AccessService; tokens: RegistryTokens; extraRoutes?: ApiRoute[] }): Promise<void> {
+/** `describedRoutes` is read at the first request of the document: modules registered later (build-app) are in it. */
+export async function registerManagementApi(app: FastifyInstance, deps: { admin: Administration; access: AccessService; tokens: RegistryTokens; extraRoutes?: ApiRoute[]; describedRoutes?: readonly ApiDescription[] }): Promise<void> {
   const { admin, access, tokens } = deps;
   const extra = deps.extraRoutes ?? [];
-  const document = openApiDocument(admin, extra);
+  let document: Record<string, unknown> | undefined;
 
   const authenticate = identifyRequest({ access, tokens });
 
@@ -159,7 +220,7 @@ export async function registerManagementApi(app: FastifyInstance, deps: { admin:
         done(new RegistryError('INVALID_REQUEST', 'the body is not valid JSON'), undefined);
       }
     });
-    scope.get(`${apiBase}/openapi.json`, async (_request, reply) => reply.send(document));
+    scope.get(`${apiBase}/openapi.json`, async (_request, reply) => reply.send((document ??= openApiDocument(admin, extra, deps.describedRoutes))));
     for (const route of [...routes(admin), ...extra]) {
       scope.route({
         method: route.method,

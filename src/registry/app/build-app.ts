@@ -2,7 +2,14 @@ import { dirname, join, resolve } from 'node:path';
 import { mkdir } from 'node:fs/promises';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import { RegistryError } from '../../oci/errors.ts';
-import { type ApiRoute, registerManagementApi } from '../api/management-api.ts';
+import { type ApiDescription, type ApiRoute, registerManagementApi } from '../api/management-api.ts';
+import { admissionOpenApi } from '../admission/openapi.ts';
+import { alertsOpenApi } from '../anomaly/openapi.ts';
+import { auditOpenApi } from '../audit/openapi.ts';
+import { policyOpenApi, promotionOpenApi } from '../policy/openapi.ts';
+import { scannerOpenApi } from '../scanner/openapi.ts';
+import { signaturesOpenApi } from '../signatures/openapi.ts';
+import { traceOpenApi } from '../trace/openapi.ts';
 import { AccessService } from '../auth/access-service.ts';
 import { Administration } from '../auth/administration.ts';
 import type { LoginGuard, RegistryAccessControl } from '../auth/ports.ts';
@@ -181,6 +188,8 @@ export interface Registry {
   trace: TraceService | undefined;
   /** Set when this start created the first administrator; `generatedPassword` must be shown once. */
   adminBootstrap: { generatedPassword: string | undefined } | undefined;
+  /** Every route registered (method, Fastify URL pattern): what the OpenAPI document is checked against. */
+  routes: ReadonlyArray<{ method: string; url: string }>;
   close(): Promise<void>;
 }
 
@@ -213,6 +222,10 @@ export async function buildRegistry(
     // Location may send it verbatim. Routing only ever sees the origin-form.
     rewriteUrl: (request) => originForm(request.url ?? '/'),
   });
+  const registeredRoutes: Array<{ method: string; url: string }> = [];
+  app.addHook('onRoute', (route) => void registeredRoutes.push(...[route.method].flat().map((method) => ({ method, url: route.url }))));
+  // OpenAPI descriptions of the /api/v1 routes enabled modules serve themselves (management API document)
+  const described: ApiDescription[] = [];
   const events = new EventBus({ onHandlerError: (error, event) => app.log.error({ err: error, event: event.type }, 'event handler failed') });
   const audit = config.audit.enabled ? await Audit.start({ store: await openAuditStore(config), events, logger: app.log }, config.audit, config.storage.dataDir) : undefined;
   const metrics = config.metrics.enabled ? new RegistryMetrics({ events, audit }) : undefined;
@@ -279,7 +292,8 @@ export async function buildRegistry(
     let oidcRoutes: ReturnType<typeof oidcApi> = [];
     if (a.oidc.providers.length > 0) {
       if (!stores.oidc) throw new Error('auth.oidc needs the OIDC store');
-      const oidc = await OidcService.create({ users: stores.access, store: stores.oidc, events }, a.oidc);
+      // Settings changed through /api/v1 on another replica apply within revalidateSeconds here.
+      const oidc = await OidcService.create({ users: stores.access, store: stores.oidc, events, settingsRefreshMs: a.revalidateSeconds * 1000 }, a.oidc);
       // OIDC users' groups and admin status are re-read from their provider at authentication.
       access.setExternalDirectory(oidc);
       const users = stores.access;
@@ -296,7 +310,7 @@ export async function buildRegistry(
     registerAuthRoutes = async () => {
       await registerTokenEndpoint(app, authDeps);
       await registerOidc();
-      await registerManagementApi(app, { ...authDeps, extraRoutes: [...federationApi({ access: access!, store: stores.federation, events, federation }, { service: a.service, tokenTtlSeconds: a.registryTokens.ttlSeconds }), ...webhookRoutes, ...oidcRoutes, ...networkRoutes] });
+      await registerManagementApi(app, { ...authDeps, extraRoutes: [...federationApi({ access: access!, store: stores.federation, events, federation }, { service: a.service, tokenTtlSeconds: a.registryTokens.ttlSeconds }), ...webhookRoutes, ...oidcRoutes, ...networkRoutes], describedRoutes: described });
     };
   }
   const services = {
@@ -314,7 +328,10 @@ export async function buildRegistry(
   app.setErrorHandler(registryErrorHandler);
   app.setNotFoundHandler((request, reply) => registryErrorHandler(new RegistryError('NOT_FOUND', `no endpoint at ${request.method} ${request.url.slice(0, 200)}`), request, reply));
   await registerDistributionRoutes(app, services);
-  if (audit && config.audit.api.enabled) await registerAuditRoutes(app, audit, { authorize: auditAuthorize, maxPageSize: config.audit.api.maxPageSize });
+  if (audit && config.audit.api.enabled) {
+    await registerAuditRoutes(app, audit, { authorize: auditAuthorize, maxPageSize: config.audit.api.maxPageSize });
+    described.push(...auditOpenApi(config.audit.api.maxPageSize));
+  }
   if (metrics) await metrics.register(app, config.metrics);
   await registerAuthRoutes();
   const signatures = config.signatures.enabled
@@ -324,6 +341,7 @@ export async function buildRegistry(
     signatures.subscribe();
     gates.manifestPull.push(signaturePullGate({ service: signatures, events, logger: app.log }));
     await registerSignatureRoutes(app, { service: signatures, meta: stores.meta, authorize: signatureAuthorize });
+    described.push(...signaturesOpenApi);
   }
   const anomaly = config.anomaly.enabled
     ? new AnomalyDetector(
@@ -341,7 +359,10 @@ export async function buildRegistry(
   if (anomaly) {
     anomaly.start();
     // like the audit API: never open to whoever reaches the server
-    if (auditAuthorize) await registerAlertRoutes(app, { detector: anomaly, authorize: auditAuthorize });
+    if (auditAuthorize) {
+      await registerAlertRoutes(app, { detector: anomaly, authorize: auditAuthorize });
+      described.push(...alertsOpenApi);
+    }
   }
   const scanStore = config.scanner.enabled ? await openScanStore(config) : undefined;
   const scanner = scanStore
@@ -349,6 +370,7 @@ export async function buildRegistry(
     : undefined;
   if (scanner) {
     await registerScannerRoutes(app, { scanner, exemptions: scanner.exemptions, meta: stores.meta, events, authorize: scannerAuthorize });
+    described.push(...scannerOpenApi);
     await scanner.start();
   }
   const trace =
@@ -368,6 +390,7 @@ export async function buildRegistry(
   if (trace) {
     trace.subscribe();
     await registerTraceRoutes(app, { trace, visibility: traceVisibility });
+    described.push(...traceOpenApi);
     const stopBackfill = new AbortController();
     const backfill = trace
       .backfill({ signal: stopBackfill.signal })
@@ -384,6 +407,7 @@ export async function buildRegistry(
     const promotion = config.policy.promotion.enabled ? await openPromotion({ meta: stores.meta, blobs: stores.blobs }, config) : undefined;
     const policy = await createPolicyEnforcer({ meta: stores.meta, blobs: stores.blobs, events, scans: scanner, signatures, promotions: promotion?.facts }, policyStore, config.policy);
     await registerPolicyRoutes(app, { store: policyStore, authorize: signatureAuthorize, enforcer: policy });
+    described.push(...policyOpenApi);
     policy.register(app);
     gates.manifestPush.push(policy.pushGate);
     gates.manifestPull.push(policy.pullGate);
@@ -395,6 +419,7 @@ export async function buildRegistry(
         { registryName: config.auth.mode === 'token' ? config.auth.service : config.server.listen, blobGraceMs, maxManifests: config.policy.promotion.maxManifests },
       );
       await registerPromotionRoutes(app, { service, store, key: promotion.key, authorize: promotionAuthorize });
+      described.push(...promotionOpenApi);
     }
     // recorded deployments (admission) let simulation count the running workloads a policy would stop
     const simulator = new PolicySimulator({ meta: stores.meta, policy, deployments: stores.deployments }, { pageSize: config.policy.simulatePageSize });
@@ -402,6 +427,7 @@ export async function buildRegistry(
     await registerSimulationRoutes(app, { simulator, authorize: authorizeProject ? async (request, project) => void (await authorizeProject(request, { action: 'project.read', project })) : undefined });
     if (config.admission.enabled) {
       admission = await createAdmission(app, { policy, meta: stores.meta, deployments: stores.deployments ?? new MemoryDeploymentStore(), events, authorize: signatureAuthorize, logger: app.log }, config);
+      described.push(...admissionOpenApi);
       const started = admission;
       app.addHook('onReady', () => started.start());
     }
@@ -444,6 +470,7 @@ export async function buildRegistry(
     admission,
     trace,
     adminBootstrap,
+    routes: registeredRoutes,
     async close() {
       if (timer) clearInterval(timer);
       if (authTimer) clearInterval(authTimer);

@@ -18,11 +18,9 @@
  * | `POST /api/v1/vex?project=P[&repository=R]` | upload an OpenVEX document | `project.update` |
  * | `DELETE /api/v1/vex/<id>` | remove one | `project.update` |
  *
- * The management API (api/management-api.ts) has no extension point for other modules' routes yet,
- * so these are registered here and authorised through {@link ScannerAuthorizer}, the same kind of
+ * These are registered here and authorised through {@link ScannerAuthorizer}, the same kind of
  * hook the audit API uses; build-app wires it to access control when `auth.mode` is `token`.
- * TODO(auth): move these routes into the management API's route table (and its OpenAPI document)
- * once it accepts routes from capability modules; the permissions above stay as they are.
+ * Their entries in the management API's OpenAPI document are in openapi.ts.
  */
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';

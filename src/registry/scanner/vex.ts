@@ -49,7 +49,8 @@ const product = z
   .object({ '@id': z.string().min(1).max(2048).optional(), identifiers: z.record(z.string(), z.string()).optional(), subcomponents: z.array(z.object({ '@id': z.string().min(1).max(2048).optional(), identifiers: z.record(z.string(), z.string()).optional() }).passthrough()).max(10_000).optional() })
   .passthrough();
 const time = z.iso.datetime({ offset: true });
-const documentSchema = z
+/** An OpenVEX document (also described in the OpenAPI document, openapi.ts). */
+export const documentSchema = z
   .object({
     '@context': z.string().regex(/^https:\/\/openvex\.dev\/ns(\/v[0-9.]+)?$/, 'not an OpenVEX document (@context)'),
     '@id': z.string().min(1).max(2048),

@@ -55,9 +55,9 @@ export function signatureAuthorizer(identify: (request: FastifyRequest) => Promi
 }
 
 /** Repository names have up to this many path components in these routes (a longer one gets 404). */
-const MAX_NAME_COMPONENTS = 32;
+export const MAX_NAME_COMPONENTS = 32;
 
-const putBodySchema = z.strictObject({
+export const putBodySchema = z.strictObject({
   /** Deny pulls of images that are not verified under this policy. */
   requireSignatureToPull: z.boolean().default(false),
   policy: z.unknown(),
