@@ -38,3 +38,31 @@ test('credentials: container tools files in order, the most specific key first',
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('credentials: credential helpers (credHelpers per host, then auths, then credsStore), as Docker runs them', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'portcullis-credhelper-'));
+  try {
+    // A real helper executable speaking the protocol: server on stdin, JSON on stdout.
+    const bin = join(dir, 'bin');
+    mkdirSync(bin);
+    const helper = (name: string, body: string) => writeFileSync(join(bin, `docker-credential-${name}`), `#!/bin/sh\n[ "$1" = get ] || exit 3\nread server\n${body}\n`, { mode: 0o755 });
+    helper('team', 'case "$server" in r.io) echo \'{"ServerURL":"r.io","Username":"robot$ci","Secret":"s3cret"}\' ;; *) echo "credentials not found in native keychain"; exit 1 ;; esac');
+    helper('store', 'echo "{\\"Username\\":\\"<token>\\",\\"Secret\\":\\"refresh-for-$server\\"}"');
+    helper('broken', 'echo "the secret is hunter2" >&2; exit 2');
+    const env = { PATH: `${bin}:${process.env['PATH']}`, HOME: dir, XDG_CONFIG_HOME: join(dir, 'config'), DOCKER_CONFIG: join(dir, 'docker') } as NodeJS.ProcessEnv;
+    mkdirSync(join(dir, 'docker'));
+    const b64 = (s: string) => Buffer.from(s).toString('base64');
+    writeFileSync(join(dir, 'docker/config.json'), JSON.stringify({ credHelpers: { 'r.io': 'team', 'other.io': 'team' }, auths: { 'other.io': { auth: b64('plain:pw') }, 'store.io': {} }, credsStore: 'store' }));
+    assert.deepEqual(findCredentials('r.io', 'team/app', env), { username: 'robot$ci', password: 's3cret' }, 'credHelpers for the host');
+    assert.deepEqual(findCredentials('other.io', 'x', env), { username: 'plain', password: 'pw' }, 'a helper without credentials passes to auths');
+    assert.deepEqual(findCredentials('store.io', 'x', env), { username: '<token>', password: '', identityToken: 'refresh-for-store.io' }, 'credsStore last; <token> is an identity token');
+    writeFileSync(join(dir, 'docker/config.json'), JSON.stringify({ credsStore: 'broken' }));
+    assert.throws(() => findCredentials('r.io', 'x', env), (err: Error) => /docker-credential-broken failed \(exit 2\)/.test(err.message) && !err.message.includes('hunter2'));
+    writeFileSync(join(dir, 'docker/config.json'), JSON.stringify({ credsStore: 'missing' }));
+    assert.throws(() => findCredentials('r.io', 'x', env), /docker-credential-missing is not on PATH/);
+    writeFileSync(join(dir, 'docker/config.json'), JSON.stringify({ credHelpers: { 'r.io': '../../bin/sh' } }));
+    assert.throws(() => findCredentials('r.io', 'x', env), /not a plain name/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

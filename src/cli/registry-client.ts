@@ -7,8 +7,10 @@
  * `${XDG_RUNTIME_DIR}/containers/auth.json`, `~/.config/containers/auth.json`), then Docker's
  * (`$DOCKER_CONFIG/config.json` or `~/.docker/config.json`). An entry is chosen by the most
  * specific key (`host/namespace/repo` before `host`), as containers/image does; `auth`
- * (base64 `user:password`) and `identitytoken` (a refresh token) are understood; credential helpers
- * (`credHelpers`, `credsStore`) are not.
+ * (base64 `user:password`) and `identitytoken` (a refresh token) are understood. Credential helpers
+ * are run as Docker and containers/image run them (`docker-credential-<name> get`, the server on
+ * stdin, JSON on stdout): within a file, `credHelpers[host]` first, then `auths`, then `credsStore`;
+ * a helper that knows no credentials for the host passes to the next source.
  *
  * Authentication: a request answered `401` with a `Bearer` challenge gets a token from the realm
  * (`GET realm?service=&scope=` with Basic credentials, or `POST` with a refresh token); a `Basic`
@@ -19,6 +21,7 @@
  * A Bearer realm must be HTTPS unless the registry itself is spoken to over plain HTTP
  * (credentials are sent to it).
  */
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import http from 'node:http';
@@ -92,11 +95,16 @@ function normaliseKey(key: string): string {
 export function findCredentials(registry: string, repository: string, env: NodeJS.ProcessEnv = process.env): Credentials | undefined {
   for (const file of authFiles(env)) {
     if (!existsSync(file)) continue;
-    let json: { auths?: Record<string, { auth?: string; username?: string; password?: string; identitytoken?: string }> };
+    let json: { auths?: Record<string, { auth?: string; username?: string; password?: string; identitytoken?: string }>; credHelpers?: Record<string, string>; credsStore?: string };
     try {
       json = JSON.parse(readFileSync(file, 'utf8')) as typeof json;
     } catch (err) {
       throw new Error(`cannot read ${file}: ${(err as Error).message}`);
+    }
+    const helper = json.credHelpers?.[registry];
+    if (helper) {
+      const fromHelper = fromCredentialHelper(helper, registry, file, env);
+      if (fromHelper) return fromHelper;
     }
     const auths = json.auths ?? {};
     // the most specific key first: host/ns/repo, host/ns, host
@@ -117,8 +125,39 @@ export function findCredentials(registry: string, repository: string, env: NodeJ
       if (entry.username && entry.password) return { username: entry.username, password: entry.password };
       if (entry.identitytoken) return { username: '<token>', password: '', identityToken: entry.identitytoken };
     }
+    if (json.credsStore) {
+      const fromStore = fromCredentialHelper(json.credsStore, registry, file, env);
+      if (fromStore) return fromStore;
+    }
   }
   return undefined;
+}
+
+/**
+ * `docker-credential-<name> get`: undefined when the helper has nothing for `registry` (it exits
+ * non-zero saying "credentials not found"); any other failure is an error naming the helper, never
+ * the output (which may hold a secret).
+ */
+function fromCredentialHelper(name: string, registry: string, file: string, env: NodeJS.ProcessEnv): Credentials | undefined {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) throw new Error(`${file}: credential helper name ${JSON.stringify(name.slice(0, 64))} is not a plain name`);
+  const program = `docker-credential-${name}`;
+  let out: string;
+  try {
+    out = execFileSync(program, ['get'], { input: registry, env, encoding: 'utf8', timeout: 30_000, maxBuffer: 1024 * 1024, stdio: ['pipe', 'pipe', 'pipe'] });
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException & { stdout?: string; status?: number | null };
+    if (/credentials not found/i.test(e.stdout ?? '')) return undefined;
+    throw new Error(e.code === 'ENOENT' ? `${file}: credential helper ${program} is not on PATH` : `${file}: credential helper ${program} failed (exit ${e.status ?? e.code ?? 'unknown'})`);
+  }
+  let reply: { Username?: unknown; Secret?: unknown };
+  try {
+    reply = JSON.parse(out) as typeof reply;
+  } catch {
+    throw new Error(`${file}: credential helper ${program} did not answer JSON`);
+  }
+  if (typeof reply.Username !== 'string' || typeof reply.Secret !== 'string' || reply.Secret === '') throw new Error(`${file}: credential helper ${program} answered without Username and Secret`);
+  // Docker's convention: the user "<token>" means the secret is an identity (refresh) token.
+  return reply.Username === '<token>' ? { username: '<token>', password: '', identityToken: reply.Secret } : { username: reply.Username, password: reply.Secret };
 }
 
 export interface Response {
