@@ -1,5 +1,5 @@
 /**
- * `node bench/audit.ts [--mode steady|fresh] [--rounds N] [--seconds S] [--connections C] [--verify-records N]`:
+ * `node bench/audit.ts [--mode pairs|fresh] [--pairs P] [--rounds R] [--seconds S] [--connections C] [--control] [--verify-records N]`:
  * the cost of auditing.
  *
  * 1. Manifest GET by tag against Portcullis with the audit log on and off, interleaved. Besides
@@ -9,16 +9,20 @@
  *    costs the server moves much less, and the difference on - off is what auditing costs.
  *    After each window the script waits for the audit log's flush interval (and a margin) before
  *    reading the CPU again, so the batch holding a window's last records is counted in it.
- *    - `steady` (default): two servers (on, off) started once and warmed up, then windows
- *      alternate on off off on ... for `--rounds` rounds.
- *    - `fresh`: a fresh server per sample (3 s warm-up each), as the first version measured.
+ *    - `pairs` (default): `--pairs` pairs of servers (one on, one off), started together (which
+ *      one first alternates) and warmed up, then `--rounds` rounds of one window on each,
+ *      alternating (on off, off on, ...). One server process can run a few percent slower than
+ *      another for no reason of its own (an A/A run with one pair showed it), so the pairs are
+ *      fresh and the paired differences of adjacent windows are reported too.
+ *    - `fresh`: a fresh server per sample (3 s warm-up each), `--pairs` x `--rounds` samples each.
  *    With auditing on every request is a record; the records written are checked against the
- *    requests (and `audit.dropped` records counted).
+ *    requests (and `audit.dropped` records counted). `--control` runs both servers with auditing
+ *    off (an A/A run): what it reports as a cost is the method's noise floor on this machine.
  * 2. With --verify-records N: time of `verifyAuditLog` over N records (written straight into a
  *    SQLite audit store, checkpoints every 10,000).
  *
  * Prints a markdown table on stdout (progress on stderr). Not part of `npm run bench`. Defaults
- * (steady, 6 rounds of 4 s, 32 connections) take about 75 s.
+ * (3 pairs, 2 rounds of 4 s, 32 connections) take about 100 s.
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -40,16 +44,20 @@ import { PORTCULLIS_BIN, type Server, startPortcullis } from './lib/targets.ts';
 
 const { values } = parseArgs({
   options: {
-    mode: { type: 'string', default: 'steady' },
-    rounds: { type: 'string', default: '6' },
+    mode: { type: 'string', default: 'pairs' },
+    pairs: { type: 'string', default: '3' },
+    rounds: { type: 'string', default: '2' },
+    control: { type: 'boolean', default: false },
     seconds: { type: 'string', default: '4' },
     connections: { type: 'string', default: '32' },
     'verify-records': { type: 'string', default: '0' },
   },
 });
 const mode = values.mode;
-if (mode !== 'steady' && mode !== 'fresh') throw new Error('--mode is steady or fresh');
+if (mode !== 'pairs' && mode !== 'fresh') throw new Error('--mode is pairs or fresh');
+const pairs = Number(values.pairs);
 const rounds = Number(values.rounds);
+const control = values.control;
 const durationMs = Number(values.seconds) * 1000;
 const connections = Number(values.connections);
 const verifyRecords = Number(values['verify-records']);
@@ -100,7 +108,7 @@ function auditCount(server: Server): { records: number; dropped: number } {
 }
 
 async function startTarget(audit: boolean): Promise<Target> {
-  const server = await startPortcullis({ tmpParent: tmpdir(), distributionBin: '', portcullisArgs: [], portcullisEnv: { PORTCULLIS_AUDIT_ENABLED: String(audit) } });
+  const server = await startPortcullis({ tmpParent: tmpdir(), distributionBin: '', portcullisArgs: [], portcullisEnv: { PORTCULLIS_AUDIT_ENABLED: String(audit && !control) } });
   try {
     const setup = makeClient(server.url, 1);
     await pushSmallImage(setup, 'bench/manifests', makeSmallImage(3, 16 * 1024), 'latest');
@@ -130,7 +138,7 @@ async function measure(target: Target, ms: number): Promise<Sample> {
 async function stopTarget(target: Target): Promise<{ records: number; dropped: number } | undefined> {
   target.close();
   try {
-    if (!target.audit) return undefined;
+    if (!target.audit || control) return undefined;
     return auditCount(target.server);
   } finally {
     await target.server.stop();
@@ -139,15 +147,19 @@ async function stopTarget(target: Target): Promise<{ records: number; dropped: n
 
 const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 const perRequest = (s: Sample) => s.cpuUs / s.requests;
-const label = (audit: boolean) => `audit ${audit ? 'on' : 'off'}`;
+const label = (audit: boolean) => (control ? `${audit ? 'A' : 'B'} (audit off)` : `audit ${audit ? 'on' : 'off'}`);
 
-/** Samples of both settings, interleaved (on off off on ...); the audit counts of the servers that had it on. */
-async function runGets(): Promise<{ on: Sample[]; off: Sample[]; records: number; requests: number; dropped: number }> {
+/**
+ * Samples of both settings, interleaved; the differences on - off of adjacent windows on the same
+ * pair of servers (CPU µs per request); the audit counts of the servers that had it on.
+ */
+async function runGets(): Promise<{ on: Sample[]; off: Sample[]; differences: number[]; records: number; requests: number; dropped: number }> {
   const on: Sample[] = [];
   const off: Sample[] = [];
+  const differences: number[] = [];
   const counts = { records: 0, requests: 0, dropped: 0 };
-  const note = (target: Target, s: Sample, round: number) => {
-    log(`round ${round + 1}/${rounds}, ${label(target.audit)}: ${fmt(s.rps)} req/s, p99 ${fmt(s.p99, 2)} ms, ${fmt(perRequest(s), 1)} µs server CPU per request`);
+  const note = (target: Target, s: Sample, where: string) => {
+    log(`${where}, ${label(target.audit)}: ${fmt(s.rps)} req/s, p99 ${fmt(s.p99, 2)} ms, ${fmt(perRequest(s), 1)} µs server CPU per request`);
     (target.audit ? on : off).push(s);
   };
   const tally = async (target: Target) => {
@@ -157,34 +169,43 @@ async function runGets(): Promise<{ on: Sample[]; off: Sample[]; records: number
     counts.requests += target.sent;
     counts.dropped += count.dropped;
   };
-  if (mode === 'steady') {
-    const targets = { on: await startTarget(true), off: await startTarget(false) };
+  for (let pair = 0; pair < pairs; pair++) {
+    const order = pair % 2 === 0 ? [true, false] : [false, true];
+    if (mode === 'fresh') {
+      for (let round = 0; round < rounds; round++) {
+        for (const audit of round % 2 === 0 ? order : order.toReversed()) {
+          const target = await startTarget(audit);
+          try {
+            await measure(target, 3000);
+            note(target, await measure(target, durationMs), `sample ${pair * rounds + round + 1}/${pairs * rounds}`);
+          } finally {
+            await tally(target);
+          }
+        }
+      }
+      continue;
+    }
+    const targets: Target[] = [];
     try {
-      for (const target of [targets.on, targets.off]) {
-        log(`warming up (${label(target.audit)})`);
+      for (const audit of order) targets.push(await startTarget(audit));
+      for (const target of targets) {
+        log(`pair ${pair + 1}/${pairs}: warming up (${label(target.audit)})`);
         await measure(target, 3000);
       }
       for (let round = 0; round < rounds; round++) {
-        for (const target of round % 2 === 0 ? [targets.on, targets.off] : [targets.off, targets.on]) note(target, await measure(target, durationMs), round);
+        const cpu = { on: 0, off: 0 };
+        for (const target of round % 2 === 0 ? targets : targets.toReversed()) {
+          const s = await measure(target, durationMs);
+          note(target, s, `pair ${pair + 1}/${pairs}, round ${round + 1}/${rounds}`);
+          cpu[target.audit ? 'on' : 'off'] = perRequest(s);
+        }
+        differences.push(cpu.on - cpu.off);
       }
     } finally {
-      await tally(targets.on);
-      await tally(targets.off);
-    }
-  } else {
-    for (let round = 0; round < rounds; round++) {
-      for (const audit of round % 2 === 0 ? [true, false] : [false, true]) {
-        const target = await startTarget(audit);
-        try {
-          await measure(target, 3000);
-          note(target, await measure(target, durationMs), round);
-        } finally {
-          await tally(target);
-        }
-      }
+      for (const target of targets) await tally(target);
     }
   }
-  return { on, off, ...counts };
+  return { on, off, differences, ...counts };
 }
 
 async function verifyBench(count: number): Promise<{ writeMs: number; verifyMs: number; records: number }> {
@@ -229,22 +250,29 @@ async function verifyBench(count: number): Promise<{ writeMs: number; verifyMs: 
 }
 
 try {
-  const lines = [`# Audit cost (${availableParallelism()} CPUs, Node ${process.version}, ${mode} servers, ${rounds} samples each, ${durationMs / 1000} s per sample, ${connections} connections)`, ''];
-  if (rounds > 0) {
-    const { on, off, records, requests, dropped } = await runGets();
+  const what = mode === 'pairs' ? `${pairs} server pairs x ${rounds} rounds` : `${pairs * rounds} fresh servers each`;
+  const lines = [`# Audit cost (${availableParallelism()} CPUs, Node ${process.version}, ${what}, ${durationMs / 1000} s per sample, ${connections} connections${control ? ', CONTROL: auditing off on both' : ''})`, ''];
+  if (pairs > 0 && rounds > 0) {
+    const { on, off, differences, records, requests, dropped } = await runGets();
     const rOn = median(on.map((s) => s.rps));
     const rOff = median(off.map((s) => s.rps));
     const cOn = median(on.map(perRequest));
     const cOff = median(off.map(perRequest));
     const total = (samples: Sample[]) => samples.reduce((n, s) => n + s.cpuUs, 0) / samples.reduce((n, s) => n + s.requests, 0);
-    lines.push(`| Manifest GET by tag | audit off | audit on | on/off |`, '|---|---:|---:|---:|');
+    lines.push(`| Manifest GET by tag | ${label(false)} | ${label(true)} | ratio |`, '|---|---:|---:|---:|');
     lines.push(`| req/s (median) | ${fmt(rOff)} | ${fmt(rOn)} | ${fmt(rOn / rOff, 3)} |`);
     lines.push(`| p99 ms (median) | ${fmt(median(off.map((s) => s.p99)), 2)} | ${fmt(median(on.map((s) => s.p99)), 2)} | |`);
     lines.push(`| server CPU µs per request (median) | ${fmt(cOff, 1)} | ${fmt(cOn, 1)} | ${fmt(cOn / cOff, 3)} |`);
     lines.push(`| server CPU µs per request (all samples) | ${fmt(total(off), 1)} | ${fmt(total(on), 1)} | ${fmt(total(on) / total(off), 3)} |`);
     lines.push(`| per-sample CPU µs per request | ${off.map((s) => fmt(perRequest(s), 0)).join(', ')} | ${on.map((s) => fmt(perRequest(s), 0)).join(', ')} | |`);
-    lines.push(`| records written / requests (audit on) | | ${fmt(records)} / ${fmt(requests)} (+ the push) | dropped: ${dropped} |`, '');
-    lines.push(`Auditing costs ${fmt(cOn - cOff, 1)} µs of server CPU per request (medians; ${fmt(total(on) - total(off), 1)} over all samples), ${fmt(((cOn - cOff) / cOff) * 100, 1)}% of a request without it.`, '');
+    if (differences.length > 0) lines.push(`| paired differences, CPU µs per request (adjacent windows, same pair) | | ${differences.map((d) => fmt(d, 0)).join(', ')} | median ${fmt(median(differences), 1)} |`);
+    if (!control) lines.push(`| records written / requests (audit on) | | ${fmt(records)} / ${fmt(requests)} (+ the push) | dropped: ${dropped} |`);
+    lines.push('');
+    const cost = differences.length > 0 ? median(differences) : cOn - cOff;
+    lines.push(
+      `${control ? 'Control (both off): the method reports' : 'Auditing costs'} ${fmt(cost, 1)} µs of server CPU per request (${differences.length > 0 ? 'median of the paired differences' : 'difference of the medians'}; ${fmt(total(on) - total(off), 1)} over all samples), ${fmt((cost / cOff) * 100, 1)}% of a request ${control ? 'of B' : 'without it'}.`,
+      '',
+    );
   }
   if (verifyRecords > 0) {
     log(`writing ${verifyRecords} records for the verify benchmark`);
