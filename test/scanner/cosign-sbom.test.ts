@@ -117,13 +117,18 @@ describe('cosign attach sbom (tag sha256-<hex>.sbom) through a registry process'
       60_000,
     );
 
-  const appImage = async () =>
+  // `name` makes each test's image a new digest: a digest scanned by an earlier test has a complete
+  // report at once, before a newly attached SBOM is merged.
+  const appImage = async (name: string) =>
     buildImage({
-      layers: [await ubuntuBaseLayer(fixtures), [{ path: 'app/node_modules/tar/package.json', content: json({ name: 'tar', version: '6.1.0', license: 'ISC' }) }]],
+      layers: [
+        await ubuntuBaseLayer(fixtures),
+        [{ path: 'app/node_modules/tar/package.json', content: json({ name: 'tar', version: '6.1.0', license: 'ISC' }) }, { path: 'app/name', content: Buffer.from(name) }],
+      ],
     });
 
   test('attached after the scan (CycloneDX JSON), re-attached (SPDX tag-value moves the tag), detached by deleting the tag', async () => {
-    const image = await appImage();
+    const image = await appImage('after');
     const digest = image.manifest.descriptor.digest;
     await pushImageBlobs('team/app', image);
     await putManifest('team/app', 'v1', image.manifest.bytes);
@@ -181,7 +186,7 @@ describe('cosign attach sbom (tag sha256-<hex>.sbom) through a registry process'
   });
 
   test('attached before the image manifest is pushed: the first completed report has it', async () => {
-    const image = await appImage();
+    const image = await appImage('early');
     const digest = image.manifest.descriptor.digest;
     await pushImageBlobs('team/early', image);
     const sbom = await attachSbom('team/early', digest, 'application/vnd.cyclonedx+json', cyclonedx);
