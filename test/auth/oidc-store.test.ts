@@ -1,7 +1,7 @@
 /**
- * The OIDC store (access-track migration 2) on SQLite and PostgreSQL: identity links with sealed
- * refresh tokens, single-use pending authorizations, sessions, expiry, and rows going with their
- * user. PostgreSQL skips when unreachable, except under CI=true.
+ * The OIDC store (access-track migrations 2 and 5) on SQLite and PostgreSQL: identity links with
+ * sealed refresh tokens, single-use pending authorizations, sessions, expiry, rows going with their
+ * user, and provider settings set through the API. PostgreSQL skips when unreachable, except under CI=true.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -84,6 +84,32 @@ for (const engine of ['sqlite', 'postgres'] as const) {
         assert.ok(await access.deleteUser(userId));
         assert.equal(await store.getIdentity('corp', 'sub-1'), undefined, 'links go with the user');
         assert.equal(await store.getSession('session-2'), undefined, 'sessions go with the user');
+      } finally {
+        await cleanup();
+      }
+    });
+
+    test('provider settings set through the API (migration 5): replaced whole, listed, deleted', async () => {
+      if (engine === 'postgres' && unavailable) throw new Error(unavailable);
+      const { driver, cleanup } = await open(engine);
+      try {
+        let now = 1_700_000_000_000;
+        await new SqlAccessStore(driver, { now: () => now }).migrate();
+        const store = new SqlOidcStore(driver, { now: () => now });
+        assert.deepEqual(await store.listSettings(), []);
+        const mappings = [{ group: 'devs', project: 'team-a', role: 'developer' as const, repositories: ['team-a/app/**'] }];
+        await store.putSettings('corp', { groupMappings: mappings, autoOnboard: false }, 'admin');
+        now += 1000;
+        await store.putSettings('other', { adminGroups: ['ops'] }, undefined);
+        assert.deepEqual(await store.listSettings(), [
+          { provider: 'corp', overrides: { groupMappings: mappings, autoOnboard: false }, updatedBy: 'admin', updatedAt: new Date(now - 1000) },
+          { provider: 'other', overrides: { adminGroups: ['ops'] }, updatedBy: undefined, updatedAt: new Date(now) },
+        ]);
+        await store.putSettings('corp', { adminGroups: [] }, 'root');
+        assert.deepEqual((await store.listSettings())[0], { provider: 'corp', overrides: { adminGroups: [] }, updatedBy: 'root', updatedAt: new Date(now) });
+        assert.equal(await store.deleteSettings('corp'), true);
+        assert.equal(await store.deleteSettings('corp'), false);
+        assert.deepEqual((await store.listSettings()).map((record) => record.provider), ['other']);
       } finally {
         await cleanup();
       }

@@ -194,10 +194,11 @@ export type AccessChange =
   | 'robot.created' | 'robot.revoked' | 'robot.deleted'
   | 'token.created' | 'token.revoked'
   | 'trust-rule.created' | 'trust-rule.revoked' | 'trust-rule.deleted'
-  | 'robot.certificate.bound' | 'robot.certificate.unbound';
+  | 'robot.certificate.bound' | 'robot.certificate.unbound'
+  | 'oidc.settings.updated';
 
 export interface AccessTarget {
-  kind: 'user' | 'project' | 'member' | 'robot' | 'token' | 'trust-rule';
+  kind: 'user' | 'project' | 'member' | 'robot' | 'token' | 'trust-rule' | 'oidc-provider';
   name: string;
   project?: string;
 }

@@ -8,6 +8,10 @@
  *   their last groups and when they were checked.
  * - `DELETE /users/{user}/oidc/{provider}` (user.manage): unlinks (the user must log in again;
  *   token issuance is denied until then, since nothing vouches for their groups).
+ * - `GET`/`PUT`/`DELETE /oidc/providers/{provider}/settings` (system administrators): the group
+ *   mappings, admin groups and onboarding switch in force, set through the API over the
+ *   configuration file (oidc/settings.ts). Client secrets are configuration-only: the body
+ *   refuses them, the answers never carry them.
  */
 import { z } from 'zod';
 import { RegistryError } from '../../../oci/errors.ts';
@@ -15,7 +19,10 @@ import type { ApiRoute, Context } from '../../api/management-api.ts';
 import type { EventBus } from '../../events/bus.ts';
 import type { AccessService } from '../access-service.ts';
 import { roles } from '../identity.ts';
+import { checkGroupMappings, groupMappingSchema } from './config.ts';
 import type { OidcService } from './service.ts';
+import { overridableFields, settingsProblem } from './settings.ts';
+import type { OidcSettingsOverrides } from './store.ts';
 
 const mappingSchema = z.strictObject({ group: z.string(), project: z.string(), role: z.enum(roles), repositories: z.array(z.string()).optional() });
 
@@ -49,6 +56,36 @@ export const oidcLinkSchema = z
   })
   .meta({ id: 'OidcLink' });
 
+const settingsShape = {
+  groupMappings: z.array(mappingSchema),
+  adminGroups: z.array(z.string()),
+  autoOnboard: z.boolean(),
+};
+
+export const oidcSettingsSchema = z
+  .strictObject({
+    provider: z.string(),
+    ...settingsShape,
+    overridden: z.array(z.enum(overridableFields)).describe('The fields set through the API; the others are the configuration file\'s.'),
+    defaults: z.strictObject(settingsShape).describe('The configuration file\'s values (in force for every field not overridden).'),
+    updatedBy: z.string().optional(),
+    updatedAt: z.iso.datetime().optional(),
+  })
+  .meta({ id: 'OidcSettings' });
+
+const secretsRefused = 'only groupMappings, adminGroups and autoOnboard can be set through the API (issuer, client id and client secret are configuration-only)';
+
+export const putOidcSettingsSchema = z
+  .strictObject(
+    {
+      groupMappings: z.array(groupMappingSchema).max(1000).optional().describe('Group name or glob (* ?) -> project role, optionally narrowed to repository patterns of that project. Omitted: the configuration file\'s.'),
+      adminGroups: z.array(z.string().min(1).max(256)).max(100).optional().describe('Members are system administrators (checked at every token issuance). Omitted: the configuration file\'s.'),
+      autoOnboard: z.boolean().optional().describe('Create unknown users at their first login. Omitted: the configuration file\'s.'),
+    },
+    { error: (issue) => (issue.code === 'unrecognized_keys' ? `${secretsRefused}; not ${issue.keys.join(', ')}` : undefined) },
+  )
+  .superRefine((body, ctx) => checkGroupMappings(body.groupMappings ?? [], ctx, ['groupMappings']));
+
 const denied = () => new RegistryError('DENIED', 'requested access to the resource is denied');
 
 export function oidcApi(deps: { oidc: OidcService; access: AccessService; events?: EventBus }): ApiRoute[] {
@@ -56,12 +93,83 @@ export function oidcApi(deps: { oidc: OidcService; access: AccessService; events
   const requireManager = async (c: Context) => {
     if (!(await access.can(c.actor, 'user.manage', { kind: 'system' }))) throw denied();
   };
+  const requireSystemAdmin = requireManager;
+  const providerNamed = (name: string) => {
+    const provider = oidc.provider(name);
+    if (!provider) throw new RegistryError('NOT_FOUND', `no identity provider ${name} is configured`);
+    return provider;
+  };
+  const settingsView = (name: string) => {
+    const { config, file } = providerNamed(name);
+    const record = oidc.settings.get(name);
+    const pick = (from: typeof config) => ({ groupMappings: from.groupMappings, adminGroups: from.adminGroups, autoOnboard: from.autoOnboard });
+    return {
+      provider: name,
+      ...pick(config),
+      overridden: overridableFields.filter((field) => record?.overrides[field] !== undefined),
+      defaults: pick(file),
+      ...(record?.updatedBy ? { updatedBy: record.updatedBy } : {}),
+      ...(record ? { updatedAt: record.updatedAt.toISOString() } : {}),
+    };
+  };
   const userNamed = async (name: string) => {
     const user = await access.store.getUserByName(name);
     if (!user) throw new RegistryError('NOT_FOUND', 'user not found');
     return user;
   };
+  const settingsPath = '/oidc/providers/{provider}/settings';
   return [
+    {
+      method: 'GET',
+      path: settingsPath,
+      tag: 'oidc',
+      summary: "The provider's group mappings, admin groups and onboarding switch in force, and the configuration file's defaults (system administrators)",
+      status: 200,
+      response: oidcSettingsSchema,
+      handler: async (c) => {
+        await requireSystemAdmin(c);
+        await oidc.settings.fresh();
+        return settingsView(c.params.provider!);
+      },
+    },
+    {
+      method: 'PUT',
+      path: settingsPath,
+      tag: 'oidc',
+      summary: "Override the provider's group mappings, admin groups or onboarding switch (omitted fields: the configuration file's); applies at the next authentication, on other replicas within auth.revalidateSeconds (system administrators)",
+      body: putOidcSettingsSchema,
+      status: 200,
+      response: oidcSettingsSchema,
+      handler: async (c) => {
+        await requireSystemAdmin(c);
+        const provider = providerNamed(c.params.provider!);
+        const body = c.body as OidcSettingsOverrides;
+        const overrides: OidcSettingsOverrides = {};
+        for (const field of overridableFields) if (body[field] !== undefined) Object.assign(overrides, { [field]: body[field] });
+        const problem = settingsProblem({ ...provider.file, ...overrides });
+        if (problem) throw new RegistryError('INVALID_REQUEST', problem);
+        const empty = Object.keys(overrides).length === 0;
+        await oidc.settings.put(provider.file.name, empty ? undefined : overrides, c.actor.kind === 'anonymous' ? undefined : c.actor.name);
+        access.invalidate();
+        deps.events?.publish({ type: 'access.changed', at: new Date(), origin: c.origin, change: 'oidc.settings.updated', target: { kind: 'oidc-provider', name: provider.file.name }, detail: { overridden: Object.keys(overrides), ...overrides } });
+        return settingsView(provider.file.name);
+      },
+    },
+    {
+      method: 'DELETE',
+      path: settingsPath,
+      tag: 'oidc',
+      summary: "Drop the settings made through the API: the configuration file's values apply again (system administrators)",
+      status: 204,
+      handler: async (c) => {
+        await requireSystemAdmin(c);
+        const provider = providerNamed(c.params.provider!);
+        await oidc.settings.put(provider.file.name, undefined, undefined);
+        access.invalidate();
+        deps.events?.publish({ type: 'access.changed', at: new Date(), origin: c.origin, change: 'oidc.settings.updated', target: { kind: 'oidc-provider', name: provider.file.name }, detail: { overridden: [], reset: true } });
+        return undefined;
+      },
+    },
     {
       method: 'GET',
       path: '/oidc/providers',

@@ -20,7 +20,7 @@ import { roles } from '../identity.ts';
 import { patternProblem, patternProject } from '../repository-pattern.ts';
 import { isAcceptableProviderUrl } from './provider-client.ts';
 
-const groupMapping = z.strictObject({
+export const groupMappingSchema = z.strictObject({
   /** A group name, or a glob over group names (`*` any run of characters, `?` one). */
   group: z.string().min(1).max(256),
   project: z.string().regex(/^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/, 'a project name (the first component of a repository name)'),
@@ -28,6 +28,18 @@ const groupMapping = z.strictObject({
   /** Narrow the role to these repository globs (full names, `team-a/app/**`); default: the whole project. */
   repositories: z.array(z.string().min(1).max(256)).min(1).optional(),
 });
+
+export type GroupMapping = z.infer<typeof groupMappingSchema>;
+
+/** Repository patterns of mappings that are malformed or outside their project (for the config and the API). */
+export function checkGroupMappings(mappings: readonly GroupMapping[], ctx: z.RefinementCtx, path: PropertyKey[]): void {
+  mappings.forEach((mapping, index) => {
+    for (const pattern of mapping.repositories ?? []) {
+      const problem = patternProblem(pattern) ?? (patternProject(pattern) === mapping.project ? undefined : `repository pattern ${pattern} is outside project ${mapping.project}`);
+      if (problem) ctx.addIssue({ code: 'custom', path: [...path, index, 'repositories'], message: problem });
+    }
+  });
+}
 
 export const oidcProviderSchema = z
   .strictObject({
@@ -48,7 +60,7 @@ export const oidcProviderSchema = z
     usernamePrefix: z.string().max(32).default(''),
     /** Claim holding the group list (an array of strings, or one string). */
     groupsClaim: z.string().min(1).default('groups'),
-    groupMappings: z.array(groupMapping).default([]),
+    groupMappings: z.array(groupMappingSchema).default([]),
     /** Members of any of these groups are system administrators (checked at every token issuance). */
     adminGroups: z.array(z.string().min(1)).default([]),
     /** Create unknown users at their first login; otherwise only users an administrator created (source oidc) may log in. */
@@ -66,12 +78,7 @@ export const oidcProviderSchema = z
     if (provider.clientSecret !== undefined && provider.clientSecretFile !== undefined) ctx.addIssue({ code: 'custom', path: ['clientSecretFile'], message: 'give clientSecret or clientSecretFile, not both' });
     const confidential = provider.clientSecret !== undefined || provider.clientSecretFile !== undefined;
     if (!confidential && provider.tokenEndpointAuthMethod !== undefined && provider.tokenEndpointAuthMethod !== 'none') ctx.addIssue({ code: 'custom', path: ['tokenEndpointAuthMethod'], message: `${provider.tokenEndpointAuthMethod} needs clientSecret or clientSecretFile` });
-    provider.groupMappings.forEach((mapping, index) => {
-      for (const pattern of mapping.repositories ?? []) {
-        const problem = patternProblem(pattern) ?? (patternProject(pattern) === mapping.project ? undefined : `repository pattern ${pattern} is outside project ${mapping.project}`);
-        if (problem) ctx.addIssue({ code: 'custom', path: ['groupMappings', index, 'repositories'], message: problem });
-      }
-    });
+    checkGroupMappings(provider.groupMappings, ctx, ['groupMappings']);
     if (!provider.scopes.includes('openid')) ctx.addIssue({ code: 'custom', path: ['scopes'], message: 'scopes must include openid' });
     if (provider.requireMappedGroup && provider.groupMappings.length === 0 && provider.adminGroups.length === 0) ctx.addIssue({ code: 'custom', path: ['requireMappedGroup'], message: 'requireMappedGroup without groupMappings or adminGroups would refuse everyone' });
   });

@@ -15,6 +15,8 @@
  *   `groupsCacheSeconds` (recorded in the database, so every replica shares the window).
  * - Group mappings from the configuration become role grants ({@link OidcService.configuredRoles});
  *   admin groups make the user a system administrator (and stop doing so when the group goes).
+ *   Mappings, admin groups and onboarding may be changed through /api/v1 over the configuration
+ *   file ({@link OidcService.settings}, oidc/settings.ts).
  */
 import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
@@ -24,6 +26,7 @@ import type { Role, UserIdentity } from '../identity.ts';
 import type { UserRecord } from '../store/ports.ts';
 import type { OidcConfig, OidcProviderConfig } from './config.ts';
 import { type IdTokenClaims, OidcError, OidcProviderClient, type TokenSet } from './provider-client.ts';
+import { effectiveProvider, OidcSettings } from './settings.ts';
 import type { SqlOidcStore } from './store.ts';
 import type { AccessStore } from '../store/ports.ts';
 
@@ -38,7 +41,10 @@ export class OidcDenied extends Error {
 }
 
 export interface ConfiguredProvider {
+  /** In force: the configuration file's values with the API's settings over them. */
   config: OidcProviderConfig;
+  /** As the configuration file gives it (the defaults of the API's settings). */
+  readonly file: OidcProviderConfig;
   client: OidcProviderClient;
 }
 
@@ -89,6 +95,8 @@ export class OidcService implements ExternalDirectory {
   readonly providers = new Map<string, ConfiguredProvider>();
   readonly store: SqlOidcStore;
   readonly config: OidcConfig;
+  /** Mappings, admin groups and onboarding changed through /api/v1. */
+  readonly settings: OidcSettings;
   readonly #users: AccessStore;
   readonly #events: EventBus | undefined;
   readonly #now: () => number;
@@ -97,16 +105,26 @@ export class OidcService implements ExternalDirectory {
   /** userId -> provider name, for configured roles. */
   readonly #providerOf = new Map<string, string>();
 
-  private constructor(deps: { users: AccessStore; store: SqlOidcStore; events?: EventBus; now?: () => number }, config: OidcConfig) {
+  private constructor(deps: { users: AccessStore; store: SqlOidcStore; events?: EventBus; now?: () => number; settingsRefreshMs?: number }, config: OidcConfig) {
     this.#users = deps.users;
     this.store = deps.store;
     this.#events = deps.events;
     this.#now = deps.now ?? Date.now;
     this.config = config;
+    this.settings = new OidcSettings(deps.store, {
+      refreshMs: deps.settingsRefreshMs ?? 10_000,
+      now: this.#now,
+      apply: (records) => {
+        for (const [name, provider] of this.providers) provider.config = effectiveProvider(provider.file, records.get(name)?.overrides);
+      },
+    });
   }
 
-  /** Reads client secret files; fails (naming the file) when one cannot be read. */
-  static async create(deps: { users: AccessStore; store: SqlOidcStore; events?: EventBus; now?: () => number; fetch?: typeof fetch }, config: OidcConfig): Promise<OidcService> {
+  /**
+   * Reads client secret files (fails, naming the file, when one cannot be read) and the settings
+   * changed through the API. `settingsRefreshMs`: how old those may get before a re-read.
+   */
+  static async create(deps: { users: AccessStore; store: SqlOidcStore; events?: EventBus; now?: () => number; fetch?: typeof fetch; settingsRefreshMs?: number }, config: OidcConfig): Promise<OidcService> {
     const service = new OidcService(deps, config);
     for (const provider of config.providers) {
       let secret = provider.clientSecret;
@@ -128,8 +146,9 @@ export class OidcService implements ExternalDirectory {
         ...(deps.now ? { now: deps.now } : {}),
       });
       deps.store.sealer.setKey(provider.name, config.tokenEncryptionKey ?? secret);
-      service.providers.set(provider.name, { config: provider, client });
+      service.providers.set(provider.name, { config: provider, file: provider, client });
     }
+    await service.settings.load();
     return service;
   }
 
@@ -142,6 +161,7 @@ export class OidcService implements ExternalDirectory {
    * @throws OidcDenied (policy) or OidcError (validation, provider)
    */
   async completeLogin(providerName: string, tokens: TokenSet, options: { nonce: string | undefined; origin: RequestOrigin }): Promise<LoginResult> {
+    await this.settings.fresh();
     const provider = this.providers.get(providerName);
     if (!provider) throw new OidcDenied(`unknown identity provider ${providerName}`);
     try {
@@ -235,6 +255,7 @@ export class OidcService implements ExternalDirectory {
   // ---------------------------------------------------------------------------------------------
 
   async refresh(user: UserRecord): Promise<{ groups: string[]; systemAdmin?: boolean } | string> {
+    await this.settings.fresh();
     let running = this.#inflight.get(user.id);
     if (!running) {
       running = this.#refresh(user).finally(() => this.#inflight.delete(user.id));
@@ -281,6 +302,7 @@ export class OidcService implements ExternalDirectory {
   }
 
   async configuredRoles(identity: UserIdentity, project: string): Promise<Array<{ role: Role; repositories: string[] | undefined }>> {
+    await this.settings.fresh();
     let providerName = this.#providerOf.get(identity.id);
     if (providerName === undefined) {
       providerName = (await this.store.identitiesOfUser(identity.id)).find((link) => this.providers.has(link.provider))?.provider;
@@ -293,6 +315,7 @@ export class OidcService implements ExternalDirectory {
 
   /** Projects where `identity` holds a role (memberships and mappings): the default scope of a personal access token made at login. */
   async projectsOf(identity: UserIdentity): Promise<string[]> {
+    await this.settings.fresh();
     const projects = new Set(await this.#users.projectsOf(identity.id, identity.groups));
     const providerName = this.#providerOf.get(identity.id);
     const config = providerName === undefined ? undefined : this.providers.get(providerName)?.config;

@@ -10,10 +10,15 @@
  * - `oidc_sessions`: short browser sessions after a login (to create personal access tokens).
  *
  * Handles and session ids are stored as SHA-256 hashes only.
+ *
+ * Access-track migration 5 adds `oidc_provider_settings`: per provider, the settings an
+ * administrator changed through /api/v1 (group mappings, admin groups, onboarding), layered over
+ * the configuration file (oidc/settings.ts). Never a secret.
  */
 import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from 'node:crypto';
 import type { SqlDriver } from '../../storage/sql/driver.ts';
 import type { Migration } from '../../storage/sql/migrations.ts';
+import type { GroupMapping } from './config.ts';
 
 export function oidcMigration(dialect: 'sqlite' | 'postgres'): Migration {
   const name = dialect === 'sqlite' ? 'TEXT' : 'TEXT COLLATE "C"';
@@ -37,6 +42,29 @@ export function oidcMigration(dialect: 'sqlite' | 'postgres'): Migration {
       `CREATE INDEX oidc_sessions_expiry ON oidc_sessions (expires_at)`,
     ],
   };
+}
+
+export function oidcSettingsMigration(dialect: 'sqlite' | 'postgres'): Migration {
+  const name = dialect === 'sqlite' ? 'TEXT' : 'TEXT COLLATE "C"';
+  return {
+    version: 5,
+    description: 'OIDC provider settings changed through the management API (over the configuration file)',
+    statements: [`CREATE TABLE oidc_provider_settings (provider ${name} PRIMARY KEY, settings TEXT NOT NULL, updated_by TEXT, updated_at BIGINT NOT NULL)`],
+  };
+}
+
+/** The fields an administrator set through the API; absent fields keep the configuration's value. */
+export interface OidcSettingsOverrides {
+  groupMappings?: GroupMapping[];
+  adminGroups?: string[];
+  autoOnboard?: boolean;
+}
+
+export interface OidcSettingsRecord {
+  provider: string;
+  overrides: OidcSettingsOverrides;
+  updatedBy: string | undefined;
+  updatedAt: Date;
 }
 
 export interface OidcIdentityRecord {
@@ -179,6 +207,30 @@ export class SqlOidcStore {
 
   async deleteSession(id: string): Promise<void> {
     await this.#db.run(`DELETE FROM oidc_sessions WHERE id = $1`, [hash(id)]);
+  }
+
+  async listSettings(): Promise<OidcSettingsRecord[]> {
+    const rows = await this.#db.all(`SELECT * FROM oidc_provider_settings ORDER BY provider`);
+    return rows.map((row) => ({
+      provider: String(row.provider),
+      overrides: JSON.parse(String(row.settings)) as OidcSettingsOverrides,
+      updatedBy: row.updated_by === null || row.updated_by === undefined ? undefined : String(row.updated_by),
+      updatedAt: new Date(Number(row.updated_at)),
+    }));
+  }
+
+  /** Replaces a provider's overrides. */
+  async putSettings(provider: string, overrides: OidcSettingsOverrides, updatedBy: string | undefined): Promise<void> {
+    await this.#db.run(
+      `INSERT INTO oidc_provider_settings (provider, settings, updated_by, updated_at) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (provider) DO UPDATE SET settings = excluded.settings, updated_by = excluded.updated_by, updated_at = excluded.updated_at`,
+      [provider, JSON.stringify(overrides), updatedBy ?? null, this.#now()],
+    );
+  }
+
+  /** Drops a provider's overrides (back to the configuration). False when there were none. */
+  async deleteSettings(provider: string): Promise<boolean> {
+    return (await this.#db.run(`DELETE FROM oidc_provider_settings WHERE provider = $1`, [provider])) > 0;
   }
 
   /** Housekeeping: expired pending authorizations and sessions. */

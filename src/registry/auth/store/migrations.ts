@@ -5,7 +5,7 @@
  */
 import type { SqlDriver } from '../../storage/sql/driver.ts';
 import type { Migration } from '../../storage/sql/migrations.ts';
-import { oidcMigration } from '../oidc/store.ts';
+import { oidcMigration, oidcSettingsMigration } from '../oidc/store.ts';
 import { federationMigration } from '../federation/store.ts';
 import { projectNetworksMigration } from '../networks/store.ts';
 
@@ -85,6 +85,7 @@ export function accessMigrations(dialect: 'sqlite' | 'postgres'): Migration[] {
     oidcMigration(dialect),
     federationMigration(dialect),
     projectNetworksMigration(dialect),
+    oidcSettingsMigration(dialect),
   ];
 }
 
