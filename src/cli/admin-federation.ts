@@ -9,6 +9,7 @@ import { FederationAdministration } from '../registry/auth/federation/administra
 import type { FederationStore } from '../registry/auth/federation/store.ts';
 import { type Grant, cliAdministrator } from '../registry/auth/identity.ts';
 import type { Config } from '../registry/config/schema.ts';
+import type { EventBus } from '../registry/events/bus.ts';
 
 export const federationUsage = `  portcullis admin trust-rule create NAME --project PROJECT --issuer URL --subject PATTERN [--audience AUD]
       [--claim NAME=PATTERN[,PATTERN...]]... --grant ACTIONS=GLOB[,GLOB...]... [--max-lifetime-seconds N]
@@ -58,13 +59,13 @@ export async function federationCommand(
   command: string,
   name: string | undefined,
   values: Values,
-  deps: { access: AccessService; store: FederationStore | undefined; config: Config; grants: Grant[] },
+  deps: { access: AccessService; store: FederationStore | undefined; config: Config; grants: Grant[]; events?: EventBus },
 ): Promise<number | undefined> {
   if (!['trust-rule create', 'trust-rule list', 'trust-rule revoke', 'robot bind-certificate'].includes(command)) return undefined;
   if (!deps.store) throw new RegistryError('INVALID_REQUEST', 'this store has no federation tables');
   const federation = deps.config.auth.federation;
   const admin = new FederationAdministration(
-    { access: deps.access, store: deps.store },
+    { access: deps.access, store: deps.store, events: deps.events },
     { issuers: () => federation.issuers.map((issuer) => issuer.issuer), defaultAudience: deps.config.auth.service, maxLifetimeSeconds: federation.maxLifetimeSeconds, defaultLifetimeSeconds: deps.config.auth.registryTokens.ttlSeconds },
   );
   const need = (value: string | undefined, what: string): string => {

@@ -4,6 +4,7 @@
  * change within auth.projectNetworksRefreshSeconds.
  */
 import type { AccessService } from '../registry/auth/access-service.ts';
+import type { EventBus } from '../registry/events/bus.ts';
 import { cliAdministrator } from '../registry/auth/identity.ts';
 import { ProjectNetworkAdministration, type ProjectNetworksView } from '../registry/auth/networks/project-networks.ts';
 import type { ProjectNetworkStore } from '../registry/auth/networks/store.ts';
@@ -25,10 +26,10 @@ function print(view: ProjectNetworksView): void {
   console.log(`deny: ${view.deny.length > 0 ? view.deny.join(' ') : '(none)'}`);
 }
 
-export async function networksCommand(project: string | undefined, values: { allow?: string[]; deny?: string[]; clear?: boolean }, deps: { access: AccessService; store: ProjectNetworkStore | undefined }): Promise<number> {
+export async function networksCommand(project: string | undefined, values: { allow?: string[]; deny?: string[]; clear?: boolean }, deps: { access: AccessService; store: ProjectNetworkStore | undefined; events?: EventBus }): Promise<number> {
   if (!project) throw new RegistryError('INVALID_REQUEST', 'missing PROJECT');
   if (!deps.store) throw new RegistryError('INVALID_REQUEST', 'this storage has no project IP lists');
-  const admin = new ProjectNetworkAdministration({ access: deps.access, store: deps.store });
+  const admin = new ProjectNetworkAdministration({ access: deps.access, store: deps.store, events: deps.events });
   const changing = values.allow !== undefined || values.deny !== undefined;
   if (values.clear && changing) throw new RegistryError('INVALID_REQUEST', 'give either --clear or --allow/--deny');
   if (values.clear || changing) print(await admin.put(cliAdministrator, project, { allow: values.allow ?? [], deny: values.deny ?? [] }));

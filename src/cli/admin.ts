@@ -1,7 +1,8 @@
 /**
  * `portcullis admin ...`: identity and access administration straight on the stores, as the
  * system administrator (for bootstrapping and automation; the same operations as /api/v1, with
- * the same validation and events). Secrets are printed once, to stdout.
+ * the same validation and events). Secrets are printed once, to stdout. Every change is audited
+ * (actor `cli:<os user>`, admin-audit.ts).
  */
 import { parseArgs } from 'node:util';
 import { AccessService } from '../registry/auth/access-service.ts';
@@ -14,6 +15,7 @@ import { RegistryError } from '../oci/errors.ts';
 import { federationCommand, federationOptions, federationUsage } from './admin-federation.ts';
 import { networksCommand, networksOptions, networksUsage } from './admin-networks.ts';
 import { manageCommand, manageOptions, manageUsage } from './admin-manage.ts';
+import { type CliAudit, openCliAudit } from './admin-audit.ts';
 
 export const adminUsage = `portcullis admin - identity and access administration (runs on the stores directly)
 
@@ -73,6 +75,18 @@ export function parseGrant(text: string): Grant {
 
 /** Runs `portcullis admin ...`; returns the exit code. */
 export async function adminMain(argv: string[]): Promise<number> {
+  const opened: { audit?: CliAudit } = {};
+  let code = await adminCommand(argv, opened);
+  // The change is made; a record that could not be written fails the command (exit 1).
+  const problem = await opened.audit?.close();
+  if (problem) {
+    console.error(`portcullis admin: ${problem}`);
+    code = 1;
+  }
+  return code;
+}
+
+async function adminCommand(argv: string[], opened: { audit?: CliAudit }): Promise<number> {
   let parsed;
   try {
     parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
@@ -99,12 +113,13 @@ export async function adminMain(argv: string[]): Promise<number> {
   }
   const stores = await openStores(config);
   try {
+    const { events } = (opened.audit = await openCliAudit(config));
     const a = config.auth;
     const access = new AccessService(
       { store: stores.access! },
       { passwordPolicy: a.passwords, credentialCacheMs: 0, revalidateMs: 1000, refreshTokenTtlMs: a.registryTokens.refreshTtlDays * 86_400_000, autoCreateProjects: false },
     );
-    const admin = new Administration({ access, meta: stores.meta }, { robotMaxLifetimeDays: a.robots.maxLifetimeDays, tokenMaxLifetimeDays: a.personalTokens.maxLifetimeDays });
+    const admin = new Administration({ access, meta: stores.meta, events }, { robotMaxLifetimeDays: a.robots.maxLifetimeDays, tokenMaxLifetimeDays: a.personalTokens.maxLifetimeDays });
     const actor = cliAdministrator;
     const need = (value: string | undefined, what: string): string => {
       if (!value) throw new RegistryError('INVALID_REQUEST', `missing ${what}`);
@@ -138,7 +153,7 @@ export async function adminMain(argv: string[]): Promise<number> {
         for (const project of await admin.listProjects(actor)) console.log(`${project.name} (${project.visibility})`);
         return 0;
       case 'project networks':
-        return await networksCommand(name, values, { access, store: stores.projectNetworks });
+        return await networksCommand(name, values, { access, store: stores.projectNetworks, events });
       case 'member add': {
         const member = await admin.addMember(actor, need(name, 'PROJECT'), { user: values.user, group: values.group, role: need(values.role, '--role') as Role, repositories: values.repository });
         console.log(`${member.kind} ${member.name} is ${member.role} in ${name}${member.repositories ? ` (${member.repositories.join(', ')})` : ''}`);
@@ -160,7 +175,7 @@ export async function adminMain(argv: string[]): Promise<number> {
     }
     const managed = await manageCommand(`${noun} ${verb ?? ''}`, { name, extra: positionals[3] }, values, admin);
     if (managed !== undefined) return managed;
-    const federation = await federationCommand(`${noun} ${verb ?? ''}`, name, values, { access, store: stores.federation, config, grants: (values.grant ?? []).map(parseGrant) });
+    const federation = await federationCommand(`${noun} ${verb ?? ''}`, name, values, { access, store: stores.federation, config, grants: (values.grant ?? []).map(parseGrant), events });
     if (federation !== undefined) return federation;
     console.error(`unknown command ${JSON.stringify(`admin ${positionals.join(' ')}`)}\n\n${adminUsage}`);
     return 2;
