@@ -68,7 +68,7 @@ export class UploadService {
    * chunk (client gone, size mismatch) leaves the session exactly as it was.
    */
   async appendChunk(session: UploadSession, body: Readable, range: ByteRange | undefined, declaredLength: number | undefined): Promise<UploadSession> {
-    const newSize = await this.#appendBytes(session, body, range, declaredLength);
+    const newSize = await this.#appendBytes(session, body, range, declaredLength, false);
     if (!(await this.#meta.advanceUpload(session.id, session.size, newSize))) {
       throw new RegistryError('BLOB_UPLOAD_INVALID', 'the upload was changed concurrently; restart it');
     }
@@ -76,7 +76,7 @@ export class UploadService {
   }
 
   /** Writes a chunk to the partial data without recording the new size in the session. */
-  async #appendBytes(session: UploadSession, body: Readable, range: ByteRange | undefined, declaredLength: number | undefined): Promise<number> {
+  async #appendBytes(session: UploadSession, body: Readable, range: ByteRange | undefined, declaredLength: number | undefined, last: boolean): Promise<number> {
     const progress = { Range: uploadProgressRange(session.size) };
     if (range && range.start !== session.size) {
       throw new RegistryError('RANGE_INVALID', `chunk starts at ${range.start} but the upload holds ${session.size} bytes`, { headers: progress });
@@ -92,13 +92,13 @@ export class UploadService {
     if (this.#busy.has(session.id)) throw new RegistryError('RANGE_INVALID', 'another chunk of this upload is in progress', { headers: progress });
     this.#busy.add(session.id);
     try {
-      return await this.#write(session, body, expected);
+      return await this.#write(session, body, expected, last);
     } finally {
       this.#busy.delete(session.id);
     }
   }
 
-  async #write(session: UploadSession, body: Readable, expectedLength: number | undefined): Promise<number> {
+  async #write(session: UploadSession, body: Readable, expectedLength: number | undefined, last: boolean): Promise<number> {
     const running = this.#hashes.get(session.id);
     const usable = running && running.offset === session.size ? running : undefined;
     if (!usable) await this.#reconcile(session);
@@ -112,7 +112,7 @@ export class UploadService {
       body.once('close', () => {
         if (!body.readableEnded) counter.destroy(new ChunkLengthError('client disconnected during the chunk'));
       });
-      const newSize = await this.#blobs.appendUpload(session.id, session.size, source, max);
+      const newSize = await this.#blobs.appendUpload(session.id, session.size, source, max, { durable: last });
       if (usable) usable.offset = newSize;
       return newSize;
     } catch (error) {
@@ -137,7 +137,7 @@ export class UploadService {
     let current = session;
     // The final chunk's size is recorded by the commit itself (one statement less per blob); if the
     // commit fails, the session still holds its previous size and the extra bytes are cut off.
-    if (finalChunk) current = { ...session, size: await this.#appendBytes(session, finalChunk, undefined, finalLength), updatedAt: new Date() };
+    if (finalChunk) current = { ...session, size: await this.#appendBytes(session, finalChunk, undefined, finalLength, true), updatedAt: new Date() };
     // Hashing (or reconciling) while a chunk is still being written would see a moving target.
     else if (this.#busy.has(session.id)) throw new RegistryError('RANGE_INVALID', 'a chunk of this upload is still in progress', { headers: { Range: uploadProgressRange(session.size) } });
     const actual = await this.#digestOf(current, algorithm);

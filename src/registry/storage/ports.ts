@@ -40,17 +40,17 @@ export interface BlobStore {
    * (else OffsetMismatchError, nothing written). At offset 0 an absent upload is created (a
    * session's first chunk), at any other offset it is NotFoundError. Stops with SizeLimitError
    * past `maxBytes`. On failure the partial data is truncated back to `offset`, so a failed chunk
-   * leaves nothing. The bytes are durable when it returns. Returns the new size.
+   * leaves nothing. Returns the new size. `durable`: the last chunk before a commit; a store may
+   * make the bytes durable as it writes them, so that the commit has nothing left to flush.
    */
-  appendUpload(id: string, offset: number, source: Readable, maxBytes?: number): Promise<number>;
+  appendUpload(id: string, offset: number, source: Readable, maxBytes?: number, options?: { durable?: boolean }): Promise<number>;
   /** Current size of upload `id`, or undefined when unknown. */
   uploadSize(id: string): Promise<number | undefined>;
   /** Streams the partial data of upload `id` (used to re-hash after a restart). */
   readUpload(id: string): Promise<Readable>;
   /**
-   * Publishes upload `id` as blob `digest` (atomic rename on a filesystem; the appended bytes are
-   * already durable). When the blob already exists the partial data is discarded. The caller has
-   * verified the digest.
+   * Makes upload `id` durable as blob `digest` (fsync + atomic rename on a filesystem). When the
+   * blob already exists the partial data is discarded. The caller has verified the digest.
    */
   commitUpload(id: string, digest: string): Promise<void>;
   /**

@@ -15,11 +15,12 @@ import { type BlobFile, type BlobStore, type ByteRange, NotFoundError, OffsetMis
  * <root>/blobs/<alg>/<first two hex>/<hex>     committed, immutable, content-addressed
  * <root>/uploads/<id>                          partial data of an upload session
  * ```
- * Every chunk is fsync'd before it is acknowledged; commit = rename the upload file into place
- * (atomic on one filesystem), fsync the directory. A crash therefore leaves either no blob or a
- * whole one, never a partial blob. File operations are costly system calls (creating a file is
- * the dearest), so a blob costs one file creation, one open and no directory creation once its
- * prefix directory exists.
+ * Commit = fsync the upload file, rename it into place (atomic on one filesystem), fsync the
+ * directory. A crash therefore leaves either no blob or a whole one, never a partial blob. File
+ * operations are costly system calls here (creating a file is the dearest), so a blob pushed in
+ * one request costs one file creation and one open: its chunk is fsync'd as it is closed (the
+ * `durable` hint) and the commit does not reopen it; a prefix directory is created once.
+ * Intermediate chunks are not fsync'd: the disk writes them back while the next chunk arrives.
  */
 export class FsBlobStore implements BlobStore {
   readonly #blobs: string;
@@ -28,6 +29,8 @@ export class FsBlobStore implements BlobStore {
   readonly #uploadLocks = new Map<string, Promise<unknown>>();
   /** Blob prefix directories known to exist (at most 256 per algorithm). */
   readonly #blobDirs = new Set<string>();
+  /** Uploads whose every byte was fsync'd by this process since their last write. */
+  readonly #durable = new Set<string>();
 
   constructor(root: string) {
     this.#blobs = join(root, 'blobs');
@@ -107,7 +110,7 @@ export class FsBlobStore implements BlobStore {
     await handle.close();
   }
 
-  async appendUpload(id: string, offset: number, source: Readable, maxBytes = Number.MAX_SAFE_INTEGER): Promise<number> {
+  async appendUpload(id: string, offset: number, source: Readable, maxBytes = Number.MAX_SAFE_INTEGER, options: { durable?: boolean } = {}): Promise<number> {
     const path = this.#uploadPath(id);
     // Serialised per upload: two chunks racing for the same offset must not both be written
     // (the loser gets OffsetMismatchError). Other processes sharing the directory are not covered.
@@ -121,10 +124,13 @@ export class FsBlobStore implements BlobStore {
           else callback(null, chunk);
         },
       });
-      // flush: fsync before close, so an acknowledged chunk is durable and commit needs no reopen.
-      const sink = createWriteStream('', { fd, start: offset, flush: true });
+      // fsync covers the whole file, earlier chunks included.
+      const durable = options.durable === true;
+      this.#durable.delete(id);
+      const sink = createWriteStream('', { fd, start: offset, flush: durable });
       try {
         await pipeline(source, limiter, sink);
+        if (durable) this.#durable.add(id);
       } catch (error) {
         // A failed or aborted chunk leaves the upload exactly as it was before. Wait until the
         // file is closed so that no write still in flight lands after the truncation.
@@ -179,6 +185,19 @@ export class FsBlobStore implements BlobStore {
     const target = this.#blobPath(digest);
     // After any chunk still being written: renaming a file mid-write would publish a torn blob.
     await this.#withUpload(id, async () => {
+      if (!this.#durable.delete(id)) {
+        let handle;
+        try {
+          handle = await open(source, 'r+');
+        } catch (error) {
+          throw isNotFound(error) ? new NotFoundError(`upload ${id} unknown`) : error;
+        }
+        try {
+          await handle.datasync();
+        } finally {
+          await handle.close();
+        }
+      }
       const dir = join(target, '..');
       if (!this.#blobDirs.has(dir)) {
         await mkdir(dir, { recursive: true });
@@ -207,12 +226,16 @@ export class FsBlobStore implements BlobStore {
     await this.#withUpload(id, async () => {
       const current = await this.uploadSize(id);
       if (current === undefined) throw new NotFoundError(`upload ${id} unknown`);
-      if (current > size) await truncate(this.#uploadPath(id), size);
+      if (current > size) {
+        this.#durable.delete(id);
+        await truncate(this.#uploadPath(id), size);
+      }
     });
   }
 
   async deleteUpload(id: string): Promise<void> {
     if (!isUploadId(id)) return; // no such upload can exist
+    this.#durable.delete(id);
     await rm(this.#uploadPath(id), { force: true });
   }
 
