@@ -13,6 +13,8 @@ export interface SqlExecutor {
 
 export interface SqlDriver extends SqlExecutor {
   readonly dialect: 'sqlite' | 'postgres';
+  /** SQLite: the database file (absent for PostgreSQL). */
+  readonly file?: string;
   /** Runs `fn` in one transaction (serialisable against other writers of the same rows). */
   transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T>;
   /** Runs `fn` in a transaction holding the engine's migration lock (several processes may start at once). */

@@ -21,7 +21,10 @@ export class SqliteDriver implements SqlDriver {
   readonly #statements = new Map<string, ReturnType<DatabaseSync['prepare']>>();
   #queue: Promise<unknown> = Promise.resolve();
 
+  readonly file: string;
+
   constructor(path: string) {
+    this.file = path;
     this.#db = new DatabaseSync(path, { timeout: 5000 });
     this.#db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;');
     this.#db.exec('PRAGMA busy_timeout = 0');
