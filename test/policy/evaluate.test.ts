@@ -40,6 +40,16 @@ describe('policy documents', () => {
     assert.match(bad('  - { name: a, kind: cel, expression: "1 + \\"x\\" == 2" }'), /rules\[0\]\.expression: no such overload/);
     assert.match(bad('  - { name: a, kind: cel, expression: "unknown == 1" }'), /rules\[0\]\.expression: Unknown variable/);
     assert.match(bad('  - { name: a, kind: cel, expression: "\\"str\\"" }'), /rules\[0\]\.expression: must be a bool/);
+    assert.match(bad('  - { name: a, kind: provenance-required, builders: ["https://ci example/*"] }'), /rules\[0\]\.builders\[0\]: not a valid pattern/);
+    assert.match(bad('  - { name: a, kind: provenance-required, builder: [x] }'), /rules\[0\]: .*builder/);
+    assert.match(bad('  - { name: a, kind: sbom-required, formats: [swid] }'), /rules\[0\]\.formats\[0\]/);
+    assert.match(bad('  - { name: a, kind: sbom-required, origins: [] }'), /rules\[0\]\.origins/);
+    assert.match(bad('  - { name: a, kind: allowed-base-images }'), /rules\[0\]\.images: name at least one base image or layer prefix/);
+    assert.match(bad('  - { name: a, kind: allowed-base-images, images: [alpine] }'), /rules\[0\]\.images\[0\]: not an image reference in this registry/);
+    assert.match(bad('  - { name: a, kind: allowed-base-images, images: ["Base@sha256:00"] }'), /rules\[0\]\.images\[0\]/);
+    assert.match(bad('  - { name: a, kind: allowed-base-images, layerPrefixes: [["sha256:abc"]] }'), /rules\[0\]\.layerPrefixes\[0\]\[0\]: not a sha256 layer digest/);
+    assert.match(bad('  - { name: a, kind: allowed-base-images, layerPrefixes: [[]] }'), /rules\[0\]\.layerPrefixes\[0\]/);
+    assert.match(bad('  - { name: a, kind: cel, expression: "provenance.exists(p, p.builder == 1) && sboms == 2" }'), /rules\[0\]\.expression/);
     assert.throws(() => parsePolicy('a: [1'), /not valid YAML/);
     assert.throws(() => parsePolicy('apiVersion: v2\nkind: Policy\nmetadata: { name: p }\nrules: []'), /apiVersion/);
   });
@@ -147,6 +157,90 @@ describe('rule kinds', () => {
     assert.equal(d.allowed, false);
     assert.equal(d.rules[0]!.outcome, 'error');
     assert.match(d.denials[0]!, /evaluation error/);
+  });
+
+  const V1 = 'https://slsa.dev/provenance/v1';
+  const GHA = 'https://github.com/slsa-framework/slsa-github-generator/.github/workflows/generator_container_slsa3.yml@refs/tags/v2.0.0';
+  const prov = (builder: string, sourceRepository: string, predicateType = V1) => ({ predicateType, builder, sourceRepository, commit: 'c0ffee', buildType: 'https://slsa-framework.github.io/github-actions-buildtypes/workflow/v1' });
+
+  it('provenance required: builders and sources (globs, each optional), per mode', () => {
+    const rule = 'kind: provenance-required, builders: ["https://github.com/slsa-framework/*"], sources: ["github.com/acme/*"]';
+    const good = [prov(GHA, 'github.com/acme/app')];
+    for (const [mode, allowed, warnings] of [['enforce', false, 0], ['warn', true, 1], ['audit', true, 0]] as const) {
+      const p = policy(`  - { name: slsa, ${rule}, mode: ${mode} }`);
+      const d = p.evaluate(input({ provenance: [prov('https://ci.example/builder', 'github.com/evil/app')] }));
+      assert.equal(d.allowed, allowed, mode);
+      assert.equal(d.warnings.length, warnings, mode);
+      assert.deepEqual(d.rules[0]!.facts, [`provenance (${V1}): builder https://ci.example/builder is not one of https://github.com/slsa-framework/* and source repository github.com/evil/app is not one of github.com/acme/*`]);
+      assert.equal(p.evaluate(input({ provenance: good })).allowed, true, mode);
+    }
+    const p = policy(`  - { name: slsa, ${rule} }`);
+    assert.deepEqual(p.evaluate(input()).denials, ['rule slsa: no verified SLSA provenance attestation']);
+    assert.equal(outcome(p, input({ provenance: [prov(GHA, 'github.com/other/app')] })), 'slsa:fail denied');
+    assert.equal(outcome(p, input({ provenance: [prov(GHA, 'github.com/acme/app', 'https://slsa.dev/provenance/v0.2')] })), 'slsa:pass allowed');
+    assert.equal(outcome(p, input({ provenance: [prov(GHA, 'github.com/acme/app', 'https://slsa.dev/provenance/v0.1')] })), 'slsa:fail denied');
+    // one matching attestation among several is enough; a builder and a source from different attestations are not
+    assert.equal(outcome(p, input({ provenance: [prov('x', 'y'), ...good] })), 'slsa:pass allowed');
+    assert.equal(outcome(p, input({ provenance: [prov(GHA, 'github.com/evil/app'), prov('https://ci.example/b', 'github.com/acme/app')] })), 'slsa:fail denied');
+    // lists absent: any verified SLSA provenance
+    assert.equal(outcome(policy('  - { name: any, kind: provenance-required }'), input({ provenance: [prov('', '')] })), 'any:pass allowed');
+    assert.equal(outcome(policy('  - { name: src, kind: provenance-required, sources: ["github.com/acme/*"] }'), input({ provenance: [prov('anything', 'github.com/acme/x')] })), 'src:pass allowed');
+    // CEL sees the same facts
+    const cel = policy('  - { name: c, kind: cel, expression: \'provenance.exists(p, p.sourceRepository.startsWith("github.com/acme/") && p.commit != "")\' }');
+    assert.equal(outcome(cel, input({ provenance: good })), 'c:pass allowed');
+    assert.equal(outcome(cel, input()), 'c:fail denied');
+  });
+
+  it('SBOM required: formats and origins, per mode', () => {
+    const attested = { format: 'cyclonedx', origin: 'attested', verified: true } as const;
+    const attached = { format: 'spdx', origin: 'attached', verified: false } as const;
+    for (const [mode, allowed, warnings] of [['enforce', false, 0], ['warn', true, 1], ['audit', true, 0]] as const) {
+      const p = policy(`  - { name: sbom, kind: sbom-required, mode: ${mode} }`);
+      const d = p.evaluate(input());
+      assert.equal(d.allowed, allowed, mode);
+      assert.equal(d.warnings.length, warnings, mode);
+      assert.deepEqual(d.rules[0]!.facts, ['no cyclonedx or spdx SBOM attested or attached (the image has none)']);
+      assert.equal(p.evaluate(input({ sboms: [attached] })).allowed, true, mode);
+      assert.equal(p.evaluate(input({ sboms: [attested] })).allowed, true, mode);
+    }
+    const p = policy('  - { name: sbom, kind: sbom-required, formats: [cyclonedx], origins: [attested] }');
+    assert.equal(outcome(p, input({ sboms: [attested] })), 'sbom:pass allowed');
+    assert.deepEqual(p.evaluate(input({ sboms: [attached, { format: 'cyclonedx', origin: 'attached', verified: false }] })).rules[0]!.facts, ['no cyclonedx SBOM attested (the image has: spdx attached, cyclonedx attached)']);
+    assert.equal(outcome(p, input({ sboms: [{ ...attested, verified: false }] })), 'sbom:fail denied');
+    assert.equal(outcome(p, input({ sboms: [{ ...attested, format: 'spdx' }] })), 'sbom:fail denied');
+    assert.equal(outcome(policy('  - { name: s, kind: sbom-required, origins: [attached] }'), input({ sboms: [attached] })), 's:pass allowed');
+    assert.equal(outcome(policy('  - { name: s, kind: sbom-required, origins: [attached] }'), input({ sboms: [attested] })), 's:fail denied');
+    assert.equal(outcome(policy('  - { name: c, kind: cel, expression: \'sboms.exists(s, s.format == "spdx")\' }'), input({ sboms: [attached] })), 'c:pass allowed');
+  });
+
+  it('allowed base images: by layer prefix and by resolved image reference, per mode', () => {
+    const L = (c: string) => `sha256:${c.repeat(64)}`;
+    const base = [L('1'), L('2')];
+    const rule = `kind: allowed-base-images, layerPrefixes: [["${L('1')}", "${L('2')}"]], images: ["base/alpine:3", "base/distroless@${L('d')}"]`;
+    for (const [mode, allowed, warnings] of [['enforce', false, 0], ['warn', true, 1], ['audit', true, 0]] as const) {
+      const p = policy(`  - { name: base, ${rule}, mode: ${mode} }`);
+      assert.deepEqual(p.baseImageRefs, ['base/alpine:3', `base/distroless@${L('d')}`]);
+      assert.equal(p.evaluate(input({ image: { layers: [...base, L('3')] } })).allowed, true, mode);
+      assert.equal(p.evaluate(input({ image: { layers: base } })).allowed, true, 'the base itself');
+      const d = p.evaluate(input({ image: { layers: [L('1'), L('3')] } }));
+      assert.equal(d.allowed, allowed, mode);
+      assert.equal(d.warnings.length, warnings, mode);
+      assert.deepEqual(d.rules[0]!.facts, [
+        `layers (2, first ${L('1')}) do not start with an allowed base image: base/alpine:3, base/distroless@${L('d')}, layers ${L('1')} (+1)`,
+        'base image base/alpine:3 is not resolved',
+        `base image base/distroless@${L('d')} is not resolved`,
+      ]);
+    }
+    const p = policy(`  - { name: base, ${rule} }`);
+    assert.deepEqual(p.evaluate(input()).rules[0]!.facts, ['the image has no layers (an index or an artifact): its base image cannot be checked']);
+    assert.equal(outcome(p, input({ image: { layers: [L('2'), L('1')] } })), 'base:fail denied', 'order matters');
+    assert.equal(outcome(p, input({ image: { layers: [L('1')] } })), 'base:fail denied', 'shorter than the base');
+    // resolved references (the enforcer fills these): an index allows any of its platforms
+    p.baseImages = new Map<string, string[][] | string>([['base/alpine:3', [[L('a')], [L('b'), L('c')]]], [`base/distroless@${L('d')}`, 'is not in this registry']]);
+    assert.equal(outcome(p, input({ image: { layers: [L('b'), L('c'), L('9')] } })), 'base:pass allowed');
+    assert.equal(outcome(p, input({ image: { layers: [L('a')] } })), 'base:pass allowed');
+    assert.deepEqual(p.evaluate(input({ image: { layers: [L('b'), L('9')] } })).rules[0]!.facts.slice(1), [`base image base/distroless@${L('d')} is not in this registry`]);
+    assert.equal(outcome(policy('  - { name: c, kind: cel, expression: "image.layers.size() <= 2" }'), input({ image: { layers: base } })), 'c:pass allowed');
   });
 
   it('rules apply only at their enforcement points', () => {

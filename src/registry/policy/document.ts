@@ -7,6 +7,7 @@
 import { Environment } from '@marcbachmann/cel-js';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { isRepositoryName, isTag } from '../../oci/reference.ts';
 
 export const ENFORCEMENT_POINTS = ['push', 'pull', 'promotion', 'admission'] as const;
 export type EnforcementPoint = (typeof ENFORCEMENT_POINTS)[number];
@@ -32,6 +33,14 @@ const ruleBase = {
 
 const pattern = z.string().min(1).max(256).refine((p) => { try { globToRegExp(p); return true; } catch { return false; } }, 'not a valid tag pattern');
 
+/** Builder ids and source repositories are URIs: a glob without whitespace or control characters. */
+const uriPattern = z.string().min(1).max(512).regex(/^[^\s\u0000-\u001f]+$/, 'not a valid pattern (no spaces or control characters)');
+const layerDigest = z.string().regex(/^sha256:[0-9a-f]{64}$/, 'not a sha256 layer digest (sha256:<64 hex>)');
+/** `repo@sha256:...` or `repo:tag` in this registry. */
+const imageReference = z.string().max(400).refine((ref) => parseImageReference(ref) !== undefined, 'not an image reference in this registry (repo@sha256:<64 hex> or repo:tag)');
+export const SBOM_FORMATS = ['cyclonedx', 'spdx'] as const;
+export const SBOM_ORIGINS = ['attested', 'attached'] as const;
+
 export const ruleSchema = z.discriminatedUnion('kind', [
   z.strictObject({ ...ruleBase, kind: z.literal('forbidden-tags'), tags: z.array(pattern).min(1) }),
   z.strictObject({ ...ruleBase, kind: z.literal('immutable-tags'), tags: z.array(pattern).min(1) }),
@@ -51,6 +60,22 @@ export const ruleSchema = z.discriminatedUnion('kind', [
   z.strictObject({ ...ruleBase, kind: z.literal('cel'), expression: z.string().min(1).max(4096) }),
   /** The image was promoted into its project by this registry (a verified promotion attestation), optionally from given projects. */
   z.strictObject({ ...ruleBase, kind: z.literal('promoted'), from: z.array(pattern).default([]) }),
+  /** A verified SLSA provenance attestation from one of `builders`, built from one of `sources` (each list empty: any). */
+  z.strictObject({ ...ruleBase, kind: z.literal('provenance-required'), builders: z.array(uriPattern).max(100).default([]), sources: z.array(uriPattern).max(100).default([]) }),
+  /** An SBOM in one of `formats`, attested (verified in-toto attestation) and/or attached (builder SBOM the scanner ingested). */
+  z.strictObject({
+    ...ruleBase,
+    kind: z.literal('sbom-required'),
+    formats: z.array(z.enum(SBOM_FORMATS)).min(1).default([...SBOM_FORMATS]),
+    origins: z.array(z.enum(SBOM_ORIGINS)).min(1).default([...SBOM_ORIGINS]),
+  }),
+  /** The image's layers start with every layer of one allowed base: an image of this registry, or a listed layer prefix. */
+  z.strictObject({
+    ...ruleBase,
+    kind: z.literal('allowed-base-images'),
+    images: z.array(imageReference).max(100).default([]),
+    layerPrefixes: z.array(z.array(layerDigest).min(1).max(1000)).max(100).default([]),
+  }).refine((r) => r.images.length + r.layerPrefixes.length > 0, { message: 'name at least one base image or layer prefix', path: ['images'] }),
 ]);
 export type PolicyRule = z.infer<typeof ruleSchema>;
 
@@ -93,6 +118,8 @@ export function celEnvironment(): Environment {
     .registerVariable('request', 'map')
     .registerVariable('admission', 'map')
     .registerVariable('promotions', 'list')
+    .registerVariable('provenance', 'list')
+    .registerVariable('sboms', 'list')
     .registerVariable('now', 'google.protobuf.Timestamp');
 }
 
@@ -141,4 +168,19 @@ export function parsePolicy(text: string): PolicyDocument {
 export function globToRegExp(glob: string): RegExp {
   const body = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
   return new RegExp(`^${body}$`);
+}
+
+/** `repo@sha256:<hex>` or `repo:tag` split into repository and digest or tag; undefined when malformed. */
+export function parseImageReference(ref: string): { repository: string; digest?: string; tag?: string } | undefined {
+  const at = ref.indexOf('@');
+  if (at >= 0) {
+    const repository = ref.slice(0, at);
+    const digest = ref.slice(at + 1);
+    return isRepositoryName(repository) && /^sha256:[0-9a-f]{64}$/.test(digest) ? { repository, digest } : undefined;
+  }
+  const colon = ref.lastIndexOf(':');
+  if (colon < 0) return undefined;
+  const repository = ref.slice(0, colon);
+  const tag = ref.slice(colon + 1);
+  return isRepositoryName(repository) && isTag(tag) ? { repository, tag } : undefined;
 }

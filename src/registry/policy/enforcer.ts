@@ -13,7 +13,7 @@ import type { ManifestPushGate, PullGate } from '../distribution/gates.ts';
 import type { EventBus, RequestOrigin } from '../events/bus.ts';
 import type { ScanReport } from '../scanner/report.ts';
 import type { BlobStore, MetadataStore } from '../storage/ports.ts';
-import type { EnforcementPoint } from './document.ts';
+import { type EnforcementPoint, parseImageReference } from './document.ts';
 import type { CompiledPolicy, PolicyDecision } from './evaluate.ts';
 import { completeInput, type PolicyInput } from './input.ts';
 
@@ -31,6 +31,8 @@ export interface SignatureFactsProvider {
     verdict: string;
     signedBy: Array<{ signer: { kind: string; keyId?: string; keyName?: string; subject?: string } }>;
     attestedBy: Array<{ predicateType: string }>;
+    /** Facts of verified SLSA provenance attestations (signatures/intoto.ts ProvenanceFacts). */
+    provenance?: Array<{ predicateType: string; builderId?: string; buildType?: string; sourceRepository?: string; sourceDigest?: Record<string, string> }>;
     missing: string[];
   }>;
 }
@@ -58,6 +60,11 @@ const COSIGN_TAG = /^sha256-[0-9a-f]{64}(\.[a-z]+)?$/;
 /** Layers of cosign signature and attestation manifests (no runtime runs these). */
 const SIGNATURE_LAYER_TYPES = new Set(['application/vnd.dev.cosign.simplesigning.v1+json', 'application/vnd.dsse.envelope.v1+json']);
 const MAX_WARNINGS_PENDING = 10_000;
+/** How long resolved `allowed-base-images` references are reused. */
+export const BASE_IMAGE_TTL_MS = 30_000;
+const BASE_IMAGE_MISS_TTL_MS = 2_000;
+const MAX_BASE_PLATFORMS = 32;
+const SBOM_PREDICATES: Array<[RegExp, 'cyclonedx' | 'spdx']> = [[/^https:\/\/cyclonedx\.org\/bom(\/|$)/, 'cyclonedx'], [/^https:\/\/spdx\.dev\/Document(\/|$)/, 'spdx']];
 
 function quoteWarning(text: string): string {
   return `299 - "${text.replace(/[\\"]/g, '\\$&').replace(/[\r\n]+/g, ' ').slice(0, 1000)}"`;
@@ -67,6 +74,7 @@ export class PolicyEnforcer {
   readonly #deps: PolicyEnforcerDeps;
   /** Warnings for requests in flight, by request id, written as headers in onSend. */
   readonly #warnings = new Map<string, string[]>();
+  readonly #resolving = new WeakMap<CompiledPolicy, Promise<void>>();
 
   constructor(deps: PolicyEnforcerDeps) {
     this.#deps = deps;
@@ -77,7 +85,7 @@ export class PolicyEnforcer {
     if (r.manifest.subject || (r.tag && COSIGN_TAG.test(r.tag))) return;
     const isIndex = r.manifest.manifests.length > 0 || r.manifest.config === undefined;
     if (!isIndex && !IMAGE_CONFIG_TYPES.has(r.manifest.config?.mediaType ?? '')) return;
-    const policy = await this.#deps.source.policyFor(projectOf(r.repository));
+    const policy = await this.policyFor(projectOf(r.repository));
     if (!policy?.appliesAt('push')) return;
     const previous = r.tag ? await this.#deps.meta.resolveTag(r.repository, r.tag) : undefined;
     const input = await this.#input('push', r.repository, r.digest, r.tag, r.manifest.mediaType, r.manifest, r.content.length, r.origin, previous);
@@ -88,7 +96,7 @@ export class PolicyEnforcer {
   readonly pullGate: PullGate = async (r) => {
     // cosign reads signatures by their tag (`sha256-<hex>.sig`): not evaluated, as at push
     if (r.tag && COSIGN_TAG.test(r.tag)) return;
-    const policy = await this.#deps.source.policyFor(projectOf(r.repository));
+    const policy = await this.policyFor(projectOf(r.repository));
     if (!policy?.appliesAt('pull')) return;
     const record = await this.#deps.meta.getManifest(r.repository, r.digest);
     if (!record || record.subject) return;
@@ -129,15 +137,56 @@ export class PolicyEnforcer {
     const tag = reference.includes(':') ? undefined : reference;
     const digest = tag ? await this.#deps.meta.resolveTag(repository, tag) : reference;
     const record = digest ? await this.#deps.meta.getManifest(repository, digest) : undefined;
-    const policy = await this.#deps.source.policyFor(projectOf(repository));
+    const policy = await this.policyFor(projectOf(repository));
     if (!record || !policy) return undefined;
     const input = await this.#input(point, repository, record.digest, tag, record.mediaType, storedManifest(record), record.size, origin, point === 'push' ? record.digest : undefined);
     return policy.evaluate(input);
   }
 
-  /** The policy that applies to `project` (its own, else the global one). */
-  policyFor(project: string): Promise<CompiledPolicy | undefined> {
-    return this.#deps.source.policyFor(project);
+  /** The policy that applies to `project` (its own, else the global one), its base images resolved. */
+  async policyFor(project: string): Promise<CompiledPolicy | undefined> {
+    const policy = await this.#deps.source.policyFor(project);
+    if (policy) await this.resolveBaseImages(policy);
+    return policy;
+  }
+
+  /**
+   * Resolves the `allowed-base-images` references of `policy` to their layer lists in this
+   * registry (an index: one list per platform manifest), kept on the compiled policy for
+   * BASE_IMAGE_TTL_MS so a moved tag is seen soon without a lookup per request.
+   */
+  async resolveBaseImages(policy: CompiledPolicy, now = Date.now()): Promise<void> {
+    if (policy.baseImageRefs.length === 0 || now - policy.baseImagesAt < BASE_IMAGE_TTL_MS) return;
+    // concurrent requests after expiry share one resolution
+    let pending = this.#resolving.get(policy);
+    if (!pending) {
+      pending = (async () => {
+        const resolved = new Map<string, string[][] | string>();
+        await Promise.all(policy.baseImageRefs.map(async (ref) => void resolved.set(ref, await this.#baseLayers(ref))));
+        policy.baseImages = resolved;
+        // a reference that did not resolve (a base not pushed yet) is retried sooner
+        policy.baseImagesAt = [...resolved.values()].some((v) => typeof v === 'string') ? now - BASE_IMAGE_TTL_MS + BASE_IMAGE_MISS_TTL_MS : now;
+      })().finally(() => this.#resolving.delete(policy));
+      this.#resolving.set(policy, pending);
+    }
+    await pending;
+  }
+
+  async #baseLayers(ref: string): Promise<string[][] | string> {
+    const parsed = parseImageReference(ref);
+    if (!parsed) return 'is not a valid reference';
+    const digest = parsed.digest ?? (await this.#deps.meta.resolveTag(parsed.repository, parsed.tag!));
+    const record = digest ? await this.#deps.meta.getManifest(parsed.repository, digest) : undefined;
+    if (!record) return 'is not in this registry';
+    const manifest = storedManifest(record);
+    if (manifest.manifests.length === 0) return manifest.layers.length > 0 ? [manifest.layers.map((l) => l.digest)] : 'has no layers';
+    const lists: string[][] = [];
+    for (const child of manifest.manifests.slice(0, MAX_BASE_PLATFORMS)) {
+      const c = await this.#deps.meta.getManifest(parsed.repository, child.digest);
+      const layers = c ? storedManifest(c).layers.map((l) => l.digest) : [];
+      if (layers.length > 0) lists.push(layers);
+    }
+    return lists.length > 0 ? lists : 'has no platform manifest with layers in this registry';
   }
 
   /**
@@ -232,6 +281,7 @@ export class PolicyEnforcer {
         annotations: manifest.annotations ?? {},
         created: config?.created ?? '',
         size,
+        layers: manifest.layers.map((l) => l.digest),
       },
       scan: report ? scanFacts(report) : {},
       signatures: signatures
@@ -244,6 +294,8 @@ export class PolicyEnforcer {
         : {},
       request: { point, action: point, who: { kind: origin.actor.kind, name: origin.actor.name ?? '' }, previousTagTarget: previousTagTarget ?? '' },
       promotions: promotions ?? [],
+      provenance: (signatures?.provenance ?? []).map(provenanceFact),
+      sboms: sbomFacts(signatures?.attestedBy ?? [], report?.builderSboms ?? []),
     });
   }
 
@@ -298,6 +350,22 @@ export interface ImageConfig {
   variant?: string | undefined;
   created?: string | undefined;
   config?: { Labels?: Record<string, string> | null };
+}
+
+function provenanceFact(p: NonNullable<Awaited<ReturnType<SignatureFactsProvider['facts']>>['provenance']>[number]): PolicyInput['provenance'][number] {
+  const d = p.sourceDigest ?? {};
+  return { predicateType: p.predicateType, builder: p.builderId ?? '', sourceRepository: p.sourceRepository ?? '', commit: d['gitCommit'] ?? d['sha1'] ?? d['sha256'] ?? '', buildType: p.buildType ?? '' };
+}
+
+/** SBOMs from verified attestations (CycloneDX/SPDX predicates) and from builder SBOMs in the scan report. */
+export function sbomFacts(attestedBy: Array<{ predicateType: string }>, attached: Array<{ format: 'cyclonedx' | 'spdx' }>): PolicyInput['sboms'] {
+  const out: PolicyInput['sboms'] = [];
+  for (const a of attestedBy) {
+    const format = SBOM_PREDICATES.find(([re]) => re.test(a.predicateType))?.[1];
+    if (format) out.push({ format, origin: 'attested', verified: true });
+  }
+  for (const b of attached) out.push({ format: b.format, origin: 'attached', verified: false });
+  return out;
 }
 
 /** The scan part of the input document from a scanner report (exempted findings excluded). */

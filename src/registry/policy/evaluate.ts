@@ -37,18 +37,26 @@ export interface PolicyDecision {
 
 const SEVERITY_RANK: Record<string, number> = { critical: 4, high: 3, medium: 2, low: 1 };
 const DAY_MS = 86_400_000;
+const SLSA_PROVENANCE = new Set(['https://slsa.dev/provenance/v0.2', 'https://slsa.dev/provenance/v1']);
 
 /** A validated policy made ready for evaluation (CEL parsed once). */
 export class CompiledPolicy {
   readonly document: PolicyDocument;
   readonly hash: string;
   readonly #cel = new Map<string, ParseResult>();
+  /** `allowed-base-images` image references of the document (resolved by the enforcer: resolveBaseImages). */
+  readonly baseImageRefs: string[];
+  /** Resolved base images: reference -> the layer lists it allows (one per platform of an index), or why it did not resolve. */
+  baseImages = new Map<string, string[][] | string>();
+  /** When baseImages was last resolved (ms since epoch; 0: never). */
+  baseImagesAt = 0;
 
   constructor(document: PolicyDocument) {
     this.document = document;
     this.hash = `sha256:${createHash('sha256').update(JSON.stringify(document)).digest('hex')}`;
     const env = celEnvironment();
     for (const r of document.rules) if (r.kind === 'cel') this.#cel.set(r.name, env.parse(r.expression));
+    this.baseImageRefs = [...new Set(document.rules.flatMap((r) => (r.kind === 'allowed-base-images' ? r.images : [])))];
   }
 
   /** True when some rule applies at `point` (lets gates skip gathering facts). */
@@ -175,6 +183,39 @@ export class CompiledPolicy {
         if (into.length === 0) return [`no promotion into project ${image.project} attested by this registry${input.promotions.length ? ` (promotions into ${[...new Set(input.promotions.map((p) => p.destinationProject))].join(', ')} only)` : ''}`];
         if (rule.from.length === 0 || into.some((p) => rule.from.some((f) => globToRegExp(f).test(p.sourceProject)))) return [];
         return [`promoted into ${image.project} only from ${[...new Set(into.map((p) => p.sourceProject))].join(', ')}, not from ${rule.from.join(', ')}`];
+      }
+      case 'provenance-required': {
+        const slsa = input.provenance.filter((p) => SLSA_PROVENANCE.has(p.predicateType));
+        if (slsa.length === 0) return [`no verified SLSA provenance attestation${input.provenance.length ? ` (only ${[...new Set(input.provenance.map((p) => p.predicateType))].join(', ')})` : ''}`];
+        const matches = (patterns: string[], value: string) => patterns.length === 0 || patterns.some((p) => globToRegExp(p).test(value));
+        if (slsa.some((p) => matches(rule.builders, p.builder) && matches(rule.sources, p.sourceRepository))) return [];
+        return slsa.map((p) => {
+          const why = [
+            matches(rule.builders, p.builder) ? '' : `builder ${p.builder || '(none)'} is not one of ${rule.builders.join(', ')}`,
+            matches(rule.sources, p.sourceRepository) ? '' : `source repository ${p.sourceRepository || '(none)'} is not one of ${rule.sources.join(', ')}`,
+          ].filter(Boolean);
+          return `provenance (${p.predicateType}): ${why.join(' and ')}`;
+        });
+      }
+      case 'sbom-required': {
+        const ok = input.sboms.filter((b) => rule.formats.includes(b.format) && rule.origins.includes(b.origin) && (b.origin !== 'attested' || b.verified));
+        if (ok.length > 0) return [];
+        const have = input.sboms.map((b) => `${b.format} ${b.origin}${b.origin === 'attested' && !b.verified ? ' (unverified)' : ''}`);
+        return [`no ${rule.formats.join(' or ')} SBOM ${rule.origins.join(' or ')}${have.length ? ` (the image has: ${[...new Set(have)].join(', ')})` : ' (the image has none)'}`];
+      }
+      case 'allowed-base-images': {
+        const layers = image.layers;
+        if (layers.length === 0) return ['the image has no layers (an index or an artifact): its base image cannot be checked'];
+        const startsWith = (prefix: string[]) => prefix.length > 0 && prefix.length <= layers.length && prefix.every((d, i) => layers[i] === d);
+        if (rule.layerPrefixes.some(startsWith)) return [];
+        const unresolved: string[] = [];
+        for (const ref of rule.images) {
+          const resolved = this.baseImages.get(ref);
+          if (typeof resolved !== 'object') unresolved.push(`base image ${ref} ${resolved ?? 'is not resolved'}`);
+          else if (resolved.some(startsWith)) return [];
+        }
+        const allowed = [...rule.images, ...rule.layerPrefixes.map((p) => `layers ${p[0]}${p.length > 1 ? ` (+${p.length - 1})` : ''}`)];
+        return [`layers (${layers.length}, first ${layers[0]}) do not start with an allowed base image: ${allowed.join(', ')}`, ...unresolved];
       }
       case 'cel': {
         const expression = this.#cel.get(rule.name)!;

@@ -1,7 +1,7 @@
 /**
  * The one input document every rule (built-in or CEL) is evaluated against, whatever the
  * enforcement point. CEL expressions see its fields as variables: `image`, `scan`,
- * `signatures`, `request`, `admission` and `now` (a timestamp). Facts that are unknown at a
+ * `signatures`, `request`, `promotions`, `provenance`, `sboms`, `admission` and `now` (a timestamp). Facts that are unknown at a
  * point are present with neutral values (`scan.status == "none"`, `signatures.verdict ==
  * "unknown"`) so that expressions never fail on a missing key. Documented in docs/policy.md.
  */
@@ -19,6 +19,25 @@ export interface PromotionFact {
   approver: string;
   promotedAt: string;
   keyId: string;
+}
+
+/** A verified SLSA provenance attestation's facts (empty strings when the predicate does not say). */
+export interface ProvenanceFact {
+  predicateType: string;
+  /** The builder id (`runDetails.builder.id`, v0.2 `builder.id`). */
+  builder: string;
+  /** Normalised `host/owner/repo` (no scheme, ref or `.git`). */
+  sourceRepository: string;
+  /** The source revision (git commit) when the predicate records one. */
+  commit: string;
+  buildType: string;
+}
+
+/** An SBOM of the image: `attested` (in-toto attestation, `verified` under the trust policy) or `attached` (builder SBOM the scanner ingested, not signature-checked). */
+export interface SbomFact {
+  format: 'cyclonedx' | 'spdx';
+  origin: 'attested' | 'attached';
+  verified: boolean;
 }
 
 export interface PolicyFinding {
@@ -45,6 +64,8 @@ export interface PolicyInput {
     created: string;
     /** Manifest plus config and layers, in bytes. */
     size: number;
+    /** Layer digests in order, base first (empty for an index). */
+    layers: string[];
   };
   scan: {
     /** `none` (never scanned), `queued`, `running`, `complete`, `failed`. */
@@ -80,6 +101,10 @@ export interface PolicyInput {
    * the image that verify with the registry's promotion key (forged or foreign ones are absent).
    */
   promotions: PromotionFact[];
+  /** Verified SLSA provenance attestations of the image (only those verifying under the project's trust policy). */
+  provenance: ProvenanceFact[];
+  /** SBOMs of the image: verified in-toto SBOM attestations and builder SBOMs the scanner ingested. */
+  sboms: SbomFact[];
   /** Kubernetes admission only (empty otherwise): namespace, workload, and when this digest was first admitted. */
   admission: { namespace: string; workload: { kind: string; name: string }; operation: string; firstAdmitted: string };
   /** Evaluation time (ISO 8601). */
@@ -107,6 +132,7 @@ export function completeInput(partial: DeepPartial<PolicyInput> & { image: { dig
       annotations: i.annotations ?? {},
       created: i.created ?? '',
       size: i.size ?? 0,
+      layers: i.layers ?? [],
     },
     scan: {
       status: s.status ?? 'none',
@@ -125,6 +151,8 @@ export function completeInput(partial: DeepPartial<PolicyInput> & { image: { dig
       destination: r.destination ?? '',
     },
     promotions: partial.promotions ?? [],
+    provenance: (partial.provenance ?? []).map((p) => ({ predicateType: p.predicateType ?? '', builder: p.builder ?? '', sourceRepository: p.sourceRepository ?? '', commit: p.commit ?? '', buildType: p.buildType ?? '' })),
+    sboms: partial.sboms ?? [],
     admission: {
       namespace: a.namespace ?? '',
       workload: { kind: a.workload?.kind ?? '', name: a.workload?.name ?? '' },

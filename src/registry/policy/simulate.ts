@@ -73,11 +73,11 @@ const CONCURRENCY = 8;
 
 export class PolicySimulator {
   readonly #meta: MetadataStore;
-  readonly #policy: Pick<PromotionPolicy, 'policyFor' | 'storedImageInput'>;
+  readonly #policy: Pick<PromotionPolicy, 'policyFor' | 'storedImageInput'> & { resolveBaseImages?(policy: CompiledPolicy): Promise<void> };
   readonly #deployments: DeploymentRecords | undefined;
   readonly #pageSize: number;
 
-  constructor(deps: { meta: MetadataStore; policy: Pick<PromotionPolicy, 'policyFor' | 'storedImageInput'>; deployments?: DeploymentRecords | undefined }, options: { pageSize: number }) {
+  constructor(deps: { meta: MetadataStore; policy: Pick<PromotionPolicy, 'policyFor' | 'storedImageInput'> & { resolveBaseImages?(policy: CompiledPolicy): Promise<void> }; deployments?: DeploymentRecords | undefined }, options: { pageSize: number }) {
     this.#meta = deps.meta;
     this.#policy = deps.policy;
     this.#deployments = deps.deployments;
@@ -91,6 +91,8 @@ export class PolicySimulator {
     if (own !== GLOBAL_PROJECT && scope !== own) throw new RegistryError('INVALID_REQUEST', `the candidate policy is for project ${own}; it cannot apply to project ${scope}`);
     const points = (options.points ?? [...ENFORCEMENT_POINTS]).filter((p) => candidate.appliesAt(p));
     const listLimit = options.listLimit ?? 1000;
+    // the candidate's allowed base images, as the gates would resolve them
+    await this.#policy.resolveBaseImages?.(candidate);
     const report: SimulationReport = {
       policy: { name: candidate.document.metadata.name, project: own, version: candidate.document.metadata.version, hash: candidate.hash },
       scope: { project: scope ?? null, points },
