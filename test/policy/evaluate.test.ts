@@ -232,7 +232,10 @@ describe('rule kinds', () => {
       ]);
     }
     const p = policy(`  - { name: base, ${rule} }`);
-    assert.deepEqual(p.evaluate(input()).rules[0]!.facts, ['the image has no layers (an index or an artifact): its base image cannot be checked']);
+    assert.deepEqual(p.evaluate(input()).rules[0]!.facts, ['the image has no layers (an artifact, or an index without platform images here): its base image cannot be checked']);
+    // an index: every platform image must be on an allowed base
+    assert.equal(outcome(p, input({ image: { platformLayers: [[...base, L('3')], [...base, L('4')]] } })), 'base:pass allowed');
+    assert.deepEqual(p.evaluate(input({ image: { platformLayers: [[...base, L('3')], [L('5')]] } })).rules[0]!.facts[0], `platform image layers (1, first ${L('5')}) do not start with an allowed base image: base/alpine:3, base/distroless@${L('d')}, layers ${L('1')} (+1)`);
     assert.equal(outcome(p, input({ image: { layers: [L('2'), L('1')] } })), 'base:fail denied', 'order matters');
     assert.equal(outcome(p, input({ image: { layers: [L('1')] } })), 'base:fail denied', 'shorter than the base');
     // resolved references (the enforcer fills these): an index allows any of its platforms

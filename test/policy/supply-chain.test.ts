@@ -90,6 +90,8 @@ describe('supply-chain rules through the gates', () => {
     const error = (denied.body as { errors: Array<{ code: string; message: string }> }).errors[0]!;
     assert.equal(error.code, 'DENIED');
     assert.match(error.message, /supply-chain v1: rule base: layers \(1, first sha256:[0-9a-f]{64}\) do not start with an allowed base image: base\/alpine:3$/);
+    // an index is checked through its platform images
+    await t.pushIndex('sc/app', 'multi', [{ digest: sha256(derived), size: derived.length }]);
     await new Promise((r) => setTimeout(r, 20));
     const decision = t.events.find((e) => e.type === 'policy.decision' && e['outcome'] === 'denied' && e['tag'] === '2.0') as { rules: Array<{ rule: string; facts: string[] }> } | undefined;
     assert.ok(decision);

@@ -77,10 +77,11 @@ const DAY_MS = 86_400_000;
 
 /**
  * Rules evaluated for images of other registries: those that need neither a scan nor this
- * registry's promotions (CEL expressions naming `scan` or `promotions` are left out too).
+ * registry's promotions, provenance or SBOM facts (CEL expressions naming `scan`, `promotions`,
+ * `provenance` or `sboms` are left out too).
  */
 function appliesToExternal(rule: PolicyRule): boolean {
-  if (rule.kind === 'cel') return !/\b(scan|promotions)\b/.test(rule.expression);
+  if (rule.kind === 'cel') return !/\b(scan|promotions|provenance|sboms)\b/.test(rule.expression);
   return rule.kind === 'signature-required' || rule.kind === 'forbidden-tags' || rule.kind === 'required-labels' || rule.kind === 'max-image-age';
 }
 const RECORD_REFRESH_MS = 60_000;

@@ -165,6 +165,7 @@ export class ExternalVerifier {
             annotations: parsed.annotations ?? {},
             created: config?.created ?? '',
             size: manifest.content.length + (parsed.config?.size ?? 0) + parsed.layers.reduce((n, l) => n + l.size, 0),
+            layers: parsed.layers.map((l) => l.digest),
           },
           signatures,
         }),

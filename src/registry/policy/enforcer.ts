@@ -282,6 +282,7 @@ export class PolicyEnforcer {
         created: config?.created ?? '',
         size,
         layers: manifest.layers.map((l) => l.digest),
+        platformLayers: manifest.manifests.length > 0 ? await this.#platformLayers(repository, manifest) : [],
       },
       scan: report ? scanFacts(report) : {},
       signatures: signatures
@@ -297,6 +298,16 @@ export class PolicyEnforcer {
       provenance: (signatures?.provenance ?? []).map(provenanceFact),
       sboms: sbomFacts(signatures?.attestedBy ?? [], report?.builderSboms ?? []),
     });
+  }
+
+  /** The layer lists of an index's platform images stored in `repository` (BuildKit attestation manifests left out). */
+  async #platformLayers(repository: string, index: ParsedManifest): Promise<string[][]> {
+    const children = index.manifests.filter((m) => m.annotations?.['vnd.docker.reference.type'] !== 'attestation-manifest').slice(0, MAX_BASE_PLATFORMS);
+    const lists = await Promise.all(children.map(async (m) => {
+      const record = await this.#deps.meta.getManifest(repository, m.digest);
+      return record ? storedManifest(record).layers.map((l) => l.digest) : [];
+    }));
+    return lists.filter((l) => l.length > 0);
   }
 
   /** The image config (labels, created, platform), read when small; undefined for indexes. */

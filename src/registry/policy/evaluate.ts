@@ -204,18 +204,25 @@ export class CompiledPolicy {
         return [`no ${rule.formats.join(' or ')} SBOM ${rule.origins.join(' or ')}${have.length ? ` (the image has: ${[...new Set(have)].join(', ')})` : ' (the image has none)'}`];
       }
       case 'allowed-base-images': {
-        const layers = image.layers;
-        if (layers.length === 0) return ['the image has no layers (an index or an artifact): its base image cannot be checked'];
-        const startsWith = (prefix: string[]) => prefix.length > 0 && prefix.length <= layers.length && prefix.every((d, i) => layers[i] === d);
-        if (rule.layerPrefixes.some(startsWith)) return [];
-        const unresolved: string[] = [];
-        for (const ref of rule.images) {
-          const resolved = this.baseImages.get(ref);
-          if (typeof resolved !== 'object') unresolved.push(`base image ${ref} ${resolved ?? 'is not resolved'}`);
-          else if (resolved.some(startsWith)) return [];
-        }
-        const allowed = [...rule.images, ...rule.layerPrefixes.map((p) => `layers ${p[0]}${p.length > 1 ? ` (+${p.length - 1})` : ''}`)];
-        return [`layers (${layers.length}, first ${layers[0]}) do not start with an allowed base image: ${allowed.join(', ')}`, ...unresolved];
+        // an index: every platform image must be built on an allowed base
+        const images = image.layers.length > 0 ? [image.layers] : image.platformLayers.filter((l) => l.length > 0);
+        if (images.length === 0) return ['the image has no layers (an artifact, or an index without platform images here): its base image cannot be checked'];
+        const unresolved = new Set<string>();
+        const allowedBase = (layers: string[]) => {
+          const startsWith = (prefix: string[]) => prefix.length > 0 && prefix.length <= layers.length && prefix.every((d, i) => layers[i] === d);
+          if (rule.layerPrefixes.some(startsWith)) return true;
+          for (const ref of rule.images) {
+            const resolved = this.baseImages.get(ref);
+            if (typeof resolved !== 'object') unresolved.add(`base image ${ref} ${resolved ?? 'is not resolved'}`);
+            else if (resolved.some(startsWith)) return true;
+          }
+          return false;
+        };
+        const failing = images.filter((layers) => !allowedBase(layers));
+        if (failing.length === 0) return [];
+        const allowed = [...rule.images, ...rule.layerPrefixes.map((p) => `layers ${p[0]}${p.length > 1 ? ` (+${p.length - 1})` : ''}`)].join(', ');
+        const platform = images.length > 1 || image.layers.length === 0 ? 'platform image ' : '';
+        return [...failing.slice(0, 5).map((l) => `${platform}layers (${l.length}, first ${l[0]}) do not start with an allowed base image: ${allowed}`), ...unresolved];
       }
       case 'cel': {
         const expression = this.#cel.get(rule.name)!;

@@ -66,6 +66,8 @@ export interface PolicyInput {
     size: number;
     /** Layer digests in order, base first (empty for an index). */
     layers: string[];
+    /** An index: the layer digests of each of its platform images stored in this repository (empty otherwise). */
+    platformLayers: string[][];
   };
   scan: {
     /** `none` (never scanned), `queued`, `running`, `complete`, `failed`. */
@@ -133,6 +135,7 @@ export function completeInput(partial: DeepPartial<PolicyInput> & { image: { dig
       created: i.created ?? '',
       size: i.size ?? 0,
       layers: i.layers ?? [],
+      platformLayers: i.platformLayers ?? [],
     },
     scan: {
       status: s.status ?? 'none',
