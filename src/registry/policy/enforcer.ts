@@ -88,7 +88,7 @@ export class PolicyEnforcer {
     const policy = await this.policyFor(projectOf(r.repository));
     if (!policy?.appliesAt('push')) return;
     const previous = r.tag ? await this.#deps.meta.resolveTag(r.repository, r.tag) : undefined;
-    const input = await this.#input('push', r.repository, r.digest, r.tag, r.manifest.mediaType, r.manifest, r.content.length, r.origin, previous);
+    const input = await this.#input('push', r.repository, r.digest, r.tag, r.manifest.mediaType, r.manifest, r.content.length, r.origin, previous, policy);
     this.#enforce(policy, input, r.origin);
   };
 
@@ -104,7 +104,7 @@ export class PolicyEnforcer {
     if (parsed.config && !IMAGE_CONFIG_TYPES.has(parsed.config.mediaType)) return;
     // a cosign tag-scheme signature or attestation fetched by digest (verifiers do): not an image
     if (parsed.layers.length > 0 && parsed.layers.every((l) => SIGNATURE_LAYER_TYPES.has(l.mediaType))) return;
-    const input = await this.#input('pull', r.repository, r.digest, r.tag, r.mediaType, parsed, record.size, r.origin, undefined);
+    const input = await this.#input('pull', r.repository, r.digest, r.tag, r.mediaType, parsed, record.size, r.origin, undefined, policy);
     this.#enforce(policy, input, r.origin);
   };
 
@@ -139,7 +139,7 @@ export class PolicyEnforcer {
     const record = digest ? await this.#deps.meta.getManifest(repository, digest) : undefined;
     const policy = await this.policyFor(projectOf(repository));
     if (!record || !policy) return undefined;
-    const input = await this.#input(point, repository, record.digest, tag, record.mediaType, storedManifest(record), record.size, origin, point === 'push' ? record.digest : undefined);
+    const input = await this.#input(point, repository, record.digest, tag, record.mediaType, storedManifest(record), record.size, origin, point === 'push' ? record.digest : undefined, policy);
     return policy.evaluate(input);
   }
 
@@ -261,7 +261,8 @@ export class PolicyEnforcer {
     });
   }
 
-  async #input(point: EnforcementPoint, repository: string, digest: string, tag: string | undefined, mediaType: string, manifest: ParsedManifest, manifestSize: number, origin: RequestOrigin, previousTagTarget: string | undefined): Promise<PolicyInput> {
+  /** `policy`: the one to evaluate, when known (facts no rule of it reads are not gathered). */
+  async #input(point: EnforcementPoint, repository: string, digest: string, tag: string | undefined, mediaType: string, manifest: ParsedManifest, manifestSize: number, origin: RequestOrigin, previousTagTarget: string | undefined, policy?: CompiledPolicy): Promise<PolicyInput> {
     const config = await this.#imageConfig(manifest);
     const size = manifestSize + (manifest.config?.size ?? 0) + manifest.layers.reduce((n, l) => n + l.size, 0);
     const [report, signatures, promotions] = await Promise.all([
@@ -282,7 +283,7 @@ export class PolicyEnforcer {
         created: config?.created ?? '',
         size,
         layers: manifest.layers.map((l) => l.digest),
-        platformLayers: manifest.manifests.length > 0 ? await this.#platformLayers(repository, manifest) : [],
+        platformLayers: manifest.manifests.length > 0 && (policy?.usesPlatformLayers ?? true) ? await this.#platformLayers(repository, manifest) : [],
       },
       scan: report ? scanFacts(report) : {},
       signatures: signatures

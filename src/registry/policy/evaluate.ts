@@ -57,7 +57,11 @@ export class CompiledPolicy {
     const env = celEnvironment();
     for (const r of document.rules) if (r.kind === 'cel') this.#cel.set(r.name, env.parse(r.expression));
     this.baseImageRefs = [...new Set(document.rules.flatMap((r) => (r.kind === 'allowed-base-images' ? r.images : [])))];
+    this.usesPlatformLayers = document.rules.some((r) => r.kind === 'allowed-base-images' || (r.kind === 'cel' && r.expression.includes('platformLayers')));
   }
+
+  /** Whether a rule reads `image.platformLayers` (one manifest read per platform of an index). */
+  readonly usesPlatformLayers: boolean;
 
   /** True when some rule applies at `point` (lets gates skip gathering facts). */
   appliesAt(point: EnforcementPoint): boolean {
