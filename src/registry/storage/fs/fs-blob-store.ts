@@ -1,4 +1,4 @@
-import { createWriteStream, open as openCallback } from 'node:fs';
+import { createWriteStream, fdatasync, open as openCallback } from 'node:fs';
 import { type FileHandle, mkdir, open, readdir, rename, rm, stat, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -117,11 +117,26 @@ export class FsBlobStore implements BlobStore {
     return this.#withUpload(id, async () => {
       const fd = await this.#openForAppend(id, offset);
       let written = offset;
+      // Early write-back: every 16 MiB the kernel is asked to start writing what it holds
+      // (fdatasync on the pool, not awaited), so the fsync before the blob is acknowledged finds
+      // little left to write; distribution does not fsync blobs at all, so this is what keeps a
+      // durable push close to its speed.
+      let unsynced = 0;
+      let syncing: Promise<void> | undefined;
       const limiter = new Transform({
         transform(chunk: Buffer, _encoding, callback) {
           written += chunk.length;
-          if (written > maxBytes) callback(new SizeLimitError(`upload exceeds ${maxBytes} bytes`));
-          else callback(null, chunk);
+          if (written > maxBytes) return callback(new SizeLimitError(`upload exceeds ${maxBytes} bytes`));
+          unsynced += chunk.length;
+          if (unsynced >= earlyWritebackBytes && !syncing) {
+            unsynced = 0;
+            syncing = new Promise<void>((resolve) => fdatasync(fd, () => resolve())).finally(() => (syncing = undefined));
+          }
+          callback(null, chunk);
+        },
+        // The descriptor is closed after the last write: no write-back may still be queued on it.
+        flush(callback) {
+          void (syncing ?? Promise.resolve()).then(() => callback());
         },
       });
       // fsync covers the whole file, earlier chunks included.
@@ -254,6 +269,9 @@ function isUploadId(id: string): boolean {
 }
 
 const openFd = promisify(openCallback);
+
+/** Bytes received between two early write-back requests. */
+const earlyWritebackBytes = 16 * 1024 * 1024;
 
 function isExists(error: unknown): boolean {
   return (error as NodeJS.ErrnoException)?.code === 'EEXIST';
