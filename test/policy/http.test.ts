@@ -119,6 +119,31 @@ describe('policy gates over HTTP', () => {
     assert.equal((await fetch(`${base}/v2/team/app/manifests/scratch`, { method: 'DELETE' })).status, 202);
   });
 
+  it('refuses to delete by digest a manifest an immutable tag points at, encoded or not; nothing changes', async () => {
+    const m = await image('team/app', 'linux', { 'org.opencontainers.image.authors': 'me' });
+    const digest = sha256(m);
+    for (const tag of ['v7', 'candidate']) assert.equal((await put('team/app', tag, m)).status, 201);
+    for (const reference of [digest, encodeURIComponent(digest)]) {
+      const del = await fetch(`${base}/v2/team/app/manifests/${reference}`, { method: 'DELETE' });
+      assert.equal(del.status, 403, reference);
+      const body = (await del.json()) as { errors: Array<{ code: string; message: string }> };
+      assert.equal(body.errors[0]!.code, 'DENIED');
+      assert.match(body.errors[0]!.message, /releases-immutable: tag v7 matches immutable pattern v\* and cannot be deleted/);
+    }
+    for (const ref of ['v7', 'candidate', digest]) assert.equal((await fetch(`${base}/v2/team/app/manifests/${ref}`, { headers: { accept: MANIFEST } })).status, 200, ref);
+  });
+
+  it('a manifest whose tags are all mutable is deleted by digest, with its tags', async () => {
+    const m = await image('team/app', 'linux', { 'org.opencontainers.image.authors': 'me' });
+    const digest = sha256(m);
+    for (const tag of ['scratch2', 'tmp']) assert.equal((await put('team/app', tag, m)).status, 201);
+    assert.equal((await fetch(`${base}/v2/team/app/manifests/${digest}`, { method: 'DELETE' })).status, 202);
+    for (const ref of ['scratch2', 'tmp', digest]) assert.equal((await fetch(`${base}/v2/team/app/manifests/${ref}`, { headers: { accept: MANIFEST } })).status, 404, ref);
+    const other = await image('other/app', 'linux');
+    assert.equal((await put('other/app', 'v1', other)).status, 201);
+    assert.equal((await fetch(`${base}/v2/other/app/manifests/${sha256(other)}`, { method: 'DELETE' })).status, 202, 'no immutable rule for project other');
+  });
+
   it('a warn rule allows with a Warning: 299 header', async () => {
     const m = await image('team/app', 'linux');
     const res = await put('team/app', '2.0', m);

@@ -47,7 +47,6 @@ import { RegistryMetrics } from '../metrics/metrics.ts';
 import { GarbageCollector } from '../gc/collector.ts';
 import { CachedPolicyStore, createPolicyEnforcer, MemoryPolicyStore, type PolicyStore, registerPolicyRoutes, SqlPolicyStore } from '../policy/index.ts';
 import { destinationSignatureFacts, MemoryPromotionStore, openPromotion, promotionAuthorizer, type PromotionAuthorizer, PromotionService, type PromotionStore, registerPromotionRoutes, SqlPromotionStore } from '../policy/promotion/index.ts';
-import { guardDigestDeletes } from '../policy/delete-guard.ts';
 import { PolicySimulator, registerSimulationRoutes } from '../policy/simulate.ts';
 import { type Admission, createAdmission, type DeploymentStore, MemoryDeploymentStore, SqlDeploymentStore } from '../admission/index.ts';
 import { accessAuthorizer, createScanner, registerScannerRoutes, type ScanService, ScanStore } from '../scanner/index.ts';
@@ -410,7 +409,6 @@ export async function buildRegistry(
     await registerPolicyRoutes(app, { store: policyStore, authorize: signatureAuthorize, enforcer: policy });
     described.push(...policyOpenApi);
     policy.register(app);
-    guardDigestDeletes(app, { meta: stores.meta, enforcer: policy });
     gates.manifestPush.push(policy.pushGate);
     gates.manifestPull.push(policy.pullGate);
     if (promotion) {

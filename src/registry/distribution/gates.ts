@@ -1,5 +1,6 @@
 import type { ParsedManifest } from '../../oci/manifest.ts';
 import type { RequestOrigin } from '../events/bus.ts';
+import type { ManifestRecord } from '../storage/ports.ts';
 
 /**
  * Gates are hooks the core awaits before committing or serving; optional modules (policy,
@@ -11,7 +12,8 @@ export interface ManifestPushGate {
 }
 
 export interface PullGate {
-  (request: { repository: string; digest: string; tag: string | undefined; mediaType: string; origin: RequestOrigin }): Promise<void>;
+  /** `record`: the manifest being served, as the core read it (a gate need not read it again). */
+  (request: { repository: string; digest: string; tag: string | undefined; mediaType: string; record: ManifestRecord; origin: RequestOrigin }): Promise<void>;
 }
 
 export interface Gates {

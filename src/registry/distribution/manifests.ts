@@ -120,7 +120,7 @@ export class ManifestService {
       throw new RegistryError('MANIFEST_UNKNOWN', `manifest ${reference} is a ${record.mediaType}, which the request's Accept header excludes`, { detail: { mediaType: record.mediaType } });
     }
     for (const gate of this.#gates.manifestPull) {
-      await denyOnError(() => gate({ repository, digest: record.digest, tag: ref.tag, mediaType: record.mediaType, origin }));
+      await denyOnError(() => gate({ repository, digest: record.digest, tag: ref.tag, mediaType: record.mediaType, record, origin }));
     }
     if (publish) this.#events.publish({ type: 'manifest.pulled', at: new Date(), origin, repository, digest: record.digest, mediaType: record.mediaType, tag: ref.tag });
     return record;

@@ -98,8 +98,8 @@ export class PolicyEnforcer {
     if (r.tag && COSIGN_TAG.test(r.tag)) return;
     const policy = await this.policyFor(projectOf(r.repository));
     if (!policy?.appliesAt('pull')) return;
-    const record = await this.#deps.meta.getManifest(r.repository, r.digest);
-    if (!record || record.subject) return;
+    const record = r.record;
+    if (record.subject) return;
     const parsed = storedManifest(record);
     if (parsed.config && !IMAGE_CONFIG_TYPES.has(parsed.config.mediaType)) return;
     // a cosign tag-scheme signature or attestation fetched by digest (verifiers do): not an image
@@ -111,7 +111,7 @@ export class PolicyEnforcer {
   /**
    * Tag deletion (`DELETE /v2/NAME/manifests/TAG`): the core has no delete gate, so this hook
    * evaluates the push-point `immutable-tags` rules with `request.action == "delete"` before the
-   * route runs (after authentication hooks). Deletion by digest is not covered yet.
+   * route runs (after authentication hooks); deletion by digest is checked for each of its tags.
    */
   async checkTagDelete(repository: string, tag: string, origin: RequestOrigin): Promise<void> {
     const policy = await this.#deps.source.policyFor(projectOf(repository));
@@ -211,10 +211,12 @@ export class PolicyEnforcer {
   register(app: FastifyInstance): void {
     app.addHook('preHandler', async (request) => {
       if (request.method !== 'DELETE') return;
-      const match = /^\/v2\/(.+)\/manifests\/([A-Za-z0-9_][A-Za-z0-9._-]{0,127})$/.exec(request.url.split('?', 1)[0]!);
-      if (!match) return;
+      const target = manifestDeleteTarget(request.url);
+      if (!target) return;
       const origin: RequestOrigin = { clientAddress: request.ip, userAgent: request.headers['user-agent'], requestId: String(request.id), actor: { kind: 'anonymous' } };
-      await this.checkTagDelete(match[1]!, match[2]!, origin);
+      // Deleting by digest removes the manifest's tags with it: each of them must allow its deletion.
+      const tags = target.tag !== undefined ? [target.tag] : await this.#deps.meta.tagsOf(target.repository, target.digest!);
+      for (const tag of tags) await this.checkTagDelete(target.repository, tag, origin);
     });
     app.addHook('onSend', async (request, reply, payload) => {
       const warnings = this.#warnings.get(String(request.id));
@@ -396,4 +398,21 @@ export function scanFacts(report: ScanReport): Partial<PolicyInput['scan']> {
     })),
     licences: report.licences ?? [],
   };
+}
+
+/** The repository and tag or digest of `DELETE /v2/<name>/manifests/<reference>` (percent-decoded). */
+function manifestDeleteTarget(url: string): { repository: string; tag?: string; digest?: string } | undefined {
+  const path = url.split('?', 1)[0]!;
+  const at = path.lastIndexOf('/manifests/');
+  if (!path.startsWith('/v2/') || at < 0) return undefined;
+  let reference: string;
+  try {
+    reference = decodeURIComponent(path.slice(at + '/manifests/'.length));
+  } catch {
+    return undefined; // not a reference: the route answers it
+  }
+  const repository = path.slice('/v2/'.length, at);
+  if (/^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/.test(reference)) return { repository, tag: reference };
+  if (/^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/.test(reference)) return { repository, digest: reference };
+  return undefined;
 }

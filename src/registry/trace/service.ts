@@ -234,10 +234,8 @@ export class TraceService {
       for (const m of page.items) {
         if (options.signal?.aborted) return recorded;
         if (known.has(`${m.repository}@${m.digest}`)) continue;
-        const event = { type: 'manifest.pushed' as const, at: new Date(), origin: undefined, repository: m.repository, digest: m.digest, mediaType: m.mediaType, artifactType: undefined, subject: undefined, size: 0, created: false, tag: undefined, previousTagTarget: undefined };
         try {
-          await this.onManifestPushed(event);
-          if ((await this.#d.store.images(m.digest)).some((i) => i.repository === m.repository)) {
+          if (await this.#recordImage(m.repository, m.digest)) {
             recorded++;
             await this.onFindings(m.repository, m.digest);
           }
@@ -260,13 +258,18 @@ export class TraceService {
   async onManifestPushed(e: EventOf<'manifest.pushed'>): Promise<void> {
     // signatures, attestations, SBOMs and other referrers are facts about their subject, not images
     if (e.subject !== undefined || (e.tag !== undefined && (COSIGN_TAG.test(e.tag) || REFERRERS_TAG.test(e.tag) || /^sha256-[a-f0-9]{64}\.sbom$/.test(e.tag)))) return;
-    const record = await this.#d.meta.getManifest(e.repository, e.digest);
-    if (!record || isSignatureArtifactManifest(record.content)) return;
+    await this.#recordImage(e.repository, e.digest);
+  }
+
+  /** Indexes a stored image or index (not signature artifacts); false when it is not one. */
+  async #recordImage(repository: string, digest: string): Promise<boolean> {
+    const record = await this.#d.meta.getManifest(repository, digest);
+    if (!record || isSignatureArtifactManifest(record.content)) return false;
     const kind = classifyManifest(record.content);
     const sources: SourceFact[] = [];
     const fromAnnotations = sourceFromAnnotations(record.annotations, 'annotation');
     if (fromAnnotations) sources.push(fromAnnotations);
-    const image: TracedImage = { repository: e.repository, digest: e.digest, mediaType: record.mediaType, configDigest: undefined, layers: 0, topChain: undefined, created: undefined, pushedAt: this.#now() };
+    const image: TracedImage = { repository: repository, digest: digest, mediaType: record.mediaType, configDigest: undefined, layers: 0, topChain: undefined, created: undefined, pushedAt: this.#now() };
     let prefixChains: string[] = [];
     let children: string[] = [];
     if (kind.kind === 'index' && isIndexMediaType(record.mediaType)) {
@@ -274,7 +277,7 @@ export class TraceService {
     } else if (kind.kind === 'image' && kind.layers.every((l) => isLayerMediaType(l.mediaType))) {
       const config = configFacts(await readBounded(await this.#d.blobs.read(kind.config.digest), MAX_CONFIG_BYTES, `configuration ${kind.config.digest}`));
       if (!config) {
-        this.#d.logger?.warn({ repository: e.repository, digest: e.digest }, 'trace: the image configuration is not readable; recorded without layers');
+        this.#d.logger?.warn({ repository: repository, digest: digest }, 'trace: the image configuration is not readable; recorded without layers');
       } else {
         const chains = chainIds(config.diffIds);
         image.layers = chains.length;
@@ -283,17 +286,18 @@ export class TraceService {
           image.topChain = chains.at(-1);
           prefixChains = chains.slice(0, -1);
         } else {
-          this.#d.logger?.warn({ repository: e.repository, digest: e.digest, layers: chains.length }, 'trace: too many layers to relate the image to base images');
+          this.#d.logger?.warn({ repository: repository, digest: digest, layers: chains.length }, 'trace: too many layers to relate the image to base images');
         }
         const fromLabels = sourceFromAnnotations(config.labels, 'label');
         if (fromLabels) sources.push(fromLabels);
       }
       image.configDigest = kind.config.digest;
     } else {
-      return;
+      return false;
     }
     const annotatedBase = baseFromAnnotations(record.annotations);
     await this.#d.store.recordImage({ image, prefixChains, sources, annotatedBase, children }, this.#now());
+    return true;
   }
 
   readonly #verifying = new Set<string>();
