@@ -1,8 +1,14 @@
 import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
 import type { Row, SqlDriver, SqlExecutor } from '../sql/driver.ts';
+import { startCheckpoints, stopCheckpoints } from './checkpointer.ts';
 
 /** How long to keep retrying while another connection holds SQLite's write lock. */
 const BUSY_DEADLINE_MS = 10_000;
+/**
+ * WAL pages after which a COMMIT on the event loop checkpoints by itself: only a safety net, the
+ * checkpointer thread copies the WAL back long before (SQLite's default is 1,000).
+ */
+const SAFETY_AUTOCHECKPOINT_PAGES = 16_000;
 
 /**
  * SQLite through Node's built-in `node:sqlite` (no native addon to build), in WAL mode.
@@ -22,12 +28,19 @@ export class SqliteDriver implements SqlDriver {
   #queue: Promise<unknown> = Promise.resolve();
 
   readonly file: string;
+  readonly #checkpointed: boolean;
 
   constructor(path: string) {
     this.file = path;
     this.#db = new DatabaseSync(path, { timeout: 5000 });
     this.#db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;');
     this.#db.exec('PRAGMA busy_timeout = 0');
+    // Checkpoints run on a thread of their own (see checkpointer.ts); not for in-memory databases.
+    this.#checkpointed = path !== '' && path !== ':memory:' && !path.startsWith('file:');
+    if (this.#checkpointed) {
+      this.#db.exec(`PRAGMA wal_autocheckpoint = ${SAFETY_AUTOCHECKPOINT_PAGES}`);
+      startCheckpoints(path);
+    }
   }
 
   #prepare(sql: string) {
@@ -88,6 +101,8 @@ export class SqliteDriver implements SqlDriver {
 
   async close(): Promise<void> {
     await this.#queue;
+    // The checkpointer's connection goes first, so that closing this last one removes the WAL.
+    if (this.#checkpointed) await stopCheckpoints(this.file);
     this.#db.close();
   }
 }

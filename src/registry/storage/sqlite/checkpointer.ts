@@ -1,0 +1,104 @@
+/**
+ * WAL checkpoints off the event loop. SQLite checkpoints inside the COMMIT that crosses
+ * `wal_autocheckpoint` pages: on this kind of machine one takes about 10 ms (a thousand page
+ * writes and two fsyncs), during which the whole server stands still, and under a push load they
+ * were a third of the time spent in SQLite. Here one worker thread per process keeps a second
+ * connection to each database file and runs `PRAGMA wal_checkpoint(PASSIVE)` every
+ * `INTERVAL_MS`: a passive checkpoint never waits for a lock and costs next to nothing when there
+ * is nothing to copy. The event loop's connection keeps a high autocheckpoint threshold as a
+ * safety net should this thread fall behind or die.
+ */
+import { DatabaseSync } from 'node:sqlite';
+import { isMainThread, parentPort, Worker } from 'node:worker_threads';
+
+const INTERVAL_MS = 200;
+
+type ToThread = { open: string } | { close: string; ack: number };
+type FromThread = { closed: number };
+
+let thread: Worker | undefined;
+const users = new Map<string, number>();
+const closing = new Map<number, () => void>();
+let nextAck = 0;
+
+function worker(): Worker {
+  if (!thread) {
+    const started = new Worker(new URL(import.meta.url));
+    started.unref();
+    started.on('message', (message: FromThread) => {
+      closing.get(message.closed)?.();
+      closing.delete(message.closed);
+      if (closing.size === 0) started.unref();
+    });
+    // A dead checkpointer is not fatal: the connection's own autocheckpoint takes over.
+    started.on('error', () => undefined);
+    started.on('exit', () => {
+      if (thread === started) thread = undefined;
+      for (const done of closing.values()) done();
+      closing.clear();
+    });
+    thread = started;
+  }
+  return thread;
+}
+
+/** Starts background checkpoints of the database at `path` (counted: one per open driver). */
+export function startCheckpoints(path: string): void {
+  const count = users.get(path) ?? 0;
+  users.set(path, count + 1);
+  if (count === 0) worker().postMessage({ open: path } satisfies ToThread);
+}
+
+/** Stops them once no driver of `path` is left; resolves when the thread's connection is closed. */
+export function stopCheckpoints(path: string): Promise<void> {
+  const count = users.get(path) ?? 0;
+  if (count > 1) {
+    users.set(path, count - 1);
+    return Promise.resolve();
+  }
+  users.delete(path);
+  const running = thread;
+  if (!running) return Promise.resolve();
+  const ack = ++nextAck;
+  return new Promise<void>((resolve) => {
+    closing.set(ack, resolve);
+    // Held until the answer comes: an unref'd thread's reply would not keep the process waiting.
+    running.ref();
+    running.postMessage({ close: path, ack } satisfies ToThread);
+  });
+}
+
+if (!isMainThread && parentPort) {
+  const port = parentPort;
+  const connections = new Map<string, DatabaseSync>();
+  // The thread is unref'd: with no connection left it idles without keeping the process alive.
+  setInterval(() => {
+    for (const db of connections.values()) {
+      try {
+        db.exec('PRAGMA wal_checkpoint(PASSIVE)');
+      } catch {
+        // Busy (another process is checkpointing) or the file went away: try again next round.
+      }
+    }
+  }, INTERVAL_MS);
+  port.on('message', (message: ToThread) => {
+    if ('open' in message) {
+      if (connections.has(message.open)) return;
+      try {
+        const db = new DatabaseSync(message.open);
+        db.exec('PRAGMA busy_timeout = 0');
+        connections.set(message.open, db);
+      } catch {
+        // The writer's own autocheckpoint still runs.
+      }
+      return;
+    }
+    const db = connections.get(message.close);
+    connections.delete(message.close);
+    try {
+      db?.close();
+    } finally {
+      port.postMessage({ closed: message.ack } satisfies FromThread);
+    }
+  });
+}
