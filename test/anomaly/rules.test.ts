@@ -53,6 +53,24 @@ function setup(overrides: Record<string, unknown> = {}, requiresSignature?: (pro
       alerts.push(...raised);
       return raised;
     },
+    /** What the detector's 1 s timer does: pull counts to the shared state. */
+    async flush() {
+      const raised = await detector.flush();
+      alerts.push(...raised);
+      return raised;
+    },
+  };
+}
+
+/** A memory state with some operations replaced. */
+function wrap(memory: MemoryAnomalyState, overrides: Partial<AnomalyState>): AnomalyState {
+  return {
+    hit: (key, now, windowMs) => memory.hit(key, now, windowMs),
+    remember: (key, member, now, max) => memory.remember(key, member, now, max),
+    claim: (key, now, ttlMs) => memory.claim(key, now, ttlMs),
+    addPulls: (counts, alpha) => memory.addPulls(counts, alpha),
+    close: () => memory.close(),
+    ...overrides,
   };
 }
 
@@ -67,53 +85,10 @@ describe('anomaly rules', () => {
     assert.equal(networkOf('not-an-address', 24, 64), undefined);
   });
 
-  it('pull volume: steady hourly pulls build a baseline; a burst of 10x alerts once, with the baseline', async () => {
-    const t = setup({ pullVolume: { minPulls: 100, multiplier: 10, learningHours: 24 } });
-    const ci = origin('robot', 'robot$ci');
-    // 30 hours of 20 to 30 pulls per hour (normal, and a busier hour of 2x)
-    for (let h = 0; h < 30; h++) {
-      const n = h === 20 ? 50 : 20 + (h % 10);
-      for (let i = 0; i < n; i++) await t.send(pull('team/app', ci));
-      t.advance(HOUR);
-    }
-    assert.equal(t.alerts.length, 0);
-    for (let i = 0; i < 300; i++) await t.send(pull(`team/app${i % 50}`, ci));
-    assert.equal(t.alerts.length, 1);
-    const alert = t.alerts[0]!;
-    assert.equal(alert.rule, 'pull-volume');
-    assert.equal(alert.subject, 'robot:robot$ci');
-    const baseline = alert.facts.baselinePerHour as number;
-    assert.ok(baseline > 20 && baseline < 35, `baseline ${baseline}`);
-    assert.equal(alert.facts.pullsThisHour, Math.ceil(baseline * 10));
-    assert.match(alert.reason, /x its baseline of/);
-  });
-
   it('pull volume: a new identity is learnt first (no alert during learningHours)', async () => {
     const t = setup({ pullVolume: { minPulls: 100, learningHours: 24 } });
     for (let i = 0; i < 500; i++) await t.send(pull('team/app', origin('user', 'frank')));
     assert.equal(t.alerts.length, 0);
-  });
-
-  it('robot scope: repositories used during the learning period are fine; a new one afterwards alerts', async () => {
-    const t = setup({ robotScope: { learningDays: 7 } });
-    const bot = origin('robot', 'robot$team+deploy');
-    for (let day = 0; day < 10; day++) {
-      await t.send(pull('team/api', bot));
-      if (day < 3) await t.send(pull('team/web', bot)); // learnt in the first week
-      if (day === 8) await t.send(pull('team/web', bot));
-      t.advance(24 * HOUR);
-    }
-    assert.equal(t.alerts.length, 0);
-    await t.send(pull('finance/ledger', bot));
-    assert.equal(t.alerts.length, 1);
-    assert.equal(t.alerts[0]!.rule, 'robot-scope');
-    assert.equal(t.alerts[0]!.repository, 'finance/ledger');
-    assert.deepEqual((t.alerts[0]!.facts.usualRepositories as string[]).sort(), ['team/api', 'team/web']);
-    await t.send(pull('finance/ledger', bot));
-    assert.equal(t.alerts.length, 1);
-    // users are not subject to the rule
-    await t.send(pull('elsewhere/x', origin('user', 'gina')));
-    assert.equal(t.alerts.length, 1);
   });
 
   it('unsigned push: unsigned after the grace period in a project requiring signatures alerts; signed in time, or a project without the requirement, does not', async () => {
@@ -201,16 +176,13 @@ describe('anomaly rules', () => {
     // State that answers after a timer, as Redis does: deletions wait for it, pulls need none of it.
     const memory = new MemoryAnomalyState(1000);
     const order: string[] = [];
-    const slow: AnomalyState = {
+    const slow = wrap(memory, {
       hit: async (key, now, windowMs) => {
         await new Promise((resolve) => setTimeout(resolve, 2));
         order.push(key);
         return memory.hit(key, now, windowMs);
       },
-      remember: (key, member, now, max) => memory.remember(key, member, now, max),
-      claim: (key, now, ttlMs) => memory.claim(key, now, ttlMs),
-      close: () => memory.close(),
-    };
+    });
     const t = setup({ massDeletion: { threshold: 3 }, pullVolume: { minPulls: 1, learningHours: 0 } }, undefined, slow);
     const kim = origin('user', 'kim');
     const results = [
@@ -232,6 +204,25 @@ describe('anomaly rules', () => {
       t.raisedOnBus.map((e) => (e as { rule: string }).rule),
       ['pull-volume', 'mass-deletion'],
     );
+  });
+
+  it('pull volume: counts a flush could not send go with the next flush', async () => {
+    const memory = new MemoryAnomalyState(1000);
+    let failures = 1;
+    const flaky = wrap(memory, {
+      addPulls: async (counts, alpha) => {
+        if (failures-- > 0) throw new Error('state unavailable');
+        return memory.addPulls(counts, alpha);
+      },
+    });
+    const t = setup({}, undefined, flaky);
+    const olga = origin('user', 'olga');
+    for (let i = 0; i < 5; i++) await t.send(pull('a/b', olga));
+    await assert.rejects(t.detector.rules.find((r) => r.name === 'pull-volume')!.flush!(), /state unavailable/);
+    for (let i = 0; i < 3; i++) await t.send(pull('a/b', olga));
+    assert.deepEqual(await t.flush(), []);
+    const hour = Math.floor(t.now / HOUR);
+    assert.equal((await memory.addPulls([{ key: 'pv:user:olga', hour, pulls: 0, alertedHour: -1 }], 0.2))[0]!.count, 8);
   });
 
   it('a failing rule is logged and the others still run, on the quick path too', async () => {
@@ -305,6 +296,64 @@ function sharedStateRules(name: string, makeState: () => AnomalyState | undefine
       assert.equal(t.alerts[1]!.facts.network, '2001:db8:1:3:0:0:0:0/64');
     });
 
+    it('pull volume: steady hourly pulls build a baseline; a burst of 10x alerts once, at the pull that tips it, with the baseline', async () => {
+      const t = setup({ pullVolume: { minPulls: 100, multiplier: 10, learningHours: 24 } }, undefined, makeState());
+      const ci = origin('robot', 'robot$ci');
+      // 30 hours of 20 to 30 pulls per hour (normal, and a busier hour of 2x)
+      for (let h = 0; h < 30; h++) {
+        const n = h === 20 ? 50 : 20 + (h % 10);
+        for (let i = 0; i < n; i++) await t.send(pull('team/app', ci));
+        await t.flush(); // the history goes through the shared state; the burst below is judged between flushes
+        t.advance(HOUR);
+      }
+      assert.equal(t.alerts.length, 0);
+      for (let i = 0; i < 300; i++) await t.send(pull(`team/app${i % 50}`, ci));
+      assert.equal(t.alerts.length, 1);
+      const alert = t.alerts[0]!;
+      assert.equal(alert.rule, 'pull-volume');
+      assert.equal(alert.subject, 'robot:robot$ci');
+      const baseline = alert.facts.baselinePerHour as number;
+      assert.ok(baseline > 20 && baseline < 35, `baseline ${baseline}`);
+      assert.equal(alert.facts.pullsThisHour, Math.ceil(baseline * 10));
+      assert.match(alert.reason, /x its baseline of/);
+    });
+
+    it('robot scope: repositories used during the learning period are fine; a new one afterwards alerts', async () => {
+      const t = setup({ robotScope: { learningDays: 7 } }, undefined, makeState());
+      const bot = origin('robot', 'robot$team+deploy');
+      for (let day = 0; day < 10; day++) {
+        await t.send(pull('team/api', bot));
+        if (day < 3) await t.send(pull('team/web', bot)); // learnt in the first week
+        if (day === 8) await t.send(pull('team/web', bot));
+        t.advance(24 * HOUR);
+      }
+      assert.equal(t.alerts.length, 0);
+      await t.send(pull('finance/ledger', bot));
+      assert.equal(t.alerts.length, 1);
+      assert.equal(t.alerts[0]!.rule, 'robot-scope');
+      assert.equal(t.alerts[0]!.repository, 'finance/ledger');
+      assert.deepEqual((t.alerts[0]!.facts.usualRepositories as string[]).sort(), ['team/api', 'team/web']);
+      await t.send(pull('finance/ledger', bot));
+      assert.equal(t.alerts.length, 1);
+      // users are not subject to the rule
+      await t.send(pull('elsewhere/x', origin('user', 'gina')));
+      assert.equal(t.alerts.length, 1);
+    });
+
+    it('pull counts: a late count (another replica, flushed after the hour ended) lands in the baseline as if counted in time', async () => {
+      const state = makeState() ?? new MemoryAnomalyState(100);
+      const add = async (hour: number, pulls: number) => (await state.addPulls([{ key: 'pv:user:late', hour, pulls, alertedHour: -1 }], 0.2))[0]!;
+      assert.deepEqual(await add(100, 10), { firstHour: 100, hour: 100, count: 10, baseline: 0, alertedHour: -1 });
+      assert.equal((await add(101, 20)).baseline, 0.2 * 10);
+      const late = await add(100, 5); // another replica's pulls of hour 100, flushed after hour 101 began
+      assert.equal(late.hour, 101);
+      assert.equal(late.count, 20);
+      assert.ok(Math.abs(late.baseline - 0.2 * 15) < 1e-9, `baseline ${late.baseline}`);
+      const rolled = await add(103, 1); // hour 101 completes, hour 102 silent
+      assert.ok(Math.abs(rolled.baseline - (0.2 * 20 + 0.8 * 3) * 0.8) < 1e-9, `baseline ${rolled.baseline}`);
+      assert.equal(rolled.firstHour, 100);
+      });
+
     it('mass deletion: 25 deletes within 10 min by one identity alert; a daily clean-up of 10 does not', async () => {
       const t = setup({}, undefined, makeState());
       const del = (n: number, who: RequestOrigin) => t.send({ type: 'manifest.deleted', repository: 'team/app', digest: DIGEST(n), tags: [], origin: who });
@@ -356,6 +405,69 @@ else {
       await b.send({ type: 'auth.succeeded', username: 'mia', method: 'password', origin: origin('user', 'mia', '203.0.113.2') });
       assert.deepEqual(b.alerts.filter((x) => x.rule === 'new-network').map((x) => x.facts.knownNetworks), [['192.0.2.0/24']]);
     });
+    it('robot scope: two replicas share the repositories of a robot and when it was first seen', async () => {
+      const prefix = uniquePrefix();
+      const a = setup({ robotScope: { learningDays: 7 } }, undefined, redisState(prefix));
+      const b = setup({ robotScope: { learningDays: 7 } }, undefined, redisState(prefix));
+      const bot = origin('robot', 'robot$team+sync');
+      await a.send(pull('team/api', bot)); // learnt on replica a only
+      a.advance(8 * 24 * HOUR);
+      b.advance(8 * 24 * HOUR);
+      await b.send(pull('team/api', bot)); // replica b never saw it: known all the same
+      await b.send({ type: 'blob.pulled', repository: 'team/api', digest: DIGEST(2), size: 10, range: false, origin: bot });
+      assert.equal(b.alerts.length, 0);
+      await b.send(pull('finance/ledger', bot));
+      assert.equal(b.alerts.length, 1);
+      assert.equal(b.alerts[0]!.repository, 'finance/ledger');
+      assert.deepEqual(b.alerts[0]!.facts.usualRepositories, ['team/api']);
+      assert.match(b.alerts[0]!.reason, /outside the 1 repositories it used since 2026-11-02T00:00:00.000Z/);
+      // and what b learnt is known to a
+      await a.send(pull('finance/ledger', bot));
+      assert.equal(a.alerts.length, 0);
+    });
+
+    it('pull volume: a burst split over two replicas alerts on the total; normal traffic split the same way does not', async () => {
+      const prefix = uniquePrefix();
+      const settings = { pullVolume: { minPulls: 200, multiplier: 10, learningHours: 24 } };
+      const a = setup(settings, undefined, redisState(prefix));
+      const b = setup(settings, undefined, redisState(prefix));
+      const ci = origin('robot', 'robot$ci');
+      // 30 hours of 20 to 29 pulls per hour (one busier hour of 2x), alternately on each replica,
+      // each flushing now and then and at the end of the hour, as its 1 s timer does
+      for (let h = 0; h < 30; h++) {
+        const n = h === 20 ? 50 : 20 + (h % 10);
+        for (let i = 0; i < n; i++) {
+          await (i % 2 ? b : a).send(pull('team/app', ci));
+          if (i % 7 === 6) await (i % 2 ? a : b).flush();
+        }
+        for (const t of [a, b]) {
+          await t.flush();
+          t.advance(HOUR);
+        }
+      }
+      assert.equal(a.alerts.length + b.alerts.length, 0);
+      // the burst: 150 pulls on each, under minPulls (200) on either replica alone; 300 together
+      for (let i = 0; i < 150; i++) for (const t of [a, b]) await t.send(pull(`team/app${i % 50}`, ci));
+      assert.equal(a.alerts.length + b.alerts.length, 0);
+      assert.deepEqual(await a.flush(), []);
+      const raised = await b.flush();
+      assert.equal(raised.length, 1);
+      const alert = raised[0]!;
+      assert.equal(alert.rule, 'pull-volume');
+      assert.equal(alert.subject, 'robot:robot$ci');
+      assert.equal(alert.facts.pullsThisHour, 300);
+      // the baseline counts both replicas' pulls (one replica alone would have half of it)
+      const baseline = alert.facts.baselinePerHour as number;
+      assert.ok(baseline > 20 && baseline < 30, `baseline ${baseline}`);
+      assert.match(alert.reason, /robot:robot\$ci pulled 300 manifests this hour, \d+(\.\d)?x its baseline of/);
+      // once per hour across replicas
+      for (const t of [a, b]) {
+        for (let i = 0; i < 50; i++) await t.send(pull('team/app', ci));
+        await t.flush();
+      }
+      assert.equal(a.alerts.length + b.alerts.length, 1);
+    });
+
     after(async () => {
       for (const state of states) await state.close();
     });

@@ -3,8 +3,10 @@
  * `alert.raised` (which the audit log records and webhooks deliver), writes a warning log line,
  * counts `portcullis_alerts_total{rule}` and keeps the latest alerts for GET /api/v1/alerts.
  *
- * State lives in this process's memory: a restart forgets baselines and learnt sets (they are
- * learnt again), and each replica sees only the events of the requests it served.
+ * Rule state that must see every replica's events (windows, learnt sets, pull counts, cooldowns)
+ * goes through `AnomalyState`: this process's memory, or Redis shared by the replicas. Pull counts
+ * are sent to it every `flushMs` (1 s) rather than per pull; images awaiting their signature stay
+ * in this process.
  */
 import { randomUUID } from 'node:crypto';
 import { Counter, type Registry } from 'prom-client';
@@ -55,6 +57,7 @@ export class AnomalyDetector {
   readonly #counter: Counter<'rule'> | undefined;
   #unsubscribe: (() => void) | undefined;
   #timer: NodeJS.Timeout | undefined;
+  #flushTimer: NodeJS.Timeout | undefined;
   /** Serialises rule evaluation so that counts see events in bus order. */
   #chain: Promise<void> = Promise.resolve();
   /** Work queued in the chain and not finished. */
@@ -74,16 +77,19 @@ export class AnomalyDetector {
     if (settings.failedLogins.enabled) rules.push(new FailedLoginsRule(settings.failedLogins, this.#state));
     if (settings.newNetwork.enabled) rules.push(new NewNetworkRule(settings.newNetwork, this.#state));
     if (settings.massDeletion.enabled) rules.push(new MassDeletionRule(settings.massDeletion, this.#state));
-    if (settings.pullVolume.enabled) rules.push(new PullVolumeRule(settings.pullVolume, max));
-    if (settings.robotScope.enabled) rules.push(new RobotScopeRule(settings.robotScope, max));
+    if (settings.pullVolume.enabled) rules.push(new PullVolumeRule(settings.pullVolume, this.#state, max));
+    if (settings.robotScope.enabled) rules.push(new RobotScopeRule(settings.robotScope, this.#state, max));
     if (settings.unsignedPush.enabled && deps.requiresSignature) rules.push(new UnsignedPushRule(settings.unsignedPush, max, deps.requiresSignature));
     if (settings.releasedTagMoved.enabled) rules.push(new ReleasedTagMovedRule(settings.releasedTagMoved));
     this.rules = rules;
     if (deps.metrics) this.#counter = new Counter({ name: 'portcullis_alerts_total', help: 'Anomaly alerts raised by rule', labelNames: ['rule'], registers: [deps.metrics] });
   }
 
-  /** Subscribes to the bus and checks deadlines every `tickMs` (0: only when `tick` is called). */
-  start(tickMs = 5000): void {
+  /**
+   * Subscribes to the bus, checks deadlines every `tickMs` and sends locally counted pulls to the
+   * shared state every `flushMs` (0: only when `tick` or `flush` is called).
+   */
+  start(tickMs = 5000, flushMs = 1000): void {
     this.#unsubscribe = this.#events.subscribe('*', (event) => {
       if (event.type !== 'alert.raised') void this.observe(event);
     });
@@ -91,11 +97,18 @@ export class AnomalyDetector {
       this.#timer = setInterval(() => void this.tick(), tickMs);
       this.#timer.unref();
     }
+    if (flushMs > 0) {
+      this.#flushTimer = setInterval(() => void this.flush(), flushMs);
+      this.#flushTimer.unref();
+    }
   }
 
   async stop(): Promise<void> {
     this.#unsubscribe?.();
     if (this.#timer) clearInterval(this.#timer);
+    if (this.#flushTimer) clearInterval(this.#flushTimer);
+    await this.idle();
+    await this.flush();
     await this.idle();
     await this.#state.close();
   }
@@ -150,6 +163,23 @@ export class AnomalyDetector {
       }
       return await this.#raise(drafts, now);
     });
+  }
+
+  /**
+   * Sends what the rules counted locally (pulls) to the shared state, then raises the alerts the
+   * shared counts tip over (a burst spread over replicas). Not in the evaluation chain: events
+   * keep being judged while the state answers.
+   */
+  async flush(): Promise<Alert[]> {
+    const drafts: AlertDraft[] = [];
+    for (const rule of this.rules) {
+      try {
+        if (rule.flush) drafts.push(...(await rule.flush()));
+      } catch (error) {
+        this.#logger?.error({ err: error, rule: rule.name }, 'anomaly rule failed');
+      }
+    }
+    return drafts.length === 0 ? [] : await this.#serial(() => this.#raise(drafts, this.#now()));
   }
 
   /** Resolves once every event observed so far has been evaluated. */

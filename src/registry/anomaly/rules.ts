@@ -17,6 +17,8 @@ export interface Rule {
   readonly name: AlertRule;
   observe(event: RegistryEvent, now: number): AlertDraft[] | Promise<AlertDraft[]>;
   tick?(now: number): AlertDraft[] | Promise<AlertDraft[]>;
+  /** Sends what the rule counted locally to the shared state; returns the alerts the shared counts tip over. */
+  flush?(): Promise<AlertDraft[]>;
 }
 
 /** A Map with an entry bound: touching a key makes it the newest; the oldest goes first. */
@@ -215,33 +217,74 @@ export class MassDeletionRule implements Rule {
   }
 }
 
-interface PullHistory {
+/** An identity's hourly manifest pulls (shared state, and each replica's view of it). */
+export interface PullHistory {
   firstHour: number;
+  /** The current clock hour and its pulls so far. */
   hour: number;
   count: number;
   /** EWMA of completed hours' pulls (hours without pulls count as 0). */
   baseline: number;
+  /** The last hour an alert was raised for (-1: never). */
   alertedHour: number;
+}
+
+/**
+ * Adds `pulls` counted in clock hour `hour` to a history (a new one when undefined), in place:
+ * a later hour first completes the current one into the baseline, then the silent hours between;
+ * an hour already completed (a replica's late count) goes into the baseline with the weight that
+ * hour has in it, as if it had been counted in time. The Lua of RedisAnomalyState does the same.
+ */
+export function rollPulls(h: PullHistory | undefined, hour: number, pulls: number, alpha: number): PullHistory {
+  if (!h) return { firstHour: hour, hour, count: pulls, baseline: 0, alertedHour: -1 };
+  if (hour > h.hour) {
+    h.baseline = (alpha * h.count + (1 - alpha) * h.baseline) * (1 - alpha) ** Math.min(1000, hour - h.hour - 1);
+    h.hour = hour;
+    h.count = 0;
+  }
+  if (hour === h.hour) h.count += pulls;
+  else h.baseline += alpha * (1 - alpha) ** Math.min(1000, h.hour - 1 - hour) * pulls;
+  h.firstHour = Math.min(h.firstHour, hour);
+  return h;
+}
+
+/** This replica's view of an identity's history, with the latest pull (for the alert). */
+interface PullView extends PullHistory {
+  repository: string;
+  origin: RequestOrigin | undefined;
 }
 
 /**
  * 4. Pull volume: this hour's manifest pulls against the identity's baseline, an exponentially
  * weighted moving average of its hourly pulls. Alerts once per hour when the count reaches
  * `multiplier` x baseline and `minPulls`, after `learningHours` of history.
+ *
+ * A pull costs no round trip to the shared state: it is added to this replica's view of the
+ * identity's history (judged at once) and to the counts not yet sent. `flush` (every second, from
+ * the detector) adds those counts to the shared history, which comes back with every replica's
+ * pulls in it and replaces the view: a burst spread over replicas is judged on its total there.
  */
 export class PullVolumeRule implements Rule {
   readonly name = 'pull-volume' as const;
-  readonly #history: BoundedMap<string, PullHistory>;
   readonly #s: AnomalySettings['pullVolume'];
+  readonly #state: AnomalyState;
+  readonly #maxTracked: number;
+  readonly #views: BoundedMap<string, PullView>;
+  /** Pulls per identity and hour not yet in the shared state. */
+  #unsent: BoundedMap<string, Array<{ hour: number; pulls: number }>>;
+  #flushing = false;
 
-  constructor(settings: AnomalySettings['pullVolume'], maxTracked: number) {
+  constructor(settings: AnomalySettings['pullVolume'], state: AnomalyState, maxTracked: number) {
     this.#s = settings;
-    this.#history = new BoundedMap(maxTracked);
+    this.#state = state;
+    this.#maxTracked = maxTracked;
+    this.#views = new BoundedMap(maxTracked);
+    this.#unsent = new BoundedMap(maxTracked);
   }
 
-  /** The baseline after rolling forward to `hour` (tests and the API). */
+  /** The identity's baseline as this replica last knew it (tests and the API). */
   baseline(identity: string): number | undefined {
-    return this.#history.get(identity)?.baseline;
+    return this.#views.get(identity)?.baseline;
   }
 
   observe(event: RegistryEvent, now: number): AlertDraft[] {
@@ -249,78 +292,129 @@ export class PullVolumeRule implements Rule {
     const identity = identityOf(event.origin);
     if (!identity) return [];
     const hour = Math.floor(now / 3_600_000);
-    let h = this.#history.get(identity);
-    if (!h) this.#history.set(identity, (h = { firstHour: hour, hour, count: 0, baseline: 0, alertedHour: -1 }));
-    if (hour > h.hour) {
-      const a = this.#s.alpha;
-      // the finished hour, then (hour - h.hour - 1) silent hours
-      h.baseline = a * h.count + (1 - a) * h.baseline;
-      h.baseline *= (1 - a) ** Math.min(1000, hour - h.hour - 1);
-      h.hour = hour;
-      h.count = 0;
+    let view = this.#views.get(identity);
+    if (view) rollPulls(view, hour, 1, this.#s.alpha);
+    else this.#views.set(identity, (view = { ...rollPulls(undefined, hour, 1, this.#s.alpha), repository: event.repository, origin: event.origin }));
+    view.repository = event.repository;
+    view.origin = event.origin;
+    addUnsent(this.#unsent, identity, hour, 1);
+    return this.#judge(identity, view);
+  }
+
+  async flush(): Promise<AlertDraft[]> {
+    if (this.#flushing || this.#unsent.size === 0) return [];
+    const sent = this.#unsent;
+    this.#unsent = new BoundedMap(this.#maxTracked);
+    const sentCounts = [...sent.entries()].flatMap(([identity, hours]) => hours.map(({ hour, pulls }) => ({ identity, hour, pulls })));
+    this.#flushing = true;
+    let shared: PullHistory[];
+    try {
+      shared = await this.#state.addPulls(
+        sentCounts.map(({ identity, hour, pulls }) => ({ key: `pv:${identity}`, hour, pulls, alertedHour: this.#views.get(identity)?.alertedHour ?? -1 })),
+        this.#s.alpha,
+      );
+    } catch (error) {
+      // sent again with the next flush (the latest day of hours at most)
+      for (const { identity, hour, pulls } of sentCounts) addUnsent(this.#unsent, identity, hour, pulls);
+      throw error;
+    } finally {
+      this.#flushing = false;
     }
-    h.count++;
-    const learnt = hour - h.firstHour >= this.#s.learningHours;
+    // each identity's history after its last count, plus what was pulled here meanwhile
+    const latest = new Map<string, PullHistory>();
+    sentCounts.forEach(({ identity }, i) => latest.set(identity, shared[i]!));
+    const alerts: AlertDraft[] = [];
+    for (const [identity, history] of latest) {
+      const view = this.#views.get(identity);
+      if (!view) continue;
+      const alertedHour = Math.max(view.alertedHour, history.alertedHour);
+      Object.assign(view, history, { alertedHour });
+      for (const { hour, pulls } of this.#unsent.get(identity) ?? []) rollPulls(view, hour, pulls, this.#s.alpha);
+      alerts.push(...this.#judge(identity, view));
+    }
+    return alerts;
+  }
+
+  #judge(identity: string, h: PullView): AlertDraft[] {
+    const learnt = h.hour - h.firstHour >= this.#s.learningHours;
     const threshold = Math.max(this.#s.minPulls, this.#s.multiplier * h.baseline);
-    if (!learnt || h.count < threshold || h.alertedHour === hour) return [];
-    h.alertedHour = hour;
+    if (!learnt || h.count < threshold || h.alertedHour >= h.hour) return [];
+    h.alertedHour = h.hour;
     const baseline = Math.round(h.baseline * 10) / 10;
     return [
       {
         rule: this.name,
         severity: 'warning',
         subject: identity,
-        project: projectOf(event.repository),
-        repository: event.repository,
+        project: projectOf(h.repository),
+        repository: h.repository,
         reason: `${identity} pulled ${h.count} manifests this hour, ${baseline > 0 ? `${Math.round((h.count / h.baseline) * 10) / 10}x` : 'far above'} its baseline of ${baseline} per hour (alert at ${this.#s.multiplier}x and at least ${this.#s.minPulls})`,
-        facts: { identity, pullsThisHour: h.count, baselinePerHour: baseline, multiplier: this.#s.multiplier, minPulls: this.#s.minPulls, windowSeconds: 3600, lastRepository: event.repository },
-        origin: event.origin,
+        facts: { identity, pullsThisHour: h.count, baselinePerHour: baseline, multiplier: this.#s.multiplier, minPulls: this.#s.minPulls, windowSeconds: 3600, lastRepository: h.repository },
+        origin: h.origin,
       },
     ];
   }
 }
 
-interface RobotUsage {
-  firstSeen: number;
-  repositories: BoundedMap<string, number>;
+function addUnsent(unsent: BoundedMap<string, Array<{ hour: number; pulls: number }>>, identity: string, hour: number, pulls: number): void {
+  let hours = unsent.get(identity);
+  if (!hours) unsent.set(identity, (hours = []));
+  const entry = hours.find((e) => e.hour === hour);
+  if (entry) entry.pulls += pulls;
+  else {
+    hours.push({ hour, pulls });
+    hours.sort((a, b) => a.hour - b.hour);
+    if (hours.length > 24) hours.shift();
+  }
 }
+
+/** How long a robot's repository confirmed in the shared set is taken as known without asking again. */
+const ROBOT_KNOWN_MS = 60_000;
 
 /**
  * 5. Robot scope: during `learningDays` after a robot is first seen its repositories are learnt;
- * afterwards a repository outside that set raises an alert (once: it is then learnt).
+ * afterwards a repository outside that set raises an alert (once: it is then learnt). The set
+ * (and when it was started) is shared between replicas (`AnomalyState.remember`); a repository
+ * confirmed there is then taken as known here for a minute, so a robot pulling the blobs of an
+ * image asks the shared state once, not once per blob.
  */
 export class RobotScopeRule implements Rule {
   readonly name = 'robot-scope' as const;
-  readonly #robots: BoundedMap<string, RobotUsage>;
+  readonly #state: AnomalyState;
   readonly #s: AnomalySettings['robotScope'];
+  /** `robot\0repository` -> when the shared set last confirmed it. */
+  readonly #confirmed: BoundedMap<string, number>;
 
-  constructor(settings: AnomalySettings['robotScope'], maxTracked: number) {
+  constructor(settings: AnomalySettings['robotScope'], state: AnomalyState, maxTracked: number) {
     this.#s = settings;
-    this.#robots = new BoundedMap(maxTracked);
+    this.#state = state;
+    this.#confirmed = new BoundedMap(maxTracked);
   }
 
-  observe(event: RegistryEvent, now: number): AlertDraft[] {
+  observe(event: RegistryEvent, now: number): AlertDraft[] | Promise<AlertDraft[]> {
     if (!event.origin || event.origin.actor.kind !== 'robot' || !event.origin.actor.name) return [];
     if (!('repository' in event) || typeof event.repository !== 'string') return [];
     if (!/^(manifest|blob|tag)\./.test(event.type)) return [];
-    const robot = event.origin.actor.name;
-    let usage = this.#robots.get(robot);
-    if (!usage) this.#robots.set(robot, (usage = { firstSeen: now, repositories: new BoundedMap(this.#s.maxRepositoriesPerRobot) }));
-    const known = usage.repositories.get(event.repository) !== undefined;
-    usage.repositories.set(event.repository, now);
-    const learning = now - usage.firstSeen < this.#s.learningDays * 86_400_000;
-    if (known || learning) return [];
-    const usual = [...usage.repositories.entries()].map(([r]) => r).filter((r) => r !== event.repository);
+    const confirmed = this.#confirmed.get(`${event.origin.actor.name}\u0000${event.repository}`);
+    if (confirmed !== undefined && now - confirmed < ROBOT_KNOWN_MS) return [];
+    return this.#used(event, event.origin, event.origin.actor.name, event.repository, now);
+  }
+
+  async #used(event: RegistryEvent, origin: RequestOrigin, robot: string, repository: string, now: number): Promise<AlertDraft[]> {
+    const seen = await this.#state.remember(`rs:${robot}`, repository, now, this.#s.maxRepositoriesPerRobot);
+    this.#confirmed.set(`${robot}\u0000${repository}`, now);
+    const learning = now - seen.since < this.#s.learningDays * 86_400_000;
+    if (seen.status !== 'new' || learning) return [];
     return [
       {
         rule: this.name,
         severity: 'warning',
         subject: `robot:${robot}`,
-        project: projectOf(event.repository),
-        repository: event.repository,
-        reason: `robot ${robot} used ${event.repository} (${event.type}), outside the ${usual.length} repositories it used since ${new Date(usage.firstSeen).toISOString()}`,
-        facts: { robot, repository: event.repository, action: event.type, usualRepositories: usual.slice(-10), learningDays: this.#s.learningDays },
-        origin: event.origin,
+        project: projectOf(repository),
+        repository,
+        reason: `robot ${robot} used ${repository} (${event.type}), outside the ${seen.size} repositories it used since ${new Date(seen.since).toISOString()}`,
+        facts: { robot, repository, action: event.type, usualRepositories: seen.others, learningDays: this.#s.learningDays },
+        origin,
       },
     ];
   }

@@ -1,21 +1,38 @@
 /**
  * Shared state of the rules that must see every replica's events: sliding-window counts (failed
- * logins, deletions), the networks a credential was used from, and alert cooldowns. In memory by
- * default; in Redis when the edge uses Redis (`edge.redisUrl`), so that an attacker spreading
- * attempts over replicas behind a load balancer is still counted once. Each Redis operation is one
- * Lua script (atomic across replicas); keys expire on their own.
- *
- * Pull baselines and robots' repository sets stay per process (see docs/notifications.md).
+ * logins, deletions), learnt sets (the networks a credential was used from, the repositories a
+ * robot uses, with when each set was started), per-identity hourly pull counts with their EWMA
+ * baseline, and alert cooldowns. In memory by default; in Redis when the edge uses Redis
+ * (`edge.redisUrl`), so that an attacker spreading attempts over replicas behind a load balancer
+ * is still counted once. Each Redis operation is one Lua script (atomic across replicas); keys
+ * expire on their own. Pulls are not sent one by one: the pull-volume rule counts them in the
+ * process and flushes the counts every second (`addPulls`, one pipelined round trip).
  */
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { BoundedMap } from './rules.ts';
+import { BoundedMap, type PullHistory, rollPulls } from './rules.ts';
+
+export type { PullHistory } from './rules.ts';
 
 export interface Membership {
   /** `first`: nothing was known for the key (learnt silently); `known`; `new`: other members exist. */
   status: 'first' | 'known' | 'new';
   /** Other members, most recent last (up to 10). */
   others: string[];
+  /** Members before this one was recorded. */
+  size: number;
+  /** When the set was started (its first member recorded), ms. */
+  since: number;
+}
+
+/** Pulls of one identity counted by one replica in one clock hour, not yet in the shared state. */
+export interface PullCount {
+  key: string;
+  /** Clock hour (ms since the epoch / 3 600 000). */
+  hour: number;
+  pulls: number;
+  /** The last hour this replica alerted for the identity (-1: never). */
+  alertedHour: number;
 }
 
 export interface AnomalyState {
@@ -25,18 +42,26 @@ export interface AnomalyState {
   remember(key: string, member: string, now: number, max: number): Promise<Membership>;
   /** True once per `ttlMs` for a key (the caller may alert); false while it is claimed. */
   claim(key: string, now: number, ttlMs: number): Promise<boolean>;
+  /**
+   * Adds each count, in order, to its key's hourly history (EWMA with `alpha` of completed hours,
+   * see `rollPulls`; a count for an hour already completed goes into the baseline with that hour's
+   * weight); returns each key's history after its count.
+   */
+  addPulls(counts: PullCount[], alpha: number): Promise<PullHistory[]>;
   close(): Promise<void>;
 }
 
 export class MemoryAnomalyState implements AnomalyState {
   readonly #windows: BoundedMap<string, number[]>;
-  readonly #sets: BoundedMap<string, BoundedMap<string, number>>;
+  readonly #sets: BoundedMap<string, { since: number; members: BoundedMap<string, number> }>;
   readonly #claims: BoundedMap<string, number>;
+  readonly #pulls: BoundedMap<string, PullHistory>;
 
   constructor(maxKeys: number) {
     this.#windows = new BoundedMap(maxKeys);
     this.#sets = new BoundedMap(maxKeys);
     this.#claims = new BoundedMap(maxKeys);
+    this.#pulls = new BoundedMap(maxKeys);
   }
 
   async hit(key: string, now: number, windowMs: number): Promise<number> {
@@ -48,17 +73,19 @@ export class MemoryAnomalyState implements AnomalyState {
   }
 
   async remember(key: string, member: string, now: number, max: number): Promise<Membership> {
-    let set = this.#sets.get(key);
+    const set = this.#sets.get(key);
     if (!set) {
-      set = new BoundedMap(max);
-      set.set(member, now);
-      this.#sets.set(key, set);
-      return { status: 'first', others: [] };
+      const members = new BoundedMap<string, number>(max);
+      members.set(member, now);
+      this.#sets.set(key, { since: now, members });
+      return { status: 'first', others: [], size: 0, since: now };
     }
-    const known = set.get(member) !== undefined;
-    const others = [...set.entries()].map(([m]) => m).filter((m) => m !== member).slice(-10);
-    set.set(member, now);
-    return { status: known ? 'known' : 'new', others };
+    const { members } = set;
+    const size = members.size;
+    const known = members.get(member) !== undefined;
+    const others = [...members.entries()].map(([m]) => m).filter((m) => m !== member).slice(-10);
+    members.set(member, now);
+    return { status: known ? 'known' : 'new', others, size, since: set.since };
   }
 
   async claim(key: string, now: number, ttlMs: number): Promise<boolean> {
@@ -66,6 +93,15 @@ export class MemoryAnomalyState implements AnomalyState {
     if (last !== undefined && now - last < ttlMs) return false;
     this.#claims.set(key, now);
     return true;
+  }
+
+  async addPulls(counts: PullCount[], alpha: number): Promise<PullHistory[]> {
+    return counts.map(({ key, hour, pulls, alertedHour }) => {
+      const history = rollPulls(this.#pulls.get(key), hour, pulls, alpha);
+      history.alertedHour = Math.max(history.alertedHour, alertedHour);
+      this.#pulls.set(key, history);
+      return { ...history };
+    });
   }
 
   async close(): Promise<void> {}
@@ -80,27 +116,60 @@ redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
 return redis.call('ZCARD', KEYS[1])
 `;
 
-// KEYS[1] sorted set member -> last seen; ARGV: member, now, max, ttlMs
+// KEYS[1] sorted set member -> last seen, KEYS[2] when the set was started; ARGV: member, now, max, ttlMs
 const rememberScript = `
 local size = redis.call('ZCARD', KEYS[1])
 local known = redis.call('ZSCORE', KEYS[1], ARGV[1])
 local others = redis.call('ZRANGE', KEYS[1], -11, -1)
+local since = redis.call('GET', KEYS[2])
+if size == 0 or not since then
+  since = ARGV[2]
+  redis.call('SET', KEYS[2], since)
+end
 redis.call('ZADD', KEYS[1], tonumber(ARGV[2]), ARGV[1])
 local max = tonumber(ARGV[3])
 if size + 1 > max then redis.call('ZREMRANGEBYRANK', KEYS[1], 0, size - max) end
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[4]))
+redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[4]))
 local status = 'new'
 if size == 0 then status = 'first' elseif known then status = 'known' end
-return {status, others}
+return {status, others, size, since}
+`;
+
+// KEYS[1] hash first, hour, count, baseline, alerted; ARGV: hour, pulls, alpha, alertedHour, ttlMs.
+// The same arithmetic as rollPulls (rules.ts).
+const pullsScript = `
+local hour = tonumber(ARGV[1])
+local pulls = tonumber(ARGV[2])
+local a = tonumber(ARGV[3])
+local h = redis.call('HMGET', KEYS[1], 'first', 'hour', 'count', 'baseline', 'alerted')
+local first, cur, count, baseline, alerted = hour, hour, 0, 0, -1
+if h[2] then
+  first, cur, count, baseline, alerted = tonumber(h[1]), tonumber(h[2]), tonumber(h[3]), tonumber(h[4]), tonumber(h[5])
+end
+if hour > cur then
+  baseline = (a * count + (1 - a) * baseline) * (1 - a) ^ math.min(1000, hour - cur - 1)
+  cur = hour
+  count = 0
+end
+if hour == cur then count = count + pulls else baseline = baseline + a * (1 - a) ^ math.min(1000, cur - 1 - hour) * pulls end
+if hour < first then first = hour end
+alerted = math.max(alerted, tonumber(ARGV[4]))
+local b = string.format('%.17g', baseline)
+redis.call('HSET', KEYS[1], 'first', first, 'hour', cur, 'count', count, 'baseline', b, 'alerted', alerted)
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[5]))
+return {first, cur, count, b, alerted}
 `;
 
 type Scripted = Redis & {
   anomalyHit(key: string, ...args: Array<string | number>): Promise<number>;
-  anomalyRemember(key: string, ...args: Array<string | number>): Promise<[string, string[]]>;
+  anomalyRemember(key: string, ...args: Array<string | number>): Promise<[string, string[], number, string]>;
 };
 
-/** How long a credential's networks are remembered without use. */
+/** How long a credential's networks and a robot's repositories are remembered without use. */
 const MEMBERSHIP_TTL_MS = 90 * 86_400_000;
+/** How long an identity's pull history is kept without pulls (its baseline has long decayed by then). */
+const PULLS_TTL_MS = 30 * 86_400_000;
 
 export class RedisAnomalyState implements AnomalyState {
   readonly #redis: Scripted;
@@ -109,7 +178,8 @@ export class RedisAnomalyState implements AnomalyState {
   constructor(url: string, prefix: string) {
     const redis = new Redis(url, { lazyConnect: false, maxRetriesPerRequest: 2, enableOfflineQueue: true });
     redis.defineCommand('anomalyHit', { numberOfKeys: 1, lua: hitScript });
-    redis.defineCommand('anomalyRemember', { numberOfKeys: 1, lua: rememberScript });
+    redis.defineCommand('anomalyRemember', { numberOfKeys: 2, lua: rememberScript });
+    redis.defineCommand('anomalyPulls', { numberOfKeys: 1, lua: pullsScript });
     // Errors reach callers through their commands (the detector logs them); the connection keeps retrying.
     redis.on('error', () => undefined);
     this.#redis = redis as Scripted;
@@ -121,12 +191,24 @@ export class RedisAnomalyState implements AnomalyState {
   }
 
   async remember(key: string, member: string, now: number, max: number): Promise<Membership> {
-    const [status, others] = await this.#redis.anomalyRemember(`${this.#prefix}s:${key}`, member, now, max, MEMBERSHIP_TTL_MS);
-    return { status: status as Membership['status'], others: others.filter((m) => m !== member).slice(-10) };
+    const [status, others, size, since] = await this.#redis.anomalyRemember(`${this.#prefix}s:${key}`, `${this.#prefix}f:${key}`, member, now, max, MEMBERSHIP_TTL_MS);
+    return { status: status as Membership['status'], others: others.filter((m) => m !== member).slice(-10), size: Number(size), since: Number(since) };
   }
 
   async claim(key: string, _now: number, ttlMs: number): Promise<boolean> {
     return (await this.#redis.set(`${this.#prefix}c:${key}`, '1', 'PX', ttlMs, 'NX')) === 'OK';
+  }
+
+  async addPulls(counts: PullCount[], alpha: number): Promise<PullHistory[]> {
+    if (counts.length === 0) return [];
+    const pipeline = this.#redis.pipeline() as ReturnType<Redis['pipeline']> & { anomalyPulls(key: string, ...args: Array<string | number>): unknown };
+    for (const c of counts) pipeline.anomalyPulls(`${this.#prefix}p:${c.key}`, c.hour, c.pulls, alpha, c.alertedHour, PULLS_TTL_MS);
+    const results = (await pipeline.exec()) ?? [];
+    return results.map(([error, reply]) => {
+      if (error) throw error;
+      const [firstHour, hour, count, baseline, alertedHour] = (reply as Array<number | string>).map(Number) as [number, number, number, number, number];
+      return { firstHour, hour, count, baseline, alertedHour };
+    });
   }
 
   async close(): Promise<void> {
