@@ -1,5 +1,5 @@
 /**
- * `node bench/audit.ts [--mode pairs|fresh] [--pairs P] [--rounds R] [--seconds S] [--connections C] [--control] [--verify-records N]`:
+ * `node bench/audit.ts [--mode pairs|fresh] [--pairs P] [--rounds R] [--seconds S] [--connections C] [--coalesce-ms MS] [--control] [--verify-records N]`:
  * the cost of auditing.
  *
  * 1. Manifest GET by tag against Portcullis with the audit log on and off, interleaved. Besides
@@ -15,9 +15,11 @@
  *      another for no reason of its own (an A/A run with one pair showed it), so the pairs are
  *      fresh and the paired differences of adjacent windows are reported too.
  *    - `fresh`: a fresh server per sample (3 s warm-up each), `--pairs` x `--rounds` samples each.
- *    With auditing on every request is a record; the records written are checked against the
- *    requests (and `audit.dropped` records counted). `--control` runs both servers with auditing
- *    off (an A/A run): what it reports as a cost is the method's noise floor on this machine.
+ *    With auditing on every request is recorded (identical pulls within `--coalesce-ms`, 1000 by
+ *    default as in the server's configuration, share one record with a count; 0 gives a record per
+ *    pull); the pulls the records stand for are checked against the requests (and
+ *    `audit.dropped` records counted). `--control` runs both servers with auditing off (an A/A
+ *    run): what it reports as a cost is the method's noise floor on this machine.
  * 2. With --verify-records N: time of `verifyAuditLog` over N records (written straight into a
  *    SQLite audit store, checkpoints every 10,000).
  *
@@ -30,6 +32,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { DatabaseSync } from 'node:sqlite';
 import { parseArgs } from 'node:util';
 import { loadOrCreateSigningKey, loadTrustedKeys } from '../src/registry/audit/keys.ts';
 import { fieldsOf } from '../src/registry/audit/record.ts';
@@ -51,6 +54,7 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '4' },
     connections: { type: 'string', default: '32' },
     'verify-records': { type: 'string', default: '0' },
+    'coalesce-ms': { type: 'string', default: '1000' },
   },
 });
 const mode = values.mode;
@@ -61,8 +65,10 @@ const control = values.control;
 const durationMs = Number(values.seconds) * 1000;
 const connections = Number(values.connections);
 const verifyRecords = Number(values['verify-records']);
-/** The default `audit.queue.flushIntervalMs` and a margin: the last batch of a window is written by then. */
-const SETTLE_MS = 600;
+/** `audit.pulls.coalesceMs` of the audited server (1000 is the default; 0 records every pull). */
+const coalesceMs = Number(values['coalesce-ms']);
+/** The pull window, the default `audit.queue.flushIntervalMs` and a margin: a window's last batch is written by then. */
+const SETTLE_MS = coalesceMs + 600;
 
 /** Clock ticks per second of /proc/<pid>/stat times (USER_HZ, 100 on Linux nearly everywhere). */
 const CLOCK_TICKS = (() => {
@@ -99,16 +105,20 @@ interface Target {
   sent: number;
 }
 
-function auditCount(server: Server): { records: number; dropped: number } {
+function auditCount(server: Server): { records: number; pulls: number; dropped: number } {
   const out = execFileSync(process.execPath, [PORTCULLIS_BIN, 'audit', 'verify', '--data-dir', server.dataDir], { encoding: 'utf8' });
   const records = Number(/OK: (\d+) records/.exec(out)?.[1] ?? NaN);
+  // Pulls the records stand for: a coalesced record counts `details.count` pulls.
+  const db = new DatabaseSync(join(server.dataDir, 'audit', 'audit.sqlite'), { readOnly: true });
+  const pulls = Number((db.prepare(`SELECT COALESCE(SUM(COALESCE(json_extract(details, '$.count'), 1)), 0) AS n FROM audit_records WHERE action = 'manifest.pulled'`).get() as { n: number }).n);
+  db.close();
   const dropped = execFileSync(process.execPath, [PORTCULLIS_BIN, 'audit', 'query', '--data-dir', server.dataDir, '--action', 'audit.dropped', '--json'], { encoding: 'utf8' });
   const total = (JSON.parse(dropped) as { records: Array<{ details: { count: number } }> }).records.reduce((n, r) => n + r.details.count, 0);
-  return { records, dropped: total };
+  return { records, pulls, dropped: total };
 }
 
 async function startTarget(audit: boolean): Promise<Target> {
-  const server = await startPortcullis({ tmpParent: tmpdir(), distributionBin: '', portcullisArgs: [], portcullisEnv: { PORTCULLIS_AUDIT_ENABLED: String(audit && !control) } });
+  const server = await startPortcullis({ tmpParent: tmpdir(), distributionBin: '', portcullisArgs: [], portcullisEnv: { PORTCULLIS_AUDIT_ENABLED: String(audit && !control), PORTCULLIS_AUDIT_PULLS_COALESCE_MS: String(coalesceMs) } });
   try {
     const setup = makeClient(server.url, 1);
     await pushSmallImage(setup, 'bench/manifests', makeSmallImage(3, 16 * 1024), 'latest');
@@ -135,7 +145,7 @@ async function measure(target: Target, ms: number): Promise<Sample> {
   return { rps: result.reqPerSec, p99: result.p99Ms, requests: result.requests, cpuUs: processCpuUs(target.server.pid) - cpu0 };
 }
 
-async function stopTarget(target: Target): Promise<{ records: number; dropped: number } | undefined> {
+async function stopTarget(target: Target): Promise<{ records: number; pulls: number; dropped: number } | undefined> {
   target.close();
   try {
     if (!target.audit || control) return undefined;
@@ -153,11 +163,11 @@ const label = (audit: boolean) => (control ? `${audit ? 'A' : 'B'} (audit off)` 
  * Samples of both settings, interleaved; the differences on - off of adjacent windows on the same
  * pair of servers (CPU µs per request); the audit counts of the servers that had it on.
  */
-async function runGets(): Promise<{ on: Sample[]; off: Sample[]; differences: number[]; records: number; requests: number; dropped: number }> {
+async function runGets(): Promise<{ on: Sample[]; off: Sample[]; differences: number[]; records: number; pulls: number; requests: number; dropped: number }> {
   const on: Sample[] = [];
   const off: Sample[] = [];
   const differences: number[] = [];
-  const counts = { records: 0, requests: 0, dropped: 0 };
+  const counts = { records: 0, pulls: 0, requests: 0, dropped: 0 };
   const note = (target: Target, s: Sample, where: string) => {
     log(`${where}, ${label(target.audit)}: ${fmt(s.rps)} req/s, p99 ${fmt(s.p99, 2)} ms, ${fmt(perRequest(s), 1)} µs server CPU per request`);
     (target.audit ? on : off).push(s);
@@ -166,6 +176,7 @@ async function runGets(): Promise<{ on: Sample[]; off: Sample[]; differences: nu
     const count = await stopTarget(target);
     if (!count) return;
     counts.records += count.records;
+    counts.pulls += count.pulls;
     counts.requests += target.sent;
     counts.dropped += count.dropped;
   };
@@ -253,7 +264,7 @@ try {
   const what = mode === 'pairs' ? `${pairs} server pairs x ${rounds} rounds` : `${pairs * rounds} fresh servers each`;
   const lines = [`# Audit cost (${availableParallelism()} CPUs, Node ${process.version}, ${what}, ${durationMs / 1000} s per sample, ${connections} connections${control ? ', CONTROL: auditing off on both' : ''})`, ''];
   if (pairs > 0 && rounds > 0) {
-    const { on, off, differences, records, requests, dropped } = await runGets();
+    const { on, off, differences, records, pulls, requests, dropped } = await runGets();
     const rOn = median(on.map((s) => s.rps));
     const rOff = median(off.map((s) => s.rps));
     const cOn = median(on.map(perRequest));
@@ -266,7 +277,7 @@ try {
     lines.push(`| server CPU µs per request (all samples) | ${fmt(total(off), 1)} | ${fmt(total(on), 1)} | ${fmt(total(on) / total(off), 3)} |`);
     lines.push(`| per-sample CPU µs per request | ${off.map((s) => fmt(perRequest(s), 0)).join(', ')} | ${on.map((s) => fmt(perRequest(s), 0)).join(', ')} | |`);
     if (differences.length > 0) lines.push(`| paired differences, CPU µs per request (adjacent windows, same pair) | | ${differences.map((d) => fmt(d, 0)).join(', ')} | median ${fmt(median(differences), 1)} |`);
-    if (!control) lines.push(`| records written / requests (audit on) | | ${fmt(records)} / ${fmt(requests)} (+ the push) | dropped: ${dropped} |`);
+    if (!control) lines.push(`| records written; pulls they record / GET requests (audit on, pulls coalesced over ${coalesceMs} ms) | | ${fmt(records)}; ${fmt(pulls)} / ${fmt(requests)} | dropped: ${dropped} |`);
     lines.push('');
     const cost = differences.length > 0 ? median(differences) : cOn - cOff;
     lines.push(

@@ -11,7 +11,7 @@ import { test } from 'node:test';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { keyIdOf } from '../../src/registry/audit/keys.ts';
 import type { AuditLog } from '../../src/registry/audit/log.ts';
-import { type AuditEntry, type RecordFields, chainHash } from '../../src/registry/audit/record.ts';
+import { type AuditEntry, type RecordFields, chainHash, presentRecord } from '../../src/registry/audit/record.ts';
 import { AuditRetention } from '../../src/registry/audit/retention.ts';
 import { recordFromRow } from '../../src/registry/audit/store.ts';
 import { verifyAuditLog } from '../../src/registry/audit/verify.ts';
@@ -387,6 +387,53 @@ export function runAuditSuite(backend: string, open: FixtureFactory): void {
     assert.equal((await f.store.query({ action: 'auth.failed', limit: 100 })).length, 10);
     assert.equal((await f.store.query({ action: 'manifest.pulled', limit: 100 })).length, 5);
     assert.equal(log.stats().dropped, 15);
+  });
+
+  withFixture('identical successful pulls within the window are one record with count and lastAt; others are not merged', async (f) => {
+    const { EventBus } = await import('../../src/registry/events/bus.ts');
+    const events = new EventBus();
+    const log = f.log({ coalescePullsMs: 60_000, maxOpenPulls: 3 });
+    log.subscribe(events);
+    const digest = `sha256:${'1'.repeat(64)}`;
+    const origin = (client: string, requestId: string) => ({ clientAddress: client, userAgent: 'containerd/2.0', requestId, actor: { kind: 'anonymous' as const } });
+    const pull = (client: string, i: number, tag: string | undefined, at: Date) => events.publish({ type: 'manifest.pulled', at, origin: origin(client, `r${i}`), repository: 'a/b', digest, mediaType: 'm', tag });
+    const t0 = Date.parse('2026-11-27T10:00:00.000Z');
+    for (let i = 0; i < 20; i++) pull('192.0.2.1', i, 'v1', new Date(t0 + i * 10));
+    for (let i = 0; i < 3; i++) pull('192.0.2.2', 100 + i, 'v1', new Date(t0 + 500 + i));
+    events.publish({ type: 'manifest.pushed', at: new Date(t0 + 600), origin: origin('192.0.2.9', 'push'), repository: 'a/b', digest, mediaType: 'm', artifactType: undefined, subject: undefined, created: true, tag: 'v2', size: 10, previousTagTarget: undefined });
+    pull('192.0.2.1', 200, undefined, new Date(t0 + 700)); // by digest: another record
+    pull('192.0.2.3', 300, 'v1', new Date(t0 + 800)); // a fourth distinct pull: past maxOpenPulls, queued alone
+    const refused = { at: new Date(t0 + 900), actor: { kind: 'anonymous' as const, auth: 'none' }, client: '192.0.2.1', userAgent: 'containerd/2.0', action: 'manifest.pulled', repository: 'a/b', digest, tag: 'v1', reason: 'policy' };
+    log.record({ ...refused, requestId: 'denied', outcome: 'denied' });
+    log.record({ ...refused, requestId: 'denied-2', outcome: 'denied' });
+    await new Promise((resolve) => setImmediate(resolve));
+    await log.flush();
+    const pulls = (await f.store.query({ action: 'manifest.pulled', limit: 100 })).map(presentRecord);
+    const byRequest = new Map(pulls.map((r) => [r.requestId, r]));
+    assert.equal(pulls.length, 6);
+    assert.equal(byRequest.get('r0')?.details?.count, 20);
+    assert.equal(byRequest.get('r0')?.details?.lastAt, new Date(t0 + 190).toISOString());
+    assert.equal(byRequest.get('r0')?.time, new Date(t0).toISOString());
+    assert.equal(byRequest.get('r0')?.client, '192.0.2.1');
+    assert.equal(byRequest.get('r100')?.details?.count, 3);
+    assert.equal(byRequest.get('r200')?.details?.count, undefined, 'a single pull is recorded as it was');
+    assert.equal(byRequest.get('r300')?.details?.count, undefined);
+    assert.equal(byRequest.get('denied')?.outcome, 'denied', 'a refused pull is never merged');
+    assert.equal(byRequest.get('denied-2')?.outcome, 'denied');
+    // Everything is in one verifiable chain with the push.
+    assert.equal((await f.store.query({ action: 'manifest.pushed', limit: 10 })).length, 1);
+    await log.close();
+    const report = await verifyAuditLog(f.store, { keys: f.keys });
+    assert.equal(report.ok, true, report.failure?.message);
+  });
+
+  withFixture('pulls still open when the log closes are written', async (f) => {
+    const log = f.log({ coalescePullsMs: 60_000 });
+    for (let i = 0; i < 5; i++) log.record(entry(0, { action: 'blob.pulled', requestId: `q${i}`, at: new Date() }));
+    await log.close();
+    const records = (await f.store.query({ action: 'blob.pulled', limit: 10 })).map(presentRecord);
+    assert.equal(records.length, 1);
+    assert.equal(records[0]!.details?.count, 5);
   });
 
   withFixture('concurrent writers (two replicas) form one chain', async (f) => {

@@ -18,7 +18,7 @@ let first: string;
 let second: string;
 
 before(async () => {
-  registry = await startRegistry({ env: { PORTCULLIS_AUDIT_API_ENABLED: 'true', PORTCULLIS_AUDIT_QUEUE_FLUSH_INTERVAL_MS: '20', PORTCULLIS_LOG_LEVEL: 'warn' } });
+  registry = await startRegistry({ env: { PORTCULLIS_AUDIT_API_ENABLED: 'true', PORTCULLIS_AUDIT_QUEUE_FLUSH_INTERVAL_MS: '20', PORTCULLIS_AUDIT_PULLS_COALESCE_MS: '50', PORTCULLIS_LOG_LEVEL: 'warn' } });
   first = await pushImage(registry.url, 'team/app', 'v1', 'one');
   second = await pushImage(registry.url, 'team/app', 'v1', 'two'); // moves v1
   await pullManifest(registry.url, 'team/app', 'v1', 'kubelet/1.31');

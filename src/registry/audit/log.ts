@@ -12,6 +12,11 @@
  *   arriving together share a transaction) and rejects when it could not be written, so the
  *   caller can deny. It never drops: past the queue bound it waits for room (back-pressure on
  *   the caller, not loss).
+ *
+ * Identical successful pulls within `coalescePullsMs` are one record carrying `count` and
+ * `lastAt` (the first pull's time, request id and fields otherwise): a cluster pulling one image
+ * from every node would otherwise write a row per request. The window closes on a timer, and on
+ * `flush`/`close`.
  */
 import type { EventBus } from '../events/bus.ts';
 import { entriesFromEvent } from './from-event.ts';
@@ -36,6 +41,21 @@ export interface AuditLogOptions {
   flushIntervalMs: number;
   checkpointEveryRecords: number;
   checkpointEveryMs: number;
+  /** Window in which identical successful pulls become one record; 0 or absent: one per pull. */
+  coalescePullsMs?: number;
+  /** Distinct pulls held open at once (default 10,000); past it, pulls are queued one by one. */
+  maxOpenPulls?: number;
+}
+
+interface OpenPull {
+  entry: AuditEntry;
+  count: number;
+  lastAt: number;
+}
+
+/** What makes two pulls the same for coalescing: everything recorded but the time and request id. */
+function pullKey(e: AuditEntry): string {
+  return `${e.action}\n${e.actor.kind}\n${e.actor.name ?? ''}\n${e.actor.auth ?? ''}\n${e.client ?? ''}\n${e.userAgent ?? ''}\n${e.repository ?? ''}\n${e.digest ?? ''}\n${e.tag ?? ''}\n${e.reason ?? ''}\n${e.details ? JSON.stringify(e.details) : ''}`;
 }
 
 export interface AuditLogStats {
@@ -75,6 +95,8 @@ export class AuditLog implements AuditAppender {
   #droppedUnreported = 0;
   #failures = 0;
   #closed = false;
+  readonly #pulls = new Map<string, OpenPull>();
+  #pullTimer: NodeJS.Timeout | undefined;
   readonly #stats: AuditLogStats = { queued: 0, dropped: 0, written: 0, failed: 0, batches: 0, lastError: undefined };
 
   constructor(deps: { store: SqlAuditStore; signer: AuditSigner; now?: () => number; onError?: (error: unknown) => void }, options: AuditLogOptions) {
@@ -108,6 +130,43 @@ export class AuditLog implements AuditAppender {
   }
 
   record(entry: AuditEntry): boolean {
+    if (this.#options.coalescePullsMs && entry.outcome === 'success' && entry.action.endsWith('.pulled') && !this.#closed) {
+      const key = pullKey(entry);
+      const open = this.#pulls.get(key);
+      const now = entry.at ? entry.at.getTime() : this.#now();
+      if (open) {
+        open.count++;
+        open.lastAt = now;
+        return true;
+      }
+      if (this.#pulls.size < (this.#options.maxOpenPulls ?? 10_000)) {
+        this.#pulls.set(key, { entry, count: 1, lastAt: now });
+        if (!this.#pullTimer) {
+          this.#pullTimer = setTimeout(() => this.#closePulls(), this.#options.coalescePullsMs);
+          this.#pullTimer.unref();
+        }
+        return true;
+      }
+    }
+    return this.#enqueue(entry);
+  }
+
+  /** Queues the pulls of the window that ends now, one record per distinct pull. */
+  #closePulls(): void {
+    if (this.#pullTimer) clearTimeout(this.#pullTimer);
+    this.#pullTimer = undefined;
+    for (const { entry, count, lastAt } of this.#pulls.values()) {
+      const queued = this.#enqueue(count === 1 ? entry : { ...entry, details: { ...entry.details, count, lastAt: new Date(lastAt).toISOString() } });
+      // A dropped record stands for all the pulls it counted.
+      if (!queued) {
+        this.#stats.dropped += count - 1;
+        this.#droppedUnreported += count - 1;
+      }
+    }
+    this.#pulls.clear();
+  }
+
+  #enqueue(entry: AuditEntry): boolean {
     if (this.#closed || this.#queue.length >= this.#options.maxQueue) {
       this.#stats.dropped++;
       this.#droppedUnreported++;
@@ -136,6 +195,7 @@ export class AuditLog implements AuditAppender {
 
   /** Writes everything queued so far (and waits for it); rejects when a batch cannot be written. */
   async flush(): Promise<void> {
+    this.#closePulls();
     while (this.#queue.length > 0 || this.#flushing) {
       if (this.#flushing) {
         await this.#flushing;

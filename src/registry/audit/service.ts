@@ -18,6 +18,7 @@ export interface AuditSettings {
   sqlitePath?: string | undefined;
   keyFile?: string | undefined;
   queue: { maxRecords: number; batchSize: number; flushIntervalMs: number };
+  pulls: { coalesceMs: number; maxOpen: number };
   checkpoint: { everyRecords: number; everySeconds: number };
   retention: { enabled: boolean; maxAgeDays: number; maxBytes: number; alertAtPercent: number; intervalSeconds: number; archiveDir?: string | undefined };
   api: { enabled: boolean; maxPageSize: number };
@@ -95,6 +96,8 @@ export class Audit {
         maxQueue: settings.queue.maxRecords,
         batchSize: settings.queue.batchSize,
         flushIntervalMs: settings.queue.flushIntervalMs,
+        coalescePullsMs: settings.pulls.coalesceMs,
+        maxOpenPulls: settings.pulls.maxOpen,
         checkpointEveryRecords: settings.checkpoint.everyRecords,
         checkpointEveryMs: settings.checkpoint.everySeconds * 1000,
       },

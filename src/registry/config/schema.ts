@@ -161,6 +161,20 @@ export const configSchema = z.strictObject({
           flushIntervalMs: z.number().int().positive().max(60_000).default(200),
         })
         .prefault({}),
+      pulls: z
+        .strictObject({
+          /**
+           * Identical successful pulls (same actor, authentication, client address, user agent,
+           * action, repository, digest and tag) within this window become one record whose
+           * details carry `count` and `lastAt`; 0 records every pull separately. A pull-heavy
+           * registry (every node of a cluster pulling the same image) otherwise writes one row
+           * per request. A crash loses at most this window of pull records.
+           */
+          coalesceMs: z.number().int().nonnegative().max(60_000).default(1000),
+          /** Distinct pulls held open at once; past it, pulls are recorded one by one. */
+          maxOpen: z.number().int().positive().max(1_000_000).default(10_000),
+        })
+        .prefault({}),
       checkpoint: z
         .strictObject({
           /** Sign a checkpoint after this many records... */
