@@ -12,6 +12,7 @@ import { DatabaseSync } from 'node:sqlite';
 import { isMainThread, parentPort, Worker } from 'node:worker_threads';
 
 const INTERVAL_MS = 200;
+const CLOSE_DEADLINE_MS = 5_000;
 
 type ToThread = { open: string } | { close: string; ack: number };
 type FromThread = { closed: number };
@@ -61,7 +62,16 @@ export function stopCheckpoints(path: string): Promise<void> {
   if (!running) return Promise.resolve();
   const ack = ++nextAck;
   return new Promise<void>((resolve) => {
-    closing.set(ack, resolve);
+    // Closing a database never hangs on this thread: past the deadline it goes on without the answer.
+    const deadline = setTimeout(() => {
+      closing.delete(ack);
+      if (closing.size === 0) running.unref();
+      resolve();
+    }, CLOSE_DEADLINE_MS);
+    closing.set(ack, () => {
+      clearTimeout(deadline);
+      resolve();
+    });
     // Held until the answer comes: an unref'd thread's reply would not keep the process waiting.
     running.ref();
     running.postMessage({ close: path, ack } satisfies ToThread);
