@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { BuilderSbomStore } from '../../src/registry/scanner/builder-sbom.ts';
 import { ExemptionStore, newExemption } from '../../src/registry/scanner/exemptions.ts';
-import { JobQueue } from '../../src/registry/scanner/jobs.ts';
+import { type ClaimedJob, type JobHandler, JobQueue, JobWorker } from '../../src/registry/scanner/jobs.ts';
 import { type Evaluation, type ScanRecord, ScanStore } from '../../src/registry/scanner/store.ts';
 import { evaluationOf, type FindingTemplate, templateKey } from '../../src/registry/scanner/evaluation.ts';
 import type { VulnerabilityFinding } from '../../src/registry/scanner/model.ts';
@@ -31,6 +31,16 @@ function evaluation(findings: VulnerabilityFinding[], fingerprint: string, dbHas
 function record(ev: Evaluation): ScanRecord {
   return { scannerVersion: '1', os: { id: 'debian', versionId: '12' }, inventory: { packages: [{ name: 'p' }] }, matchInput: { layers: [], packages: [['npm', 'p', '1.0.0', null, null, null, null]] }, secrets: [], configFindings: [], evaluation: ev };
 }
+
+async function until(what: string, check: () => boolean | Promise<boolean>, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+const workerOptions = { concurrency: 1, pollMs: 50, leaseMs: 60_000, maxAttempts: 3, retryBaseMs: 10, retryMaxMs: 10 };
 
 export function runScanStoreSuite(engine: string, open: OpenStore): void {
   describe(`scanner store: ${engine}`, () => {
@@ -112,6 +122,176 @@ export function runScanStoreSuite(engine: string, open: OpenStore): void {
         await q.complete(fourth, 5007);
         assert.equal(await q.pending(), 0);
       } finally {
+        await h.close();
+      }
+    });
+
+    test('enqueue, claim and completion each write in one transaction with the writes joined to them (all or nothing)', async () => {
+      const h = await open();
+      try {
+        const s = h.store;
+        const q = new JobQueue(s.db);
+        const job = { id: `scan:${d(1)}`, kind: 'scan' as const, repository: 'a/x', digest: d(1) };
+        // A failing joined write rolls back the image and the job with it.
+        await assert.rejects(
+          q.enqueue(job, 0, { before: (tx) => s.recordImage('a/x', d(1), 'm', 0, tx), after: async () => Promise.reject(new Error('boom')) }),
+          /boom/,
+        );
+        assert.equal(await q.pending(), 0);
+        assert.deepEqual(await s.repositoriesOf(d(1)), []);
+        assert.equal(await q.enqueue(job, 0, { before: (tx) => s.recordImage('a/x', d(1), 'm', 0, tx), after: (tx) => s.markQueued(d(1), 0, { onlyFailed: true }, tx) }), true);
+        assert.equal((await s.status(d(1)))?.status, 'queued');
+        assert.equal(await q.enqueue(job, 1, { replace: true }), false, 'replaced, not created');
+        // A failing claim hook leaves the job unclaimed; a succeeding one's value travels with the job.
+        await assert.rejects(q.claimIds([job.id], 10, 1000, async () => Promise.reject(new Error('hook'))), /hook/);
+        const [claimed] = await q.claimIds([job.id, 'scan:absent'], 10, 1000, async (tx, j) => ({ marked: await s.startScan(j.digest!, '1', false, 10, tx) }));
+        assert.ok(claimed);
+        assert.equal(claimed.attempts, 1, 'the rolled-back claim did not count');
+        assert.deepEqual(claimed.started, { marked: true });
+        assert.equal((await s.status(d(1)))?.status, 'running');
+        assert.equal((await q.claimIds([job.id], 20, 1000)).length, 0, 'claimed once');
+        // Completion with a failing write keeps the job (its lease runs out, another run records the result).
+        await assert.rejects(
+          q.complete(claimed, 30, async (tx) => {
+            await s.markFailed(d(1), 'x', 30, tx);
+            throw new Error('late');
+          }),
+          /late/,
+        );
+        assert.equal(await q.pending(), 1);
+        assert.equal((await s.status(d(1)))?.status, 'running');
+        assert.equal(await q.complete(claimed, 40, (tx) => s.markFailed(d(1), 'corrupt', 40, tx)), false, 'done, not queued again');
+        assert.equal(await q.pending(), 0);
+        assert.deepEqual(await s.status(d(1)), { status: 'failed', reason: 'corrupt', completedAt: 40 });
+      } finally {
+        await h.close();
+      }
+    });
+
+    test('a result is marked queued only when new, failed or forced, and running when claimed unless current', async () => {
+      const h = await open();
+      try {
+        const s = h.store;
+        assert.equal(await s.startScan(d(2), '1', true, 0), false, 'no result row: none created');
+        assert.equal(await s.status(d(2)), undefined);
+        await s.markQueued(d(2), 1, { onlyFailed: true });
+        assert.equal((await s.status(d(2)))?.status, 'queued', 'created');
+        assert.equal(await s.startScan(d(2), '1', false, 2), true);
+        await s.markQueued(d(2), 3, { onlyFailed: true });
+        assert.equal((await s.status(d(2)))?.status, 'running', 'a running scan stays');
+        await s.saveScan(d(2), record(evaluation([], 'f', 'db')), 4);
+        await s.markQueued(d(2), 5, { onlyFailed: true });
+        assert.equal((await s.status(d(2)))?.status, 'complete', 'a complete result stays');
+        assert.equal(await s.startScan(d(2), '1', false, 6), false, 'current: not scanned again');
+        assert.equal((await s.status(d(2)))?.status, 'complete');
+        assert.equal(await s.startScan(d(2), '2', false, 7), true, 'made by another scanner version');
+        await s.markFailed(d(2), 'r', 8);
+        await s.markQueued(d(2), 9, { onlyFailed: true });
+        assert.deepEqual(await s.status(d(2)), { status: 'queued', reason: undefined, completedAt: 8 }, 'a failed one is queued again');
+        await s.saveScan(d(2), record(evaluation([], 'f', 'db')), 10);
+        await s.markQueued(d(2), 11);
+        assert.equal((await s.status(d(2)))?.status, 'queued', 'forced');
+        assert.equal(await s.startScan(d(2), '1', true, 12), true);
+      } finally {
+        await h.close();
+      }
+    });
+
+    test('worker: named jobs, jobs of another replica (polled), a job re-enqueued while running runs once more, an expired lease is taken over', async () => {
+      const h = await open();
+      const other = await h.other();
+      const runs: string[] = [];
+      let active = 0;
+      let maxActive = 0;
+      let gate: (() => void) | undefined;
+      const handler: JobHandler = async (job) => {
+        active++;
+        maxActive = Math.max(maxActive, active);
+        runs.push(`${job.id}:${String(job.payload.n ?? '')}`);
+        if (job.payload.hold === true) await new Promise<void>((resolve) => (gate = resolve));
+        active--;
+      };
+      const hooks = { onGiveUp: async () => undefined, onError: (error: unknown) => assert.fail(String(error)) };
+      const q = new JobQueue(h.store.db);
+      const worker = new JobWorker(q, { scan: handler, rematch: handler, 'builder-sbom': handler }, hooks, { ...workerOptions, concurrency: 2 });
+      worker.start();
+      try {
+        // Named to the worker by this process: more than its slots, all run.
+        for (let i = 0; i < 5; i++) {
+          await q.enqueue({ id: `scan:${d(i)}`, kind: 'scan', digest: d(i) }, Date.now());
+          worker.wake(`scan:${d(i)}`);
+        }
+        await until('named jobs ran', () => runs.length === 5);
+        assert.ok(maxActive <= 2, 'bounded concurrency');
+        // Enqueued by another replica: found by polling.
+        await new JobQueue(other.db).enqueue({ id: 'scan:other', kind: 'scan', digest: d(9) }, Date.now());
+        await until('the other replica\'s job ran', () => runs.includes('scan:other:'));
+        // Re-enqueued while running: runs again after the current run, never twice at once.
+        runs.length = 0;
+        await q.enqueue({ id: 'rematch', kind: 'rematch', payload: { hold: true, n: 1 } }, Date.now());
+        worker.wake('rematch');
+        await until('the first run started', () => gate !== undefined);
+        await q.enqueue({ id: 'rematch', kind: 'rematch', payload: { n: 2 } }, Date.now(), { replace: true });
+        worker.wake('rematch');
+        await new Promise((resolve) => setTimeout(resolve, 120));
+        assert.deepEqual(runs, ['rematch:1'], 'not while running');
+        gate!();
+        await until('it ran once more', () => runs.length === 2);
+        assert.deepEqual(runs, ['rematch:1', 'rematch:2']);
+        // Claimed by a replica that died (its lease runs out): taken over by this worker, restarted.
+        runs.length = 0;
+        await worker.stop();
+        const dead = new JobQueue(other.db);
+        await dead.enqueue({ id: 'scan:dead', kind: 'scan', digest: d(10) }, Date.now());
+        const [taken] = await dead.claimIds(['scan:dead'], Date.now(), 100);
+        assert.ok(taken);
+        worker.start();
+        await until('the expired lease was taken over', () => runs.includes('scan:dead:'));
+        await until('the queue is empty', async () => (await q.pending()) === 0);
+        assert.equal(await dead.heartbeat(taken, Date.now(), 100), false, 'the dead holder lost its lease');
+      } finally {
+        await worker.stop();
+        await other.close();
+        await h.close();
+      }
+    });
+
+    test('worker: a handler or give-up records its outcome with the job\'s end', async () => {
+      const h = await open();
+      const s = h.store;
+      const q = new JobQueue(s.db);
+      const gaveUp: ClaimedJob[] = [];
+      const handler: JobHandler = async (job, _signal, complete) => {
+        if (job.payload.fail === true) throw new Error('corrupt');
+        await complete((tx) => s.markFailed(job.digest!, 'recorded by the handler', 5, tx));
+        throw new Error('after completion: changes nothing of the job');
+      };
+      const errors: unknown[] = [];
+      const worker = new JobWorker(
+        q,
+        { scan: handler, rematch: handler, 'builder-sbom': handler },
+        {
+          onGiveUp: async (job, error, complete) => {
+            gaveUp.push(job);
+            await complete((tx) => s.markFailed(job.digest!, String((error as Error).message), 6, tx));
+          },
+          onError: (error) => errors.push(error),
+        },
+        { ...workerOptions, maxAttempts: 1 },
+      );
+      worker.start();
+      try {
+        await q.enqueue({ id: 'scan:a', kind: 'scan', digest: d(20) }, Date.now());
+        worker.wake('scan:a');
+        await q.enqueue({ id: 'scan:b', kind: 'scan', digest: d(21), payload: { fail: true } }, Date.now());
+        worker.wake('scan:b');
+        await until('both ended', async () => (await q.pending()) === 0 && (await s.status(d(21))) !== undefined);
+        assert.equal((await s.status(d(20)))?.reason, 'recorded by the handler');
+        assert.equal(errors.length, 1, 'the error after completion is reported, the job not retried');
+        assert.deepEqual(gaveUp.map((j) => j.id), ['scan:b']);
+        assert.equal((await s.status(d(21)))?.reason, 'corrupt');
+      } finally {
+        await worker.stop();
         await h.close();
       }
     });

@@ -24,6 +24,7 @@ import type { ManifestService } from '../distribution/manifests.ts';
 import type { UploadService } from '../distribution/uploads.ts';
 import type { EventBus, EventOf, RequestOrigin } from '../events/bus.ts';
 import type { BlobStore, MetadataStore } from '../storage/ports.ts';
+import type { SqlExecutor } from '../storage/sql/driver.ts';
 import { analyzeImage, SCANNER_VERSION } from './analyze.ts';
 import type { ConfigFinding } from './config-checks.ts';
 import {
@@ -48,7 +49,7 @@ import { projectOf } from '../../oci/reference.ts';
 import { LayerError } from './inventory/errors.ts';
 import type { WalkLimits } from './inventory/limits.ts';
 import type { SecretFinding } from './inventory/secrets.ts';
-import { type ClaimedJob, type JobQueue, JobWorker, PermanentJobError, errorMessage } from './jobs.ts';
+import { type ClaimedJob, type JobQueue, JobWorker, PermanentJobError, type TxWrite, errorMessage } from './jobs.ts';
 import { buildReport, type ScanReport, type StoredInventory } from './report.ts';
 import { sbomBytes, sbomMediaType, type SbomFormat, type SbomSubject } from './sbom.ts';
 import type { Inventory, OperatingSystem, VulnerabilityFinding } from './model.ts';
@@ -136,6 +137,12 @@ export function withoutSecrets(url: string): string {
   return `${u.protocol}//${u.host}${u.pathname}`;
 }
 
+/** What the claim of a scan job did and read (see #claimed). */
+interface ScanStart {
+  marked: boolean;
+  repositories: string[];
+}
+
 function scanJobId(digest: string): string {
   return `scan:${digest}`;
 }
@@ -167,8 +174,12 @@ export class ScanService {
     this.#now = deps.now ?? Date.now;
     this.worker = new JobWorker(
       deps.jobs,
-      { scan: (job, signal) => this.#runScan(job, signal), rematch: (_job, signal) => this.rematch(signal).then(() => undefined), 'builder-sbom': (job, signal) => this.#mergeJob(job, signal) },
-      { onGiveUp: (job, error) => this.#giveUp(job, error), onError: (error, job) => this.#log.error({ err: error, job: job?.id }, 'scanner job error') },
+      { scan: (job, signal, complete) => this.#runScan(job, signal, complete), rematch: (_job, signal) => this.rematch(signal).then(() => undefined), 'builder-sbom': (job, signal) => this.#mergeJob(job, signal) },
+      {
+        onGiveUp: (job, error, complete) => this.#giveUp(job, error, complete),
+        onError: (error, job) => this.#log.error({ err: error, job: job?.id }, 'scanner job error'),
+        onClaimed: (tx, job) => this.#claimed(tx, job),
+      },
       {
         concurrency: settings.concurrency,
         pollMs: settings.pollIntervalMs,
@@ -343,8 +354,9 @@ export class ScanService {
   }
 
   async #enqueueMerge(subject: string): Promise<void> {
-    await this.#d.jobs.enqueue({ id: `builder-sbom:${subject}`, kind: 'builder-sbom', digest: subject, priority: 1, payload: {} }, this.#now(), { replace: true });
-    this.worker.wake();
+    const id = `builder-sbom:${subject}`;
+    await this.#d.jobs.enqueue({ id, kind: 'builder-sbom', digest: subject, priority: 1, payload: {} }, this.#now(), { replace: true });
+    this.worker.wake(id);
   }
 
   /** The inventory with the builder SBOMs of `digest` merged in (see builder-sbom.ts), its match input and evaluation. */
@@ -405,17 +417,21 @@ export class ScanService {
   /** Records the image and queues its scan (a no-op scan when a current result exists, which then only attaches SBOMs there). */
   async enqueueScan(repository: string, digest: string, mediaType: string, options: { force?: boolean } = {}): Promise<void> {
     const now = this.#now();
-    await this.#d.store.recordImage(repository, digest, mediaType, now);
-    const status = await this.#d.store.status(digest);
-    if (options.force || status === undefined || status.status === 'failed') await this.#d.store.markQueued(digest, now);
-    await this.#d.jobs.enqueue({ id: scanJobId(digest), kind: 'scan', repository, digest, payload: { force: options.force === true }, priority: 1 }, now, { replace: options.force === true });
-    this.worker.wake();
+    const { store } = this.#d;
+    const id = scanJobId(digest);
+    // One transaction: the image, its job, and its result marked queued (unless pending or complete, when not forced).
+    await this.#d.jobs.enqueue({ id, kind: 'scan', repository, digest, payload: { force: options.force === true }, priority: 1 }, now, {
+      replace: options.force === true,
+      before: (tx) => store.recordImage(repository, digest, mediaType, now, tx),
+      after: (tx) => store.markQueued(digest, now, { onlyFailed: options.force !== true }, tx),
+    });
+    this.worker.wake(id);
   }
 
   /** Queues re-evaluation of every stored inventory against the current database (one job, however often asked). */
   async enqueueRematch(): Promise<void> {
     await this.#d.jobs.enqueue({ id: REMATCH_JOB, kind: 'rematch', priority: 0, payload: { requestedAt: this.#now() } }, this.#now(), { replace: true });
-    this.worker.wake();
+    this.worker.wake(REMATCH_JOB);
   }
 
   /** Queues a full re-scan (layers read again) of results made by an older scanner version. */
@@ -500,10 +516,18 @@ export class ScanService {
   // ------------------------------------------------------------------------------------------
   // Scanning
 
-  async #runScan(job: ClaimedJob, signal: AbortSignal): Promise<void> {
+  /** In the transaction claiming a scan: its result marked running (unless current), where the image lives. */
+  async #claimed(tx: SqlExecutor, job: ClaimedJob): Promise<ScanStart | undefined> {
+    if (job.kind !== 'scan' || job.digest === undefined) return undefined;
+    const marked = await this.#d.store.startScan(job.digest, SCANNER_VERSION, job.payload.force === true, this.#now(), tx);
+    return { marked, repositories: await this.#d.store.repositoriesOf(job.digest, tx) };
+  }
+
+  async #runScan(job: ClaimedJob, signal: AbortSignal, complete: (write?: TxWrite) => Promise<void>): Promise<void> {
     const digest = job.digest!;
     const store = this.#d.store;
-    const repositories = await store.repositoriesOf(digest);
+    const start = job.started as ScanStart | undefined;
+    const repositories = start?.repositories ?? (await store.repositoriesOf(digest));
     let found: { repository: string; content: Buffer; mediaType: string } | undefined;
     for (const repository of repositories) {
       const record = await this.#d.meta.getManifest(repository, digest);
@@ -521,13 +545,19 @@ export class ScanService {
       return;
     }
     if (kind.kind !== 'image') {
-      await store.markFailed(digest, `not an image: ${kind.kind === 'other' ? kind.reason : 'an index'}`, this.#now());
+      const reason = `not an image: ${kind.kind === 'other' ? kind.reason : 'an index'}`;
+      await complete((tx) => store.markFailed(digest, reason, this.#now(), tx));
       return;
     }
-    const existing = await store.result(digest);
-    const current = existing?.status === 'complete' && existing.scannerVersion === SCANNER_VERSION;
-    if (!current || job.payload.force === true) {
-      await store.markRunning(digest, this.#now());
+    // Marked running when claimed, unless current (or without a result row: decided here).
+    let scan = start?.marked === true;
+    if (!scan) {
+      const existing = await store.scanState(digest);
+      const current = existing?.status === 'complete' && existing.scannerVersion === SCANNER_VERSION;
+      scan = !current || job.payload.force === true;
+      if (scan) await store.markRunning(digest, this.#now());
+    }
+    if (scan) {
       const openBlob = (d: string) => this.#d.blobs.read(d);
       let source;
       try {
@@ -559,11 +589,25 @@ export class ScanService {
       const merged = await this.#withBuilderSboms(digest, analysis.inventory, analysis.os);
       analysis = { ...analysis, ...merged };
       const now = this.#now();
-      await store.saveScan(digest, analysis, now);
+      let holders: string[] = [];
+      if (this.#s.sbom.attach) {
+        // SBOMs are made from the stored result: it is stored first.
+        await store.saveScan(digest, analysis, now);
+        holders = await store.repositoriesOf(digest);
+      } else {
+        // The result is stored with the job's end, in one transaction.
+        const result = analysis;
+        let saved: () => void = () => undefined;
+        await complete(async (tx) => {
+          saved = await store.saveScanIn(tx, digest, result, now);
+          holders = await store.repositoriesOf(digest, tx);
+        });
+        saved();
+      }
       this.stats.scansCompleted++;
       const s = analysis.evaluation.summary;
       this.#log.info({ digest, repository: found.repository, packages: analysis.inventory.packages.length, findings: s.total, critical: s.bySeverity.critical }, 'image scanned');
-      for (const repository of await store.repositoriesOf(digest)) {
+      for (const repository of holders) {
         this.#d.events.publish({
           type: 'scan.completed',
           at: new Date(now),
@@ -576,21 +620,29 @@ export class ScanService {
           secrets: analysis.secrets.length,
         });
       }
+      if (this.#s.sbom.attach) await this.#attachSboms(digest, signal, complete, holders);
+      return;
     }
-    if (this.#s.sbom.attach) await this.#attachSboms(digest, signal);
+    if (this.#s.sbom.attach) await this.#attachSboms(digest, signal, complete);
   }
 
-  async #giveUp(job: ClaimedJob, error: unknown): Promise<void> {
-    if (job.kind !== 'scan' || job.digest === undefined) {
+  async #giveUp(job: ClaimedJob, error: unknown, complete: (write?: TxWrite) => Promise<void>): Promise<void> {
+    const digest = job.digest;
+    if (job.kind !== 'scan' || digest === undefined) {
       this.#log.error({ err: error, job: job.id }, 'scanner job failed for good');
       return;
     }
     const reason = errorMessage(error);
-    await this.#d.store.markFailed(job.digest, reason, this.#now());
+    // The failure is recorded with the job's end, in one transaction.
+    let repositories: string[] = [];
+    await complete(async (tx) => {
+      await this.#d.store.markFailed(digest, reason, this.#now(), tx);
+      repositories = await this.#d.store.repositoriesOf(digest, tx);
+    });
     this.stats.scansFailed++;
-    this.#log.warn({ digest: job.digest, reason }, 'image scan failed');
-    for (const repository of await this.#d.store.repositoriesOf(job.digest)) {
-      this.#d.events.publish({ type: 'scan.completed', at: new Date(), origin: undefined, repository, digest: job.digest, outcome: 'failure', reason });
+    this.#log.warn({ digest, reason }, 'image scan failed');
+    for (const repository of repositories) {
+      this.#d.events.publish({ type: 'scan.completed', at: new Date(), origin: undefined, repository, digest, outcome: 'failure', reason });
     }
   }
 
@@ -611,19 +663,30 @@ export class ScanService {
     );
   }
 
-  /** Pushes the SBOMs of `digest` as referrer artifacts into every repository holding it (idempotent). */
-  async #attachSboms(digest: string, signal: AbortSignal): Promise<void> {
+  /**
+   * Pushes the SBOMs of `digest` as referrer artifacts into every repository holding it
+   * (idempotent; `holders` when just read); what changed is recorded with the job's end (`complete`).
+   */
+  async #attachSboms(digest: string, signal: AbortSignal, complete: (write?: TxWrite) => Promise<void>, holders?: readonly string[]): Promise<void> {
     const { uploads, manifests } = this.#d;
     if (!uploads || !manifests) return;
-    for (const repository of await this.#d.store.repositoriesOf(digest)) {
-      if (signal.aborted) return;
+    const changed: Array<{ repository: string; referrers: Record<string, string> }> = [];
+    const record = async () => {
+      if (changed.length === 0) return;
+      await complete(async (tx) => {
+        for (const c of changed) await this.#d.store.setReferrers(c.repository, digest, c.referrers, tx);
+      });
+      for (const c of changed) this.stats.sbomsAttached += Object.keys(c.referrers).length;
+    };
+    for (const repository of holders ?? (await this.#d.store.repositoriesOf(digest))) {
+      if (signal.aborted) return record();
       const image = await this.#d.meta.getManifest(repository, digest);
       if (!image) continue;
       const row = await this.#d.store.image(repository, digest);
       const referrers: Record<string, string> = {};
       for (const format of this.#s.sbom.formats) {
         const bytes = await this.sbom(repository, digest, format);
-        if (!bytes) return;
+        if (!bytes) return record();
         try {
           referrers[format] = await this.#pushReferrer(repository, { digest, mediaType: image.mediaType, size: image.size }, format, bytes);
         } catch (error) {
@@ -636,11 +699,9 @@ export class ScanService {
           await manifests.delete(repository, previous, systemOrigin()).catch(() => undefined);
         }
       }
-      if (JSON.stringify(row?.referrers ?? {}) !== JSON.stringify(referrers)) {
-        await this.#d.store.setReferrers(repository, digest, referrers);
-        this.stats.sbomsAttached += Object.keys(referrers).length;
-      }
+      if (JSON.stringify(row?.referrers ?? {}) !== JSON.stringify(referrers)) changed.push({ repository, referrers });
     }
+    await record();
   }
 
   async #pushReferrer(repository: string, subject: { digest: string; mediaType: string; size: number }, format: SbomFormat, bytes: Buffer): Promise<string> {

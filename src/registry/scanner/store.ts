@@ -251,8 +251,8 @@ export class ScanStore {
   // --- images
 
   /** Records that `digest` lives in `repository` (idempotent). */
-  async recordImage(repository: string, digest: string, mediaType: string, now: number): Promise<void> {
-    await this.db.run(
+  async recordImage(repository: string, digest: string, mediaType: string, now: number, db: SqlExecutor = this.db): Promise<void> {
+    await db.run(
       `INSERT INTO scan_images (repository, digest, media_type, pushed_at) VALUES ($1, $2, $3, $4)
        ON CONFLICT (repository, digest) DO UPDATE SET pushed_at = excluded.pushed_at`,
       [repository, digest, mediaType, now],
@@ -264,8 +264,8 @@ export class ScanStore {
     return rows[0] ? imageRow(rows[0]) : undefined;
   }
 
-  async repositoriesOf(digest: string): Promise<string[]> {
-    return (await this.db.all<{ repository: string }>('SELECT repository FROM scan_images WHERE digest = $1 ORDER BY repository', [digest])).map((r) => r.repository);
+  async repositoriesOf(digest: string, db: SqlExecutor = this.db): Promise<string[]> {
+    return (await db.all<{ repository: string }>('SELECT repository FROM scan_images WHERE digest = $1 ORDER BY repository', [digest])).map((r) => r.repository);
   }
 
   /** {@link repositoriesOf} for many digests in one query per 500 (digests without a repository are absent). */
@@ -282,8 +282,8 @@ export class ScanStore {
     return out;
   }
 
-  async setReferrers(repository: string, digest: string, referrers: Record<string, string>): Promise<void> {
-    await this.db.run('UPDATE scan_images SET referrers = $3 WHERE repository = $1 AND digest = $2', [repository, digest, JSON.stringify(referrers)]);
+  async setReferrers(repository: string, digest: string, referrers: Record<string, string>, db: SqlExecutor = this.db): Promise<void> {
+    await db.run('UPDATE scan_images SET referrers = $3 WHERE repository = $1 AND digest = $2', [repository, digest, JSON.stringify(referrers)]);
   }
 
   /**
@@ -302,13 +302,36 @@ export class ScanStore {
 
   // --- results
 
-  /** Marks a digest queued (creating its row); an existing result stays readable until replaced. */
-  async markQueued(digest: string, now: number): Promise<void> {
-    await this.db.run(
+  /**
+   * Marks a digest queued (creating its row); an existing result stays readable until replaced.
+   * `onlyFailed`: an existing row is marked only when its scan failed (a pending or complete one stays).
+   */
+  async markQueued(digest: string, now: number, options: { onlyFailed?: boolean } = {}, db: SqlExecutor = this.db): Promise<void> {
+    await db.run(
       `INSERT INTO scan_results (digest, status, queued_at) VALUES ($1, 'queued', $2)
-       ON CONFLICT (digest) DO UPDATE SET status = 'queued', queued_at = excluded.queued_at, reason = NULL`,
-      [digest, now],
+       ON CONFLICT (digest) DO UPDATE SET status = 'queued', queued_at = excluded.queued_at, reason = NULL
+       WHERE $3 = 0 OR scan_results.status = 'failed'`,
+      [digest, now, options.onlyFailed ? 1 : 0],
     );
+  }
+
+  /**
+   * Marks an existing result running unless it is complete with `scannerVersion` (and not
+   * `force`d): true when marked (the image needs scanning), false when current or absent.
+   */
+  async startScan(digest: string, scannerVersion: string, force: boolean, now: number, db: SqlExecutor = this.db): Promise<boolean> {
+    const rows = await db.all(
+      `UPDATE scan_results SET status = 'running', started_at = $2, reason = NULL
+       WHERE digest = $1 AND ($4 = 1 OR status <> 'complete' OR scanner_version IS NULL OR scanner_version <> $3) RETURNING digest`,
+      [digest, now, scannerVersion, force ? 1 : 0],
+    );
+    return rows.length > 0;
+  }
+
+  /** Status and scanner version only. */
+  async scanState(digest: string): Promise<{ status: ScanStatus; scannerVersion: string | undefined } | undefined> {
+    const r = (await this.db.all('SELECT status, scanner_version FROM scan_results WHERE digest = $1', [digest]))[0];
+    return r ? { status: String(r.status) as ScanStatus, scannerVersion: str(r.scanner_version) } : undefined;
   }
 
   async markRunning(digest: string, now: number): Promise<void> {
@@ -320,8 +343,8 @@ export class ScanStore {
   }
 
   /** Records a failed scan with its reason; a previous inventory (if any) stays. */
-  async markFailed(digest: string, reason: string, now: number): Promise<void> {
-    await this.db.run(
+  async markFailed(digest: string, reason: string, now: number, db: SqlExecutor = this.db): Promise<void> {
+    await db.run(
       `INSERT INTO scan_results (digest, status, reason, queued_at, completed_at) VALUES ($1, 'failed', $2, $3, $3)
        ON CONFLICT (digest) DO UPDATE SET status = 'failed', reason = excluded.reason, completed_at = excluded.completed_at`,
       [digest, reason.slice(0, 2000), now],
@@ -330,10 +353,15 @@ export class ScanStore {
 
   /** Stores a completed scan (a new revision of the digest's inventory). */
   async saveScan(digest: string, record: ScanRecord, now: number): Promise<void> {
+    const saved = await this.db.transaction((tx) => this.saveScanIn(tx, digest, record, now));
+    saved();
+  }
+
+  /** {@link saveScan} in a transaction of the caller's; call what it returns once that transaction committed. */
+  async saveScanIn(tx: SqlExecutor, digest: string, record: ScanRecord, now: number): Promise<() => void> {
     const e = record.evaluation;
-    const inserted = await this.db.transaction(async (tx) => {
-      const keys = await this.#storeTemplates(tx, [e], now);
-      await tx.run(
+    const keys = await this.#storeTemplates(tx, [e], now);
+    await tx.run(
         `INSERT INTO scan_results (digest, status, queued_at, started_at, completed_at, scanner_version, revision, os, inventory, match_input, secrets,
                                    config_findings, finding_refs, fingerprint, summary, critical, high, fixable, db_hash, db_updated_at, evaluated_at)
          VALUES ($1, 'complete', $2, $2, $2, $3, 1, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $2)
@@ -361,9 +389,7 @@ export class ScanStore {
           e.dbUpdatedAt,
         ],
       );
-      return keys;
-    });
-    this.#remember(inserted);
+    return () => this.#remember(keys);
   }
 
   /**
