@@ -21,10 +21,13 @@ let thread: Worker | undefined;
 const users = new Map<string, number>();
 const closing = new Map<number, () => void>();
 let nextAck = 0;
+let restarts = 0;
+const MAX_RESTARTS = 3;
 
 function worker(): Worker {
   if (!thread) {
-    const started = new Worker(new URL(import.meta.url));
+    // Small heap limits: it holds a few connections, and the thread is part of the server's RSS.
+    const started = new Worker(new URL(import.meta.url), { resourceLimits: { maxOldGenerationSizeMb: 24, maxYoungGenerationSizeMb: 1 } });
     started.unref();
     started.on('message', (message: FromThread) => {
       closing.get(message.closed)?.();
@@ -34,9 +37,16 @@ function worker(): Worker {
     // A dead checkpointer is not fatal: the connection's own autocheckpoint takes over.
     started.on('error', () => undefined);
     started.on('exit', () => {
-      if (thread === started) thread = undefined;
       for (const done of closing.values()) done();
       closing.clear();
+      if (thread !== started) return;
+      thread = undefined;
+      // Started again for the databases still open, a few times at most (a thread that keeps dying
+      // leaves checkpoints to the connections' own threshold).
+      if (users.size > 0 && restarts++ < MAX_RESTARTS) {
+        const next = worker();
+        for (const path of users.keys()) next.postMessage({ open: path } satisfies ToThread);
+      }
     });
     thread = started;
   }
