@@ -19,8 +19,13 @@ if (args[0] === 'serve') process.env.UV_THREADPOOL_SIZE ??= '16';
 // reached 216 MB; 1 MiB cost manifest GETs ~10% more CPU; docs/benchmarks.md). The flag only
 // works at start-up, so `serve` replaces itself (same pid) with a node that has it, unless the
 // operator set one (command line or NODE_OPTIONS) or execve is unavailable.
+// One V8 platform thread, not four: on a 2-CPU host, while blobs streamed in, the four parallel
+// marking/scavenging helpers burnt up to 4.5 s of CPU per 2 GiB pushed in about half the runs
+// (bimodal: push at concurrency 4 fell to ~0.7x distribution); with one helper that never
+// happened in the runs measured, peak RSS stayed under the budget, manifest GETs unchanged
+// (docs/benchmarks.md).
 if (args[0] === 'serve' && typeof process.execve === 'function' && !`${process.execArgv.join(' ')} ${process.env.NODE_OPTIONS ?? ''}`.includes('--max-semi-space-size')) {
-  process.execve(process.execPath, [process.execPath, ...process.execArgv, '--max-semi-space-size=2', process.argv[1], ...args], process.env);
+  process.execve(process.execPath, [process.execPath, ...process.execArgv, '--max-semi-space-size=2', '--v8-pool-size=1', process.argv[1], ...args], process.env);
 }
 // The pipeline commands (signing) load no server code: faster in CI, no database drivers.
 const pipeline = ['key', 'sign', 'attest', 'verify'].includes(args[0]);
