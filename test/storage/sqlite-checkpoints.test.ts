@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -91,4 +92,14 @@ test('a database written by another process while the checkpointer holds a conne
   } finally {
     await driver.close();
   }
+});
+
+test('a process that leaves a database open still exits: the checkpointer thread never holds it', async () => {
+  const child = spawn(process.execPath, [new URL('./fixtures/left-open.ts', import.meta.url).pathname, join(dir, 'd.db')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.on('data', (chunk: Buffer) => (out += chunk));
+  const exited = await Promise.race([new Promise<number | null>((resolve) => child.once('exit', resolve)), sleep(10_000).then(() => 'hung' as const)]);
+  if (exited === 'hung') child.kill('SIGKILL');
+  assert.equal(out, 'done\n');
+  assert.equal(exited, 0, 'the process did not exit by itself');
 });

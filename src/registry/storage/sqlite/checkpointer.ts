@@ -28,7 +28,6 @@ function worker(): Worker {
   if (!thread) {
     // Small heap limits: it holds a few connections, and the thread is part of the server's RSS.
     const started = new Worker(new URL(import.meta.url), { resourceLimits: { maxOldGenerationSizeMb: 24, maxYoungGenerationSizeMb: 1 } });
-    started.unref();
     started.on('message', (message: FromThread) => {
       closing.get(message.closed)?.();
       closing.delete(message.closed);
@@ -48,6 +47,8 @@ function worker(): Worker {
         for (const path of users.keys()) next.postMessage({ open: path } satisfies ToThread);
       }
     });
+    // After the listeners: attaching a 'message' listener refs the thread again.
+    started.unref();
     thread = started;
   }
   return thread;
