@@ -18,7 +18,7 @@ function value(text: string, series: string): number {
 }
 
 test('request, latency, byte, event and audit metrics; loopback only without a token', async () => {
-  const registry = await startRegistry({ env: { PORTCULLIS_METRICS_ENABLED: 'true', PORTCULLIS_SERVER_TRUST_PROXY: 'true', PORTCULLIS_LOG_LEVEL: 'warn' } });
+  const registry = await startRegistry({ env: { PORTCULLIS_METRICS_ENABLED: 'true', PORTCULLIS_SERVER_TRUST_PROXY: 'true', PORTCULLIS_AUDIT_PULLS_COALESCE_MS: '0', PORTCULLIS_LOG_LEVEL: 'warn' } });
   try {
     await pushImage(registry.url, 'metrics/app', 'v1', 'one');
     for (let i = 0; i < 3; i++) await pullManifest(registry.url, 'metrics/app', 'v1');
