@@ -5,6 +5,7 @@ import { type DigestAlgorithm, createDigester, parseDigest } from '../../oci/dig
 import { RegistryError } from '../../oci/errors.ts';
 import type { EventBus, RequestOrigin } from '../events/bus.ts';
 import { type BlobStore, type ByteRange, type MetadataStore, NotFoundError, OffsetMismatchError, SizeLimitError, type UploadSession } from '../storage/ports.ts';
+import { bodyBuffers } from './body-buffers.ts';
 import { uploadProgressRange } from './content-range.ts';
 
 export interface UploadOptions {
@@ -280,6 +281,7 @@ class ChunkCounter extends Transform {
       return;
     }
     this.#hash?.update(chunk);
+    bodyBuffers.received(chunk.length);
     callback(null, chunk);
   }
 
