@@ -5,11 +5,10 @@
  * were a third of the time spent in SQLite. Here one worker thread per process keeps a second
  * connection to each database file and runs `PRAGMA wal_checkpoint(PASSIVE)` every
  * `INTERVAL_MS`: a passive checkpoint never waits for a lock and costs next to nothing when there
- * is nothing to copy. The event loop's connection keeps a high autocheckpoint threshold as a
+ * is nothing to copy (the thread's code is checkpoint-thread.js). The event loop's connection keeps a high autocheckpoint threshold as a
  * safety net should this thread fall behind or die.
  */
-import { DatabaseSync } from 'node:sqlite';
-import { isMainThread, parentPort, Worker } from 'node:worker_threads';
+import { Worker } from 'node:worker_threads';
 
 const INTERVAL_MS = 200;
 const CLOSE_DEADLINE_MS = 5_000;
@@ -27,7 +26,7 @@ const MAX_RESTARTS = 3;
 function worker(): Worker {
   if (!thread) {
     // Small heap limits: it holds a few connections, and the thread is part of the server's RSS.
-    const started = new Worker(new URL(import.meta.url), { resourceLimits: { maxOldGenerationSizeMb: 24, maxYoungGenerationSizeMb: 1 } });
+    const started = new Worker(new URL('./checkpoint-thread.js', import.meta.url), { workerData: { intervalMs: INTERVAL_MS }, resourceLimits: { maxOldGenerationSizeMb: 24, maxYoungGenerationSizeMb: 1 } });
     started.on('message', (message: FromThread) => {
       closing.get(message.closed)?.();
       closing.delete(message.closed);
@@ -86,40 +85,5 @@ export function stopCheckpoints(path: string): Promise<void> {
     // Held until the answer comes: an unref'd thread's reply would not keep the process waiting.
     running.ref();
     running.postMessage({ close: path, ack } satisfies ToThread);
-  });
-}
-
-if (!isMainThread && parentPort) {
-  const port = parentPort;
-  const connections = new Map<string, DatabaseSync>();
-  // The thread is unref'd: with no connection left it idles without keeping the process alive.
-  setInterval(() => {
-    for (const db of connections.values()) {
-      try {
-        db.exec('PRAGMA wal_checkpoint(PASSIVE)');
-      } catch {
-        // Busy (another process is checkpointing) or the file went away: try again next round.
-      }
-    }
-  }, INTERVAL_MS);
-  port.on('message', (message: ToThread) => {
-    if ('open' in message) {
-      if (connections.has(message.open)) return;
-      try {
-        const db = new DatabaseSync(message.open);
-        db.exec('PRAGMA busy_timeout = 0');
-        connections.set(message.open, db);
-      } catch {
-        // The writer's own autocheckpoint still runs.
-      }
-      return;
-    }
-    const db = connections.get(message.close);
-    connections.delete(message.close);
-    try {
-      db?.close();
-    } finally {
-      port.postMessage({ closed: message.ack } satisfies FromThread);
-    }
   });
 }
