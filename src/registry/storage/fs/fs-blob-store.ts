@@ -31,6 +31,8 @@ export class FsBlobStore implements BlobStore {
   readonly #blobDirs = new Set<string>();
   /** Uploads whose every byte was fsync'd by this process since their last write. */
   readonly #durable = new Set<string>();
+  /** Chunks being written now, in this process (sizes their write buffers). */
+  #writing = 0;
 
   constructor(root: string) {
     this.#blobs = join(root, 'blobs');
@@ -142,10 +144,10 @@ export class FsBlobStore implements BlobStore {
       // fsync covers the whole file, earlier chunks included.
       const durable = options.durable === true;
       this.#durable.delete(id);
-      // A 1 MiB write buffer keeps the socket read while a write is in flight: with the 16 KiB
-      // default every 64 KiB chunk paused the request until its write finished, and one stream
+      // A 1 MiB write buffer (less with many chunks at once) keeps the socket read while a write is
+      // in flight: with the 16 KiB default every 64 KiB chunk paused the request until its write finished, and one stream
       // pushed about half as fast (docs/benchmarks.md).
-      const sink = createWriteStream('', { fd, start: offset, flush: durable, highWaterMark: writeBufferBytes });
+      const sink = createWriteStream('', { fd, start: offset, flush: durable, highWaterMark: writeBufferBytes(++this.#writing) });
       try {
         await pipeline(source, limiter, sink);
         if (durable) this.#durable.add(id);
@@ -155,6 +157,8 @@ export class FsBlobStore implements BlobStore {
         if (!sink.closed) await new Promise<void>((resolve) => sink.once('close', () => resolve()));
         await truncate(path, offset).catch(() => undefined);
         throw error;
+      } finally {
+        this.#writing--;
       }
       return written;
     });
@@ -273,8 +277,14 @@ function isUploadId(id: string): boolean {
 
 const openFd = promisify(openCallback);
 
-/** Bytes a chunk's file writer holds before it pauses the request. */
-const writeBufferBytes = 1024 * 1024;
+/**
+ * Bytes a chunk's file writer holds before it pauses the request, when `writing` chunks are being
+ * written: 1 MiB each while few are, shrinking so that all of them together hold about 32 MiB
+ * (never under 64 KiB each), so that many concurrent pushes do not multiply the memory used.
+ */
+export function writeBufferBytes(writing: number): number {
+  return Math.max(64 * 1024, Math.min(1024 * 1024, Math.floor((32 * 1024 * 1024) / Math.max(1, writing))));
+}
 
 /** Bytes received between two early write-back requests. */
 const earlyWritebackBytes = 16 * 1024 * 1024;
