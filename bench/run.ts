@@ -219,6 +219,10 @@ async function main(): Promise<number> {
             server = fresh;
             state = scenario.setup ? await scenario.setup(fresh, ctx) : undefined;
           }
+          // The other registry's writes (distribution does not fsync its blobs) must not be
+          // written back to disk during this sample: one side's pull ran 40% slower whenever it
+          // came right after the other's pushes.
+          execFileSync('sync');
           record(result, target, round, await scenario.measure(server!, state, ctx));
         } catch (error) {
           result.samples[target].push({ round, error: (error as Error).message });
