@@ -13,14 +13,14 @@ runBlobStoreContract('filesystem', async () => {
   return { store, cleanup: () => rm(root, { recursive: true, force: true }) };
 });
 
-test('file write buffers: 1 MiB each for a few concurrent chunks, about 32 MiB together for many, never under 64 KiB', () => {
+test('file write buffers: 1 MiB each for up to 8 concurrent chunks, about 8 MiB together for more, never under 64 KiB', () => {
   const KiB = 1024;
   const MiB = 1024 * KiB;
   assert.equal(writeBufferBytes(1), 1 * MiB);
-  assert.equal(writeBufferBytes(32), 1 * MiB);
-  for (const writing of [33, 100, 512]) {
+  assert.equal(writeBufferBytes(8), 1 * MiB);
+  for (const writing of [9, 32, 100]) {
     const each = writeBufferBytes(writing);
-    assert.ok(each < 1 * MiB && each * writing <= 32 * MiB, `${writing} chunks: ${each} bytes each`);
+    assert.ok(each < 1 * MiB && each * writing <= 8 * MiB && each * writing > 7 * MiB, `${writing} chunks: ${each} bytes each`);
   }
   assert.equal(writeBufferBytes(10_000), 64 * KiB);
 });
