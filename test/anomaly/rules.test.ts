@@ -8,7 +8,8 @@ import { Registry } from 'prom-client';
 import { anomalySchema } from '../../src/registry/anomaly/config.ts';
 import { type Alert, AnomalyDetector } from '../../src/registry/anomaly/detector.ts';
 import { networkOf } from '../../src/registry/anomaly/rules.ts';
-import { type AnomalyState, MemoryAnomalyState, RedisAnomalyState } from '../../src/registry/anomaly/state.ts';
+import { RedisAnomalyState } from '../../src/registry/anomaly/redis-state.ts';
+import { type AnomalyState, MemoryAnomalyState } from '../../src/registry/anomaly/state.ts';
 import { redisSkip, redisUrl, uniquePrefix } from '../edge/redis.ts';
 import { EventBus, type RegistryEvent, type RequestOrigin } from '../../src/registry/events/bus.ts';
 

@@ -30,7 +30,7 @@ import { oidcApi } from '../auth/oidc/api.ts';
 import { SqlOidcStore } from '../auth/oidc/store.ts';
 import { createFederation, federationApi, type FederationStore, RobotCertificates, SqlFederationStore } from '../auth/federation/index.ts';
 import type { Config } from '../config/schema.ts';
-import { edgeServerOptions, openEdge, tlsServerFactory } from './edge.ts';
+import { edgeServerOptions, openEdge, openEdgeState, tlsServerFactory } from './edge.ts';
 import { BlobService } from '../distribution/blobs.ts';
 import { type Gates, noGates } from '../distribution/gates.ts';
 import { registerDistributionRoutes, registryErrorHandler } from '../distribution/http.ts';
@@ -38,7 +38,7 @@ import { ListingService } from '../distribution/listing.ts';
 import { ManifestService } from '../distribution/manifests.ts';
 import { UploadService } from '../distribution/uploads.ts';
 import { EventBus } from '../events/bus.ts';
-import { AnomalyDetector, RedisAnomalyState, registerAlertRoutes } from '../anomaly/index.ts';
+import { AnomalyDetector, registerAlertRoutes } from '../anomaly/index.ts';
 import { createWebhooks, webhookApi, type WebhookApiRoute, WebhookStore } from '../notifications/index.ts';
 import { type AuditAuthorizer, registerAuditRoutes } from '../audit/http.ts';
 import { Audit } from '../audit/service.ts';
@@ -51,7 +51,6 @@ import { PolicySimulator, registerSimulationRoutes } from '../policy/simulate.ts
 import { type Admission, createAdmission, type DeploymentStore, MemoryDeploymentStore, SqlDeploymentStore } from '../admission/index.ts';
 import { accessAuthorizer, createScanner, registerScannerRoutes, type ScanService, ScanStore } from '../scanner/index.ts';
 import { FsBlobStore } from '../storage/fs/fs-blob-store.ts';
-import { PostgresDriver } from '../storage/postgres/postgres-driver.ts';
 import type { BlobStore, MetadataStore } from '../storage/ports.ts';
 import type { SqlDriver } from '../storage/sql/driver.ts';
 import { SqlMetadataStore } from '../storage/sql/sql-metadata-store.ts';
@@ -84,6 +83,12 @@ export interface Stores {
   close(): Promise<void>;
 }
 
+/** The PostgreSQL driver, loaded only by servers configured for PostgreSQL (pg stays out of the embedded default). */
+async function postgresDriver(options: { connectionString: string; max: number }): Promise<SqlDriver> {
+  const { PostgresDriver } = await import('../storage/postgres/postgres-driver.ts');
+  return new PostgresDriver(options);
+}
+
 export async function openStores(config: Config): Promise<Stores> {
   const dataDir = resolve(config.storage.dataDir);
   await mkdir(dataDir, { recursive: true });
@@ -102,7 +107,7 @@ export async function openStores(config: Config): Promise<Stores> {
       driver = new SqliteDriver(resolve(config.storage.metadata.sqlitePath ?? join(dataDir, 'metadata.sqlite')));
       break;
     case 'postgres':
-      driver = new PostgresDriver({ connectionString: config.storage.metadata.postgresUrl!, max: config.storage.metadata.postgresPoolSize });
+      driver = await postgresDriver({ connectionString: config.storage.metadata.postgresUrl!, max: config.storage.metadata.postgresPoolSize });
       break;
   }
   const meta = new SqlMetadataStore(driver);
@@ -120,7 +125,7 @@ export async function openStores(config: Config): Promise<Stores> {
 export async function openAuditStore(config: Config): Promise<SqlAuditStore> {
   let driver: SqlDriver;
   if (config.storage.metadata.kind === 'postgres') {
-    driver = new PostgresDriver({ connectionString: config.storage.metadata.postgresUrl!, max: 4 });
+    driver = await postgresDriver({ connectionString: config.storage.metadata.postgresUrl!, max: 4 });
   } else {
     const path = resolve(config.audit.sqlitePath ?? join(config.storage.dataDir, 'audit', 'audit.sqlite'));
     await mkdir(dirname(path), { recursive: true, mode: 0o700 });
@@ -139,7 +144,7 @@ export async function openAuditStore(config: Config): Promise<SqlAuditStore> {
 export async function openScanStore(config: Config): Promise<ScanStore> {
   let driver: SqlDriver;
   if (config.storage.metadata.kind === 'postgres') {
-    driver = new PostgresDriver({ connectionString: config.storage.metadata.postgresUrl!, max: 4 });
+    driver = await postgresDriver({ connectionString: config.storage.metadata.postgresUrl!, max: 4 });
   } else {
     const path = resolve(config.scanner.sqlitePath ?? join(config.storage.dataDir, 'scanner', 'scanner.sqlite'));
     await mkdir(dirname(path), { recursive: true, mode: 0o700 });
@@ -158,7 +163,7 @@ export async function openScanStore(config: Config): Promise<ScanStore> {
 export async function openWebhookStore(config: Config): Promise<WebhookStore> {
   let driver: SqlDriver;
   if (config.storage.metadata.kind === 'postgres') {
-    driver = new PostgresDriver({ connectionString: config.storage.metadata.postgresUrl!, max: 4 });
+    driver = await postgresDriver({ connectionString: config.storage.metadata.postgresUrl!, max: 4 });
   } else {
     const path = resolve(config.webhooks.sqlitePath ?? join(config.storage.dataDir, 'notifications', 'webhooks.sqlite'));
     await mkdir(dirname(path), { recursive: true, mode: 0o700 });
@@ -236,7 +241,7 @@ export async function buildRegistry(
   // served by the management API (token authentication): project admins manage them
   let webhookRoutes: WebhookApiRoute[] = [];
   // First hook of every request: IP lists and per-address rate limit.
-  const edge = openEdge(config.edge, app, options.loginGuard);
+  const edge = openEdge(config.edge, app, options.loginGuard, await openEdgeState(config.edge));
   const gates = options.gates ?? noGates();
   const blobGraceMs = config.gc.blobGraceSeconds * 1000;
   const uploads = new UploadService({ blobs: stores.blobs, meta: stores.meta, events }, { blobMaxBytes: config.limits.blobMaxBytes, blobGraceMs });
@@ -351,7 +356,7 @@ export async function buildRegistry(
           metrics: metrics?.registry,
           requiresSignature: signatures ? async (project) => (await signatures.policy(project)).record?.requireSignatureToPull ?? false : undefined,
           // counts shared by every replica when the edge shares its state
-          state: config.edge.redisUrl ? new RedisAnomalyState(config.edge.redisUrl, `${config.edge.redisKeyPrefix}anomaly:`) : undefined,
+          state: config.edge.redisUrl ? new (await import('../anomaly/redis-state.ts')).RedisAnomalyState(config.edge.redisUrl, `${config.edge.redisKeyPrefix}anomaly:`) : undefined,
         },
         config.anomaly,
       )

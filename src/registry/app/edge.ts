@@ -10,7 +10,6 @@ import { BruteForceGuard } from '../edge/login-guard.ts';
 import { memoryEdgeState } from '../edge/memory-state.ts';
 import { NetworkList } from '../edge/networks.ts';
 import type { BucketSpec, EdgeState } from '../edge/ports.ts';
-import { RedisEdgeState } from '../edge/redis-state.ts';
 import { installRequestLimits, rateLimitedAccess, type RateLimitOptions } from '../edge/request-limits.ts';
 import { createTlsServer } from '../edge/tls.ts';
 import type { Server } from 'node:http';
@@ -56,9 +55,15 @@ function bucket(limit: { requestsPerSecond: number; burst: number }): BucketSpec
   return limit.requestsPerSecond > 0 ? { capacity: limit.burst, refillPerSecond: limit.requestsPerSecond } : undefined;
 }
 
+/** The edge's state: in Redis when configured (ioredis is loaded only then), else in this process. */
+export async function openEdgeState(config: EdgeConfig): Promise<EdgeState> {
+  if (!config.redisUrl) return memoryEdgeState();
+  const { RedisEdgeState } = await import('../edge/redis-state.ts');
+  return new RedisEdgeState(config.redisUrl, config.redisKeyPrefix);
+}
+
 /** Builds the edge and installs its request hook on `app` (before any route is registered). */
-export function openEdge(config: EdgeConfig, app: FastifyInstance, loginGuard?: LoginGuard, state?: EdgeState): Edge {
-  const edgeState = state ?? (config.redisUrl ? new RedisEdgeState(config.redisUrl, config.redisKeyPrefix) : memoryEdgeState());
+export function openEdge(config: EdgeConfig, app: FastifyInstance, loginGuard: LoginGuard | undefined, edgeState: EdgeState): Edge {
   const trusted = new NetworkList(config.trustedNetworks);
   const limits: RateLimitOptions = { buckets: edgeState.buckets, perAddress: bucket(config.rateLimits.perAddress), perIdentity: bucket(config.rateLimits.perIdentity), exempt: trusted };
   installRequestLimits(app, { allow: new NetworkList(config.allow), deny: new NetworkList(config.deny) }, limits);
