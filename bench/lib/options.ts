@@ -153,7 +153,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options | 
         chunkSize: 8 * MiB,
         chunkedBlobs: 8,
         pullBlobs: 8,
-        pullsC1: 8,
+        pullsC1: 32,
         pullsC8: 32,
         images: 200,
         manifestDurationMs: 5_000,
