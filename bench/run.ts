@@ -220,8 +220,7 @@ async function main(): Promise<number> {
             state = scenario.setup ? await scenario.setup(fresh, ctx) : undefined;
           }
           // The other registry's writes (distribution does not fsync its blobs) must not be
-          // written back to disk during this sample: one side's pull ran 40% slower whenever it
-          // came right after the other's pushes.
+          // written back to disk during this sample.
           execFileSync('sync');
           record(result, target, round, await scenario.measure(server!, state, ctx));
         } catch (error) {
