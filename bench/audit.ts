@@ -27,7 +27,6 @@
  * (3 pairs, 2 rounds of 4 s, 32 connections) take about 100 s.
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -42,6 +41,7 @@ import { SqliteDriver } from '../src/registry/storage/sqlite/sqlite-driver.ts';
 import { request } from './lib/http.ts';
 import { loadTest, median } from './lib/load.ts';
 import { MANIFEST_ACCEPT, closeClient, makeClient, makeSmallImage, pushSmallImage } from './lib/oci.ts';
+import { processCpuUs } from './lib/cpu.ts';
 import { cleanupAll, log } from './lib/procs.ts';
 import { PORTCULLIS_BIN, type Server, startPortcullis } from './lib/targets.ts';
 
@@ -69,23 +69,6 @@ const verifyRecords = Number(values['verify-records']);
 const coalesceMs = Number(values['coalesce-ms']);
 /** The pull window, the default `audit.queue.flushIntervalMs` and a margin: a window's last batch is written by then. */
 const SETTLE_MS = coalesceMs + 600;
-
-/** Clock ticks per second of /proc/<pid>/stat times (USER_HZ, 100 on Linux nearly everywhere). */
-const CLOCK_TICKS = (() => {
-  try {
-    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-  } catch {
-    return 100;
-  }
-})();
-
-/** CPU time (user + system, all threads) a process has used, in microseconds. */
-function processCpuUs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // Fields after the command name (which may contain spaces), from field 3 (state) on: utime is 14, stime 15.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS) * 1e6;
-}
 
 interface Sample {
   rps: number;

@@ -12,10 +12,10 @@
  * untimed images; rounds alternate between the targets. Prints a markdown table on stdout. Not part
  * of `npm run bench`; the defaults (400 images, 3 rounds) take about a minute per target.
  */
-import { readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
+import { threadCpuMs } from './lib/cpu.ts';
 import { median, runOps } from './lib/load.ts';
 import { closeClient, makeClient, makeSmallImage, pushSmallImage } from './lib/oci.ts';
 import { cleanupAll, log } from './lib/procs.ts';
@@ -34,24 +34,6 @@ const targets = values.targets.split(',') as TargetName[];
 if (!(images > 0 && images <= 100_000 && rounds > 0 && rounds <= 50) || targets.some((t) => t !== 'portcullis' && t !== 'distribution')) {
   console.error('usage: node bench/image-cpu.ts [--images 1..100000] [--rounds 1..50] [--targets portcullis,distribution]');
   process.exit(2);
-}
-
-/** CPU milliseconds so far of each thread name of process `pid`. */
-function threadCpuMs(pid: number): Map<string, number> {
-  const ticksMs = 10; // USER_HZ is 100 on Linux
-  const byName = new Map<string, number>();
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      const name = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
-      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      // Fields after the parenthesised name; utime and stime are the 14th and 15th of the line.
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      byName.set(name, (byName.get(name) ?? 0) + (Number(fields[11]) + Number(fields[12])) * ticksMs);
-    } catch {
-      // the thread ended between the listing and the read
-    }
-  }
-  return byName;
 }
 
 interface Sample {

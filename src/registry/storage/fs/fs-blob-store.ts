@@ -145,8 +145,8 @@ export class FsBlobStore implements BlobStore {
       const durable = options.durable === true;
       this.#durable.delete(id);
       // A 1 MiB write buffer (less with many chunks at once) keeps the socket read while a write is
-      // in flight: with the 16 KiB default every 64 KiB chunk paused the request until its write finished, and one stream
-      // pushed about half as fast (docs/benchmarks.md).
+      // in flight: with the 16 KiB default every 64 KiB chunk paused the request until its write
+      // finished, and one stream pushed about half as fast (docs/benchmarks.md).
       const sink = createWriteStream('', { fd, start: offset, flush: durable, highWaterMark: writeBufferBytes(++this.#writing) });
       try {
         await pipeline(source, limiter, sink);

@@ -5,8 +5,8 @@
  * were a third of the time spent in SQLite. Here one worker thread per process keeps a second
  * connection to each database file and runs `PRAGMA wal_checkpoint(PASSIVE)` every
  * `INTERVAL_MS`: a passive checkpoint never waits for a lock and costs next to nothing when there
- * is nothing to copy (the thread's code is checkpoint-thread.js). The event loop's connection keeps a high autocheckpoint threshold as a
- * safety net should this thread fall behind or die.
+ * is nothing to copy (the thread's code is checkpoint-thread.js). The event loop's connection
+ * keeps a high autocheckpoint threshold as a safety net should this thread fall behind or die.
  */
 import { Worker } from 'node:worker_threads';
 
